@@ -1,0 +1,1 @@
+"""The harness: registries, experiment configs, grid runner, tracking, leaderboards, CLI, asv benchmarks."""

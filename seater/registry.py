@@ -1,0 +1,71 @@
+"""A small explicit name -> factory registry, one per kind of component.
+
+Each entry holds the factory and its default parameters, so `seater-bench list` can show
+them and the harness can log exactly what ran. Unknown names raise `UnknownNameError`
+listing the known ones (no silent fallback).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from seater.errors import ConfigError, UnknownNameError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    factory: Callable[..., Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+
+class Registry(Generic[F]):
+    """Maps names to factories with their default keyword parameters."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, defaults: dict[str, Any] | None = None, doc: str = "") -> Callable[[F], F]:
+        """Decorator: register `factory` under `name` with its default parameters."""
+
+        def deco(factory: F) -> F:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            text = doc or (factory.__doc__ or "").strip().splitlines()[0:1]
+            self._entries[name] = Entry(name, factory, dict(defaults or {}), text if isinstance(text, str) else "".join(text))
+            return factory
+
+        return deco
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults of `name` updated by `overrides`; a key that is not a known parameter raises."""
+        entry = self.get(name)
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(entry.defaults))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)} for {self.kind} {name!r}; "
+                f"known: {', '.join(sorted(entry.defaults)) or '(none)'}"
+            )
+        return {**entry.defaults, **overrides}
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries[n] for n in self.names())

@@ -1,0 +1,50 @@
+"""The retriever contract and the registry every retriever registers into.
+
+A retriever is constructed from keyword parameters only (its registered defaults updated by
+the config), is trained by `fit`, and answers `recommend`. Histories are int64 matrices
+``[B, L]`` left-padded with 0 (most recent item last), as built by `seater.data.splits`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from seater.data.types import Split
+from seater.registry import Registry
+from seater.tracking import Tracker
+from seater.trees.tree import Tree
+
+RETRIEVERS: Registry = Registry("retriever")
+
+
+class Retriever(ABC):
+    """Base class: `fit(split, tree, tracker) -> self`, `recommend(histories, k) -> [B, k]` item ids.
+
+    needs_tree: the harness must build a `Tree` (from item embeddings) and pass it to `fit`.
+    The fitted state lives in attributes ending in ``_``; `fit_info_` is a dict of numbers
+    worth logging (epochs run, best epoch, train seconds, samples/s ...).
+    """
+
+    needs_tree: ClassVar[bool] = False
+
+    def __init__(self, **params: Any):
+        self.params = params
+        self.fit_info_: dict[str, float] = {}
+
+    @abstractmethod
+    def fit(self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None) -> "Retriever": ...
+
+    @abstractmethod
+    def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
+        """Top-`k` item ids (1..n_items) per row, best first; 0 where fewer than k could be produced."""
+
+
+class EmbeddingModel(Retriever):
+    """A retriever that can also export its item table (dual encoders)."""
+
+    @abstractmethod
+    def item_embeddings(self) -> np.ndarray:
+        """float32 ``(n_items, d)``; row ``i`` is item ``i + 1`` (the padding row is dropped)."""

@@ -1,0 +1,27 @@
+"""Shared fixtures: paths to the real datasets (slow tests skip when they are absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of a real dataset under ../shared/data; skips the test when it is not there."""
+    path = SHARED_DATA / name
+    if not (path / "sequences.txt").is_file():
+        pytest.skip(f"real dataset {name} not found under {SHARED_DATA}")
+    return path
+
+
+@pytest.fixture
+def beauty_path() -> Path:
+    return shared_dataset("amazon-beauty")
+
+
+@pytest.fixture
+def sports_path() -> Path:
+    return shared_dataset("amazon-sports")

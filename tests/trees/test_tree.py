@@ -1,0 +1,54 @@
+"""Tree structure: indexing, token helpers, balance checks and the npz round trip."""
+
+import numpy as np
+import pytest
+
+from seater.errors import DataError, TreeBuildError
+from seater.trees.tree import Tree
+
+
+def test_small_tree_tables():
+    # items 1..5: 1,2 under node a; 3,4 under node b; 5 directly under the root
+    t = Tree(np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, -1]]), k=3)
+    assert (t.n_nodes, t.depth, t.n_tokens) == (3, 2, 9)
+    assert t.parent.tolist() == [-1, 0, 0]
+    assert t.node_size.tolist() == [5, 2, 2]
+    root, a, b = 6, 7, 8
+    assert t.children.tolist() == [[a, b, 5], [1, 2, -1], [3, 4, -1]]
+    assert t.item_tokens()[1:].tolist() == [[root, a, 1], [root, a, 2], [root, b, 3], [root, b, 4], [root, 5, 0]]
+    nxt = t.next_token_table()
+    assert nxt[root].tolist() == [a, b, 5] and (nxt[1:6] == -1).all()
+    assert t.items_under(1).tolist() == [1, 2]
+    assert t.is_balanced()  # 5 items, k = 3: child sizes 2, 2, 1
+
+
+def test_unbalanced_tree_is_reported():
+    t = Tree(np.array([[0, 0], [0, 1], [0, 2], [1, -1]]), k=3)
+    assert not t.is_balanced()
+    with pytest.raises(TreeBuildError, match="not balanced"):
+        t.validate()
+    t.validate(balanced=False)
+
+
+@pytest.mark.parametrize(
+    "codes, msg",
+    [
+        ([[0, 0], [0, 0]], "collide"),  # duplicate identifiers
+        ([[0, 0], [0, -1]], "collide"),  # one identifier is a prefix of another
+        ([[0, 5]], r"\[0, 2\)"),  # code out of range
+        ([[-1, 0]], "padding only after"),
+    ],
+)
+def test_bad_codes(codes, msg):
+    with pytest.raises(TreeBuildError, match=msg):
+        Tree(np.array(codes), k=2)
+
+
+def test_save_load_roundtrip(tmp_path):
+    t = Tree(np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1], [1, 0, -1], [1, 1, 0], [1, 1, 1]]), k=2,
+             build_info={"builder": "manual"})
+    t.validate()
+    back = Tree.load(t.save(tmp_path / "tree.npz"))
+    assert back.hash() == t.hash() and back.build_info == {"builder": "manual"}
+    with pytest.raises(DataError, match="not found"):
+        Tree.load(tmp_path / "missing.npz")
