@@ -16,7 +16,7 @@ app = typer.Typer(help="seater-bench: identifier trees and generative retrievers
 
 def _register() -> None:
     # Each module adds its commands/groups to `app`; imports stay light (heavy ones inside commands).
-    from bench.cli import data, trees, speed, experiments  # noqa: F401
+    from bench.cli import data, experiments, speed, speed_retrieval, speed_trees, trees  # noqa: F401
 
 
 def main() -> None:

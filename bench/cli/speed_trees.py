@@ -1,0 +1,3 @@
+"""`seater-bench speed ...` commands (trees)."""
+
+from bench.cli.speed import speed_app  # noqa: F401
