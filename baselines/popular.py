@@ -1,0 +1,32 @@
+"""Most-popular items: the floor every learned retriever must clear."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seater.data.types import Split
+from seater.retriever import RETRIEVERS, Retriever
+from seater.tracking import Tracker
+from seater.trees.tree import Tree
+
+
+@RETRIEVERS.register("popular", defaults={})
+class MostPopular(Retriever):
+    """Recommends the items most frequent in the training sequences, the same list for everyone."""
+
+    def __init__(self, device: str = "auto", seed: int = 0):
+        super().__init__(device=device, seed=seed)
+
+    def fit(self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None) -> "MostPopular":
+        counts = np.bincount(np.concatenate(split.train_sequences), minlength=split.n_items + 1).astype(np.float64)
+        counts[0] = -1  # never recommend padding
+        # ties broken by item id so the ranking is deterministic
+        self.ranking_ = np.lexsort((np.arange(len(counts)), -counts))
+        self.ranking_ = self.ranking_[self.ranking_ != 0]
+        return self
+
+    def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
+        top = np.zeros(k, dtype=np.int64)
+        n = min(k, len(self.ranking_))
+        top[:n] = self.ranking_[:n]
+        return np.tile(top, (len(histories), 1))

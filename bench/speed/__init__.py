@@ -1,0 +1,1 @@
+"""Speed benchmarks behind `seater-bench speed ...`; each writes a table with its provenance to results/."""
