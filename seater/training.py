@@ -1,0 +1,292 @@
+"""The one training loop every neural model uses (dual encoders, SEATER, TIGER).
+
+The model supplies three callables and the loop does the rest: AdamW, bf16 autocast on CUDA,
+gradient clipping, validation after every epoch with early stopping on one metric, restore of
+the best weights, a checkpoint per epoch (resumable after an interruption), per-epoch metrics
+to the tracker and a tqdm progress bar.
+
+Usage::
+
+    cfg = TrainConfig(epochs=50, lr=1e-3, val_metric="ndcg@10", checkpoint_dir="/tmp/ckpt")
+    result = train_loop(model, batches=lambda epoch: loader(epoch), step_loss=lambda b: model.loss(b),
+                        validate=lambda: {"ndcg@10": ...}, cfg=cfg, tracker=tracker)
+
+Determinism: the loop seeds python/numpy/torch from `cfg.seed`; `batches(epoch)` should draw its
+shuffling from `epoch` (not from a global generator) so that a resumed run replays the same data.
+Checkpoints hold only tensors and plain Python values, so `torch.load(weights_only=True)` reads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from seater.device import resolve_device
+from seater.errors import ConfigError, SeaterError
+from seater.tracking import NullTracker, Tracker
+
+CHECKPOINT_NAME = "last.pt"
+# config fields that may change between an interrupted run and its resumption
+_RESUMABLE_FIELDS = {"epochs", "progress", "checkpoint_dir", "device"}
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200  # upper bound; early stopping usually ends sooner
+    batch_size: int = 256  # read by the model's `batches`, not by the loop itself
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
+    grad_clip: float | None = 5.0  # max global grad norm; None disables clipping
+    patience: int = 4  # epochs without improvement of val_metric before stopping
+    val_metric: str = "ndcg@10"  # key of validate()'s dict; higher is better
+    amp: bool = True  # bf16 autocast; only takes effect on CUDA
+    device: str = "auto"  # "auto" = CUDA when present
+    seed: int = 0  # seeds python, numpy and torch at the start of the loop
+    checkpoint_dir: str | None = None  # where last.pt is written each epoch and resumed from
+    progress: bool = True  # tqdm bar over the batches of an epoch
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"TrainConfig.epochs must be >= 1, got {self.epochs}")
+        if self.lr <= 0:
+            raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.patience < 1:
+            raise ConfigError(f"TrainConfig.patience must be >= 1, got {self.patience}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int  # 0-based epoch whose weights were restored
+    best_metrics: dict[str, float]  # validate() output at best_epoch
+    epochs_run: int  # epochs trained in total (including those before a resume)
+    train_seconds: float  # wall time of training + validation, summed over all epochs
+    samples_seen: int  # training rows processed (first dimension of every batch)
+    history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
+    stopped_early: bool = False
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training throughput over the pure training time (validation excluded)."""
+        fit_s = sum(h["time/epoch_s"] for h in self.history)
+        return self.samples_seen / fit_s if fit_s > 0 else 0.0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices) so a run is repeatable from `seed`."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _batch_rows(batch: Any) -> int:
+    """Rows in a batch: first dimension of its first tensor (tensor, tuple/list or dict)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    for x in items:
+        if isinstance(x, torch.Tensor) and x.dim() > 0:
+            return int(x.shape[0])
+    return 0
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every RNG state as tensors/ints, so the checkpoint loads with weights_only=True."""
+    version, mt, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python_version": version,
+        "python_mt": torch.tensor(mt, dtype=torch.int64),
+        "python_gauss": gauss,
+        "numpy_keys": torch.from_numpy(np_keys.astype(np.int64)),
+        "numpy_pos": int(np_pos),
+        "numpy_has_gauss": int(np_has_gauss),
+        "numpy_gauss": float(np_gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((state["python_version"], tuple(int(v) for v in state["python_mt"].tolist()), state["python_gauss"]))
+    np.random.set_state(
+        ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], state["numpy_has_gauss"], state["numpy_gauss"])
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _config_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if k not in _RESUMABLE_FIELDS}
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically: an interruption during the write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by `train_loop` (tensors and plain values only)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train_loop(
+    model: torch.nn.Module,
+    batches: Callable[[int], Iterable[Any]],
+    step_loss: Callable[[Any], torch.Tensor | dict[str, torch.Tensor]],
+    validate: Callable[[], dict[str, float]],
+    cfg: TrainConfig,
+    tracker: Tracker | None = None,
+) -> TrainResult:
+    """Train `model` until `cfg.epochs` or early stopping; the best weights are restored on return.
+
+    batches(epoch): the epoch's batches, already tensors on the device.
+    step_loss(batch): the loss tensor, or a dict with key "loss" (other keys are logged as train/<key>).
+    validate(): metrics (higher is better) computed in eval mode under no_grad; must hold cfg.val_metric.
+    """
+    tracker = tracker or NullTracker()
+    device = resolve_device(cfg.device)
+    model.to(device)
+    use_amp = cfg.amp and device.type == "cuda"
+    seed_everything(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    start_epoch, best_value, best_epoch, bad_epochs, samples_seen, finished = 0, -math.inf, -1, 0, 0, False
+    best_metrics: dict[str, float] = {}
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, float]] = []
+    ckpt_path = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir else None
+
+    if ckpt_path is not None and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt["config"] != _config_fingerprint(cfg):
+            diff = sorted(k for k in ckpt["config"] if ckpt["config"][k] != _config_fingerprint(cfg).get(k))
+            raise ConfigError(
+                f"checkpoint {ckpt_path} was written with a different training config ({', '.join(diff)}); "
+                "use another checkpoint_dir or delete it"
+            )
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, best_value, best_epoch = ckpt["epoch"] + 1, ckpt["best_value"], ckpt["best_epoch"]
+        bad_epochs, samples_seen, finished = ckpt["bad_epochs"], ckpt["samples_seen"], ckpt["finished"]
+        best_metrics, best_state, history = ckpt["best_metrics"], ckpt["best_model"], ckpt["history"]
+        _set_rng_state(ckpt["rng"])
+
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, cfg.epochs):
+        if finished:
+            break
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        part_sums: dict[str, torch.Tensor] = {}
+        n_steps = 0
+        bar = tqdm(batches(epoch), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        for batch in bar:
+            with autocast():
+                out = step_loss(batch)
+            loss = out["loss"] if isinstance(out, dict) else out
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach().float()
+            if isinstance(out, dict):
+                for key, val in out.items():
+                    if key != "loss":
+                        part_sums[key] = part_sums.get(key, torch.zeros((), device=device)) + val.detach().float()
+            n_steps += 1
+            samples_seen += _batch_rows(batch)
+            if cfg.progress and n_steps % 50 == 0:
+                bar.set_postfix(loss=f"{loss_sum.item() / n_steps:.4f}")
+        bar.close()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        epoch_s = time.perf_counter() - t0
+        if n_steps == 0:
+            raise ConfigError(f"batches({epoch}) yielded no batch; the training data is empty")
+        mean_loss = loss_sum.item() / n_steps
+        if not math.isfinite(mean_loss):
+            raise SeaterError(f"training diverged at epoch {epoch} (mean loss {mean_loss}); lower lr or enable grad_clip")
+
+        model.eval()
+        t1 = time.perf_counter()
+        with torch.no_grad():
+            metrics = {k: float(v) for k, v in validate().items()}
+        valid_s = time.perf_counter() - t1
+        if cfg.val_metric not in metrics:
+            raise ConfigError(f"val_metric {cfg.val_metric!r} is not among the validation metrics: {', '.join(sorted(metrics))}")
+
+        row = {"epoch": float(epoch), "train/loss": mean_loss}
+        row.update({f"train/{k}": v.item() / n_steps for k, v in part_sums.items()})
+        row.update({f"valid/{k}": v for k, v in metrics.items()})
+        row.update({"time/epoch_s": epoch_s, "time/valid_s": valid_s})
+        history.append(row)
+        tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
+
+        value = metrics[cfg.val_metric]
+        if value > best_value:
+            best_value, best_epoch, best_metrics, bad_epochs = value, epoch, metrics, 0
+            best_state = _cpu_state(model)
+        else:
+            bad_epochs += 1
+        finished = bad_epochs >= cfg.patience
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch}: loss {mean_loss:.4f} {cfg.val_metric} {value:.4f} (best {best_value:.4f} @ {best_epoch}) {epoch_s:.1f}s")
+
+        if ckpt_path is not None:
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "config": _config_fingerprint(cfg),
+                    "model": _cpu_state(model),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "best_value": best_value,
+                    "best_epoch": best_epoch,
+                    "best_metrics": best_metrics,
+                    "best_model": best_state,
+                    "bad_epochs": bad_epochs,
+                    "samples_seen": samples_seen,
+                    "finished": finished,
+                    "history": history,
+                    "rng": _rng_state(),
+                },
+            )
+        if finished:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return TrainResult(
+        best_epoch=best_epoch,
+        best_metrics=best_metrics,
+        epochs_run=len(history),
+        train_seconds=sum(h["time/epoch_s"] + h["time/valid_s"] for h in history),
+        samples_seen=samples_seen,
+        history=history,
+        stopped_early=finished,
+    )

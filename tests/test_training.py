@@ -1,0 +1,149 @@
+"""The shared training loop and exact chunked top-K, on tiny problems with known answers."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from seater.errors import ConfigError
+from seater.topk import topk_inner_product
+from seater.training import CHECKPOINT_NAME, TrainConfig, load_checkpoint, seed_everything, train_loop
+
+
+class Recorder:
+    def __init__(self):
+        self.metrics: list[tuple[int, dict]] = []
+
+    def log_params(self, params):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        self.metrics.append((step, dict(metrics)))
+
+    def log_artifact(self, path):
+        pass
+
+    def set_status(self, status):
+        pass
+
+
+def _regression(seed: int = 0):
+    """y = X w* + noise; a dropout layer makes the loop's RNG handling matter for resume."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g) + 0.01 * torch.randn(256, 1, generator=g)
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(8, 1))
+
+    def batches(epoch):
+        perm = torch.randperm(256, generator=torch.Generator().manual_seed(epoch))
+        return [(x[perm[i : i + 32]], y[perm[i : i + 32]]) for i in range(0, 256, 32)]
+
+    def step_loss(batch):
+        xb, yb = batch
+        return {"loss": torch.nn.functional.mse_loss(model(xb), yb), "abs": (model(xb) - yb).abs().mean()}
+
+    def validate():
+        return {"neg_mse": -torch.nn.functional.mse_loss(model(x), y).item()}
+
+    return model, batches, step_loss, validate
+
+
+def _cfg(**kw):
+    base = dict(epochs=6, lr=0.05, patience=3, val_metric="neg_mse", device="cpu", progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_falls_and_tracker_gets_epoch_metrics():
+    model, batches, step_loss, validate = _regression()
+    tracker = Recorder()
+    res = train_loop(model, batches, step_loss, validate, _cfg(), tracker=tracker)
+    losses = [h["train/loss"] for h in res.history]
+    assert losses[-1] < 0.2 * losses[0]
+    assert res.samples_seen == 6 * 256 and res.epochs_run == 6 and res.samples_per_second > 0
+    steps = [s for s, _ in tracker.metrics]
+    assert steps == list(range(6))
+    assert {"train/loss", "train/abs", "valid/neg_mse", "time/epoch_s"} <= set(tracker.metrics[0][1])
+
+
+def test_early_stopping_restores_best_weights():
+    model = torch.nn.Linear(2, 1)
+    scripted = iter([0.1, 0.5, 0.3, 0.2, 0.4, 0.9])  # best at epoch 1, epochs 2-4 worse -> stop after epoch 4
+    snapshots = []
+
+    def validate():
+        snapshots.append(copy.deepcopy(model.state_dict()))
+        return {"ndcg@10": next(scripted)}
+
+    def step_loss(batch):
+        return (model(batch) ** 2).mean()
+
+    res = train_loop(model, lambda e: [torch.ones(4, 2)], step_loss, validate, TrainConfig(epochs=6, patience=3, device="cpu", progress=False, lr=0.1))
+    assert res.best_epoch == 1 and res.epochs_run == 5 and res.stopped_early
+    assert res.best_metrics == {"ndcg@10": 0.5}
+    for key, val in model.state_dict().items():
+        assert torch.equal(val, snapshots[1][key])
+        assert not torch.equal(val, snapshots[4][key])
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    model_a, batches, step_loss, validate = _regression()
+    res_a = train_loop(model_a, batches, step_loss, validate, _cfg(patience=10))
+
+    model_b, batches_b, step_loss_b, validate_b = _regression()
+
+    def crashing(epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return batches_b(epoch)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(model_b, crashing, step_loss_b, validate_b, _cfg(patience=10, checkpoint_dir=str(tmp_path)))
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)  # weights_only=True works
+    assert ckpt["epoch"] == 2
+    # disturb the global RNG as a fresh process would: the checkpoint must restore it
+    seed_everything(123)
+    torch.rand(10)
+    model_c, batches_c, step_loss_c, validate_c = _regression()
+    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, checkpoint_dir=str(tmp_path)))
+    assert res_c.epochs_run == res_a.epochs_run == 6
+    assert res_c.best_epoch == res_a.best_epoch
+    for key, val in model_a.state_dict().items():
+        assert torch.equal(val, model_c.state_dict()[key])
+
+
+def test_checkpoint_from_other_config_is_refused(tmp_path):
+    model, batches, step_loss, validate = _regression()
+    train_loop(model, batches, step_loss, validate, _cfg(epochs=1, checkpoint_dir=str(tmp_path)))
+    with pytest.raises(ConfigError, match="lr"):
+        train_loop(model, batches, step_loss, validate, _cfg(epochs=2, lr=0.01, checkpoint_dir=str(tmp_path)))
+
+
+def test_missing_val_metric_is_a_config_error():
+    model, batches, step_loss, _ = _regression()
+    with pytest.raises(ConfigError, match="recall@10"):
+        train_loop(model, batches, step_loss, lambda: {"recall@10": 0.0}, _cfg(epochs=1))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_topk_matches_brute_force(chunk):
+    g = torch.Generator().manual_seed(0)
+    q, items = torch.randn(9, 5, generator=g), torch.randn(50, 5, generator=g)
+    exclude = torch.randint(0, 51, (9, 6), generator=g)  # includes padding 0
+    scores, ids = topk_inner_product(q, items, 10, exclude=exclude, chunk=chunk)
+    full = q @ items.T  # (9, 50), column j = item j + 1
+    for b in range(9):
+        banned = {int(i) for i in exclude[b] if i > 0}
+        ranked = [j + 1 for j in full[b].argsort(descending=True).tolist() if j + 1 not in banned][:10]
+        assert ids[b].tolist() == ranked
+        assert torch.allclose(scores[b], full[b, [r - 1 for r in ranked]])
+
+
+def test_topk_pads_with_zero_when_too_few_items():
+    q, items = torch.ones(2, 3), torch.eye(3)
+    _, ids = topk_inner_product(q, items, 5, exclude=torch.tensor([[1, 0], [0, 0]]), chunk=2)
+    assert ids[0, :2].tolist() in ([2, 3], [3, 2]) and ids[0, 2:].tolist() == [0, 0, 0]
+    assert sorted(ids[1, :3].tolist()) == [1, 2, 3] and ids[1, 3:].tolist() == [0, 0]
