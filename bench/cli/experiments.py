@@ -1,3 +1,112 @@
-"""Top-level harness commands: run, list, import, leaderboard."""
+"""Top-level harness commands: ``run``, ``list``, ``import``, ``leaderboard``.
 
-from bench.cli import app  # noqa: F401
+Heavy imports (torch, MLflow, matplotlib) happen inside the commands so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bench.cli import app
+
+
+@app.command("list")
+def list_components(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List registered tree builders and retrievers with their default parameters."""
+    from bench.registry import describe, missing_modules
+
+    info = describe()
+    if as_json:
+        typer.echo(json.dumps(info, indent=1, default=str))
+        return
+    for kind in ("builders", "retrievers"):
+        typer.echo(f"{kind}:")
+        for e in info[kind]:
+            extra = " (needs a tree)" if e.get("needs_tree") else ""
+            typer.echo(f"  {e['name']}{extra}: {e['doc']}")
+            defaults = ", ".join(f"{k}={v!r}" for k, v in e["defaults"].items())
+            typer.echo(f"      defaults: {defaults or '(none)'}")
+    missing = missing_modules()
+    if missing:
+        typer.echo(f"not present in this checkout (skipped): {', '.join(missing)}")
+
+
+@app.command("run")
+def run(
+    suite: str = typer.Argument(..., help="Suite TOML file, or the name of one under bench/suites/."),
+    run_dir: Optional[Path] = typer.Option(None, help="Where results.jsonl, mlflow.db and logs go [default: runs/<suite>]."),
+    cache_dir: Path = typer.Option(Path("cache"), help="Cache of item embeddings and trees."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI [default: sqlite under the run folder]; 'none' = JSON lines only."),
+    results_dir: Path = typer.Option(Path("results"), help="Leaderboards are written to <results-dir>/<suite>/."),
+    timeout: Optional[float] = typer.Option(None, help="Kill and record as FAILED a cell running longer than this (seconds)."),
+    device: Optional[str] = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not forward the cells' own output."),
+    leaderboard: bool = typer.Option(True, help="Write and print the leaderboard at the end."),
+) -> None:
+    """Run every cell of a suite that has not finished yet, then print its leaderboard."""
+    import dataclasses
+
+    from bench.config import load_suite
+    from bench.executor import LocalExecutor
+    from bench.runner import run_suite
+
+    s = load_suite(suite)
+    if device is not None:
+        if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+            from seater.errors import ConfigError
+
+            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+        s = dataclasses.replace(s, device=device)
+    cells = s.cells()
+    typer.echo(f"suite {s.name}: {len(cells)} cells ({s.path})", err=True)
+    summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri,
+                        executor=LocalExecutor(timeout_s=timeout, show_output=not quiet))
+    typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished; "
+               f"results: {summary.runfile}", err=True)
+    for r in summary.failed:
+        typer.echo(f"  FAILED {r['name']}: {r['error']}", err=True)
+    if summary.tracking_uri:
+        typer.echo(f"MLflow: {summary.tracking_uri} (experiment {s.name!r}); view with "
+                   f"`mlflow ui --backend-store-uri {summary.tracking_uri}`", err=True)
+    for e in summary.tracking_errors:
+        typer.echo(f"  tracking: {e}", err=True)
+    if leaderboard:
+        from bench.leaderboard import write_leaderboard
+
+        out = write_leaderboard(summary.runfile, results_dir=results_dir)
+        typer.echo(out.markdown_path.read_text())
+        typer.echo(f"leaderboard: {out.markdown_path}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("import")
+def import_cmd(
+    runfile: Path = typer.Argument(..., help="A results.jsonl written by `seater-bench run`."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI [default: sqlite beside the file]."),
+    experiment: Optional[str] = typer.Option(None, help="Experiment name [default: the rows' suite]."),
+) -> None:
+    """Push the rows of a results file into MLflow (rows already there are skipped)."""
+    from bench.tracking import import_runfile
+
+    pushed, skipped = import_runfile(runfile, tracking_uri, experiment)
+    typer.echo(f"pushed {pushed} runs, {skipped} already present")
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    suite_or_runfile: str = typer.Argument(..., help="A results.jsonl, a run folder, a suite TOML or a suite name."),
+    results_dir: Path = typer.Option(Path("results"), help="Write to <results-dir>/<suite>/."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
+) -> None:
+    """Aggregate a run over seeds into results/<suite>/leaderboard.md, .csv and plots."""
+    from bench.leaderboard import find_runfile, write_leaderboard
+
+    out = write_leaderboard(find_runfile(suite_or_runfile, runs_dir), results_dir=results_dir)
+    typer.echo(out.markdown_path.read_text())
+    for p in out.files:
+        typer.echo(f"wrote {p}", err=True)

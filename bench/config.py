@@ -1,0 +1,537 @@
+"""Experiment suites: a TOML file describing a grid, validated on load, expanded into cells.
+
+A suite file (see ``bench/suites/quick.toml``)::
+
+    [suite]
+    name = "quick"                 # experiment name in MLflow and folder name under runs/ and results/
+    seeds = [0, 1]                 # one cell per seed
+    ks = [10, 20]                  # cut-offs for Recall/HitRate/NDCG
+    metric = "ndcg@10"             # the leaderboard's primary metric (test split)
+    device = "auto"                # auto | cpu | cuda | cuda:N
+    eval_batch_size = 1024
+
+    [[datasets]]
+    name = "synth"                 # label (default: folder name or "synthetic")
+    source = "synthetic"           # "synthetic" or a path to a dataset folder / file
+    format = "s3rec"               # loader format when source is a path
+    protocol = "leave_one_out"     # leave_one_out | user_split
+    max_history = 20
+    synthetic = { n_users = 500, n_items = 200 }   # make_synthetic keyword arguments
+
+    [embeddings]                   # item embeddings the tree builders cluster
+    source = "sasrec"              # a registered EmbeddingModel (trained per dataset/split/seed),
+                                   # "attributes" (multi-hot item attributes), "latent" (the planted
+                                   # item vectors of synthetic data) or a .npy path
+    params = { epochs = 3 }
+
+    [[trees]]
+    builder = "hybrid"
+    label = "hybrid"               # what retrievers refer to (default: the builder name)
+    k = [8, 16]                    # int or list: one tree per value
+    params = { }                   # fixed builder parameters
+    sweep = { threshold = [100, 2000] }   # cartesian product of these lists
+
+    [[retrievers]]
+    name = "seater"
+    params = { epochs = 5 }
+    sweep = { align_weight = [0.0, 0.05] }
+    trees = ["hybrid"]             # labels; default: every tree when the retriever needs one
+
+Precedence: registered defaults < ``params`` < one point of ``sweep``. Validation runs before
+any work: an unknown key (with a did-you-mean), a wrong type, an unknown builder or retriever
+name, or an unknown parameter raises `ConfigError` naming the key path (``retrievers[1].sweep.lr``).
+
+Cells: datasets x seeds x (retriever points x their trees); a suite without retrievers builds
+trees only (datasets x seeds x tree points), which is what the builder comparisons need.
+A cell's id is a hash of everything that determines its numbers (not the device or batch size).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seater.errors import ConfigError, UnknownNameError
+
+PROTOCOLS = ("leave_one_out", "user_split")
+FORMATS = ("s3rec", "comirec", "lightgcn")
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+
+# ---------------------------------------------------------------------------------- dataclasses
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    source: str  # "synthetic" or a path
+    format: str = "s3rec"
+    protocol: str = "leave_one_out"
+    max_history: int = 20
+    synthetic: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    source: str = "sasrec"  # registered EmbeddingModel, "attributes", "latent" (synthetic data only) or a .npy path
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        if self.source in ("attributes", "latent"):
+            return self.source
+        if self.source.endswith(".npy"):
+            return "file"
+        return "model"
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    """One point of a tree sweep: builder, branching factor and resolved parameters."""
+
+    label: str
+    builder: str
+    k: int
+    params: dict[str, Any]
+    swept: tuple[str, ...] = ()  # swept parameter names, shown in the cell's readable name
+
+    def key(self) -> dict[str, Any]:
+        return {"builder": self.builder, "k": self.k, "params": self.params}
+
+    def short(self) -> str:
+        extra = ",".join(f"{k}={self.params[k]}" for k in self.swept)
+        return f"{self.label}:k={self.k}" + (f",{extra}" if extra else "")
+
+
+@dataclass(frozen=True)
+class RetrieverSpec:
+    """One point of a retriever sweep with its resolved parameters."""
+
+    name: str
+    params: dict[str, Any]
+    needs_tree: bool = False
+    swept: tuple[str, ...] = ()
+
+    def short(self) -> str:
+        extra = ",".join(f"{k}={self.params[k]}" for k in self.swept)
+        return self.name + (f"({extra})" if extra else "")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One independent unit of work: a dataset, a seed, at most one tree and at most one retriever."""
+
+    suite: str
+    dataset: DatasetSpec
+    seed: int
+    ks: tuple[int, ...]
+    embeddings: EmbeddingSpec | None
+    tree: TreeSpec | None
+    retriever: RetrieverSpec | None
+    device: str = "auto"
+    eval_batch_size: int = 1024
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines the cell's numbers (device and batch size excluded on purpose)."""
+        return {
+            "dataset": asdict(self.dataset),
+            "seed": self.seed,
+            "ks": list(self.ks),
+            "embeddings": asdict(self.embeddings) if self.embeddings and self.tree else None,
+            "tree": self.tree.key() if self.tree else None,
+            "retriever": {"name": self.retriever.name, "params": self.retriever.params} if self.retriever else None,
+        }
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha1(canonical(self.identity()).encode()).hexdigest()[:12]
+
+    @property
+    def name(self) -> str:
+        parts = [self.dataset.name]
+        if self.retriever:
+            parts.append(self.retriever.short())
+        if self.tree:
+            parts.append(self.tree.short())
+        parts.append(f"s{self.seed}")
+        return "/".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "dataset": asdict(self.dataset),
+            "seed": self.seed,
+            "ks": list(self.ks),
+            "embeddings": asdict(self.embeddings) if self.embeddings else None,
+            "tree": asdict(self.tree) if self.tree else None,
+            "retriever": {**asdict(self.retriever), "swept": list(self.retriever.swept)} if self.retriever else None,
+            "device": self.device,
+            "eval_batch_size": self.eval_batch_size,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Cell":
+        tree = None
+        if d["tree"]:
+            tree = TreeSpec(**{**d["tree"], "swept": tuple(d["tree"].get("swept", ()))})
+        ret = None
+        if d["retriever"]:
+            r = dict(d["retriever"])
+            r["swept"] = tuple(r.get("swept", ()))
+            ret = RetrieverSpec(**r)
+        return cls(
+            suite=d["suite"],
+            dataset=DatasetSpec(**d["dataset"]),
+            seed=int(d["seed"]),
+            ks=tuple(d["ks"]),
+            embeddings=EmbeddingSpec(**d["embeddings"]) if d["embeddings"] else None,
+            tree=tree,
+            retriever=ret,
+            device=d["device"],
+            eval_batch_size=int(d["eval_batch_size"]),
+        )
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    description: str
+    seeds: tuple[int, ...]
+    ks: tuple[int, ...]
+    metric: str
+    device: str
+    eval_batch_size: int
+    datasets: tuple[DatasetSpec, ...]
+    embeddings: EmbeddingSpec | None
+    trees: tuple[TreeSpec, ...]
+    retrievers: tuple[tuple[RetrieverSpec, tuple[str, ...] | None], ...]  # (point, tree labels or None = all)
+
+    def cells(self) -> list[Cell]:
+        """The cartesian product, in a stable order (datasets, then seeds, then retrievers/trees)."""
+        out: list[Cell] = []
+        for ds, seed in itertools.product(self.datasets, self.seeds):
+            common = dict(suite=self.name, dataset=ds, seed=seed, ks=self.ks, embeddings=self.embeddings,
+                          device=self.device, eval_batch_size=self.eval_batch_size)
+            if not self.retrievers:
+                out.extend(Cell(tree=t, retriever=None, **common) for t in self.trees)
+                continue
+            for ret, labels in self.retrievers:
+                if not ret.needs_tree:
+                    out.append(Cell(tree=None, retriever=ret, **common))
+                    continue
+                for t in self.trees:
+                    if labels is None or t.label in labels:
+                        out.append(Cell(tree=t, retriever=ret, **common))
+        return out
+
+
+# ---------------------------------------------------------------------------------- helpers
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class _Reader:
+    """Typed access to one table, raising `ConfigError` with the full key path."""
+
+    def __init__(self, file: str, table: dict[str, Any], path: str, allowed: tuple[str, ...]):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{file}: {path or 'top level'} must be a table")
+        self.file, self.table, self.path = file, table, path
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+                raise ConfigError(f"{file}: unknown key {self.key(key)!r}; {hint}")
+
+    def key(self, k: str) -> str:
+        return f"{self.path}.{k}" if self.path else k
+
+    def err(self, k: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key(k)} {msg}")
+
+    def get(self, k: str, types: type | tuple[type, ...], default: Any = ..., required: bool = False) -> Any:
+        if k not in self.table:
+            if required or default is ...:
+                raise self.err(k, "is required")
+            return default
+        v = self.table[k]
+        if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise self.err(k, f"must be {_tname(types)}, got a boolean")
+        if not isinstance(v, types):
+            raise self.err(k, f"must be {_tname(types)}, got {type(v).__name__} {v!r}")
+        return v
+
+    def int_list(self, k: str, default: Any, minimum: int | None = None) -> tuple[int, ...]:
+        v = self.get(k, (int, list), default)
+        vals = [v] if isinstance(v, int) else v
+        if not vals:
+            raise self.err(k, "must not be empty")
+        for x in vals:
+            if isinstance(x, bool) or not isinstance(x, int):
+                raise self.err(k, f"must hold integers, got {x!r}")
+            if minimum is not None and x < minimum:
+                raise self.err(k, f"values must be >= {minimum}, got {x}")
+        if len(set(vals)) != len(vals):
+            raise self.err(k, f"has duplicates: {vals}")
+        return tuple(vals)
+
+
+def _tname(types: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table", bool: "a boolean"}
+    ts = types if isinstance(types, tuple) else (types,)
+    return " or ".join(names.get(t, t.__name__) for t in ts)
+
+
+def _check_value_types(file: str, where: str, params: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """A parameter whose default is a number/bool/string must be given as the same kind of value."""
+    for k, v in params.items():
+        d = defaults.get(k)
+        if d is None or v is None:
+            continue
+        ok = True
+        if isinstance(d, bool):
+            ok = isinstance(v, bool)
+        elif isinstance(d, int):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        elif isinstance(d, float):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        elif isinstance(d, str):
+            ok = isinstance(v, str)
+        if not ok:
+            raise ConfigError(f"{file}: {where}.{k} must be {type(d).__name__} like its default {d!r}, got {v!r}")
+
+
+def _sweep_points(file: str, where: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    for k, v in sweep.items():
+        if not isinstance(v, list) or not v:
+            raise ConfigError(f"{file}: {where}.{k} must be a non-empty list of values to sweep, got {v!r}")
+    keys = list(sweep)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(sweep[k] for k in keys))] or [{}]
+
+
+# ---------------------------------------------------------------------------------- loading
+def resolve_suite_path(name_or_path: str | Path) -> Path:
+    """A path to a TOML file, or the name of a suite under bench/suites/."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    cand = SUITES_DIR / f"{name_or_path}.toml"
+    if cand.is_file():
+        return cand
+    known = ", ".join(sorted(q.stem for q in SUITES_DIR.glob("*.toml")))
+    raise ConfigError(f"suite file not found: {name_or_path} (bundled suites: {known})")
+
+
+def load_suite(path: str | Path, check_names: bool = True) -> Suite:
+    """Read and validate a suite file. Raises `ConfigError` naming the key before any work starts.
+
+    check_names: resolve builder/retriever names and parameters against the registries (imports
+    every registered module); tests of pure syntax can turn it off.
+    """
+    path = resolve_suite_path(path)
+    file = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML ({e})") from None
+    return parse_suite(data, file, default_name=path.stem, check_names=check_names)
+
+
+def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str = "suite", check_names: bool = True) -> Suite:
+    top = _Reader(file, data, "", ("suite", "datasets", "embeddings", "trees", "retrievers"))
+    s = _Reader(file, top.get("suite", dict, {}), "suite",
+                ("name", "description", "seeds", "ks", "metric", "device", "eval_batch_size"))
+    name = s.get("name", str, default_name)
+    if not name or "/" in name:
+        raise s.err("name", f"must be a non-empty name without '/', got {name!r}")
+    seeds = s.int_list("seeds", [0], minimum=0)
+    ks = s.int_list("ks", [10, 20], minimum=1)
+    metric = s.get("metric", str, f"ndcg@{ks[0]}")
+    mname, _, mk = metric.partition("@")
+    if mname not in ("recall", "hit", "ndcg") or not mk.isdigit() or int(mk) not in ks:
+        raise s.err("metric", f"must be recall|hit|ndcg @ one of ks {list(ks)}, got {metric!r}")
+    device = s.get("device", str, "auto")
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        raise s.err("device", f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+    batch = s.get("eval_batch_size", int, 1024)
+    if batch < 1:
+        raise s.err("eval_batch_size", "must be >= 1")
+
+    if check_names:
+        from bench.registry import load_all
+
+        builders, retrievers = load_all()
+    else:
+        builders = retrievers = None
+
+    # datasets
+    ds_list = top.get("datasets", list, required=True)
+    if not ds_list:
+        raise top.err("datasets", "must list at least one dataset")
+    datasets = []
+    for i, raw in enumerate(ds_list):
+        r = _Reader(file, raw, f"datasets[{i}]", ("name", "source", "format", "protocol", "max_history", "synthetic"))
+        source = r.get("source", str, required=True)
+        fmt = r.get("format", str, "s3rec")
+        if fmt not in FORMATS:
+            raise r.err("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        protocol = r.get("protocol", str, "leave_one_out")
+        if protocol not in PROTOCOLS:
+            close = difflib.get_close_matches(protocol, PROTOCOLS, n=1)
+            raise r.err("protocol", f"must be one of {', '.join(PROTOCOLS)}, got {protocol!r}"
+                        + (f"; did you mean {close[0]!r}?" if close else ""))
+        max_history = r.get("max_history", int, 20)
+        if max_history < 1:
+            raise r.err("max_history", "must be >= 1")
+        synth = r.get("synthetic", dict, {})
+        if source == "synthetic":
+            for k, v in synth.items():
+                if not isinstance(v, (int, float, str, bool)):
+                    raise ConfigError(f"{file}: datasets[{i}].synthetic.{k} must be a scalar, got {v!r}")
+        elif synth:
+            raise r.err("synthetic", "is only allowed with source = \"synthetic\"")
+        else:
+            p = Path(source).expanduser()
+            if not p.is_absolute():
+                p = (Path(file).resolve().parent / p) if not p.exists() else p.resolve()
+            source = str(p)
+        label = r.get("name", str, "synthetic" if source == "synthetic" else Path(source).name)
+        datasets.append(DatasetSpec(label, source, fmt, protocol, max_history, dict(synth)))
+    labels = [d.name for d in datasets]
+    if len(set(labels)) != len(labels):
+        raise top.err("datasets", f"dataset names must be unique, got {labels}")
+
+    # embeddings
+    emb = None
+    if "embeddings" in data:
+        r = _Reader(file, top.get("embeddings", dict), "embeddings", ("source", "params"))
+        emb = EmbeddingSpec(r.get("source", str, "sasrec"), dict(r.get("params", dict, {})))
+        if emb.kind == "file":
+            p = Path(emb.source).expanduser()
+            if not p.is_absolute() and not p.exists():
+                p = Path(file).resolve().parent / p
+            if not p.is_file():
+                raise r.err("source", f"embedding file not found: {emb.source}")
+            if emb.params:
+                raise r.err("params", "is not allowed with a .npy source")
+            emb = EmbeddingSpec(str(p.resolve()), {})
+        elif emb.kind in ("attributes", "latent"):
+            if emb.params:
+                raise r.err("params", f"is not allowed with source = {emb.source!r}")
+            if emb.kind == "latent" and any(d.source != "synthetic" for d in datasets):
+                raise r.err("source", "= \"latent\" (planted item vectors) needs every dataset to be synthetic")
+        elif retrievers is not None:
+            try:
+                entry = retrievers.get(emb.source)
+            except UnknownNameError as e:
+                raise ConfigError(f"{file}: embeddings.source: {e} (or \"attributes\", or a .npy path)") from None
+            from seater.retriever import EmbeddingModel
+
+            if not (isinstance(entry.factory, type) and issubclass(entry.factory, EmbeddingModel)):
+                raise r.err("source", f"{emb.source!r} does not export item embeddings (not an EmbeddingModel)")
+            try:
+                params = retrievers.params(emb.source, emb.params)
+            except ConfigError as e:
+                raise ConfigError(f"{file}: embeddings.params: {e}") from None
+            _check_value_types(file, "embeddings.params", emb.params, entry.defaults)
+            emb = EmbeddingSpec(emb.source, params)
+
+    # trees
+    trees: list[TreeSpec] = []
+    for i, raw in enumerate(top.get("trees", list, [])):
+        r = _Reader(file, raw, f"trees[{i}]", ("builder", "label", "k", "params", "sweep"))
+        builder = r.get("builder", str, required=True)
+        label = r.get("label", str, builder)
+        ks_tree = r.int_list("k", [8], minimum=2)
+        fixed = dict(r.get("params", dict, {}))
+        sweep = dict(r.get("sweep", dict, {}))
+        for k in ("k", "seed"):
+            if k in fixed or k in sweep:
+                raise ConfigError(f"{file}: trees[{i}].params.{k} is not a builder parameter; use trees[{i}].k or suite.seeds")
+        both = set(fixed) & set(sweep)
+        if both:
+            raise ConfigError(f"{file}: trees[{i}].sweep.{sorted(both)[0]} is also set in trees[{i}].params")
+        defaults: dict[str, Any] = {}
+        if builders is not None:
+            try:
+                entry = builders.get(builder)
+            except UnknownNameError as e:
+                raise ConfigError(f"{file}: trees[{i}].builder: {e}") from None
+            defaults = entry.defaults
+            for where, tbl in (("params", fixed), ("sweep", {k: v[0] if isinstance(v, list) and v else v for k, v in sweep.items()})):
+                try:
+                    builders.params(builder, tbl)
+                except ConfigError as e:
+                    raise ConfigError(f"{file}: trees[{i}].{where}: {e}") from None
+            _check_value_types(file, f"trees[{i}].params", fixed, defaults)
+        points = _sweep_points(file, f"trees[{i}].sweep", sweep)
+        for point in points:
+            if builders is not None:
+                _check_value_types(file, f"trees[{i}].sweep", point, defaults)
+            for k in ks_tree:
+                trees.append(TreeSpec(label, builder, k, {**defaults, **fixed, **point}, tuple(sorted(sweep))))
+    tree_labels = {t.label for t in trees}
+
+    # retrievers
+    rets: list[tuple[RetrieverSpec, tuple[str, ...] | None]] = []
+    for i, raw in enumerate(top.get("retrievers", list, [])):
+        r = _Reader(file, raw, f"retrievers[{i}]", ("name", "params", "sweep", "trees"))
+        rname = r.get("name", str, required=True)
+        fixed = dict(r.get("params", dict, {}))
+        sweep = dict(r.get("sweep", dict, {}))
+        for k in ("seed", "device"):
+            if k in fixed or k in sweep:
+                raise ConfigError(f"{file}: retrievers[{i}].params.{k} is set by the suite (suite.seeds / suite.device)")
+        both = set(fixed) & set(sweep)
+        if both:
+            raise ConfigError(f"{file}: retrievers[{i}].sweep.{sorted(both)[0]} is also set in retrievers[{i}].params")
+        tl = r.get("trees", (str, list), None)
+        labels_sel = None if tl is None else tuple([tl] if isinstance(tl, str) else tl)
+        if labels_sel is not None:
+            for lab in labels_sel:
+                if lab not in tree_labels:
+                    close = difflib.get_close_matches(str(lab), sorted(tree_labels), n=1)
+                    raise ConfigError(f"{file}: retrievers[{i}].trees: no tree labelled {lab!r}"
+                                      + (f"; did you mean {close[0]!r}?" if close else f"; labels: {', '.join(sorted(tree_labels)) or '(no trees)'}"))
+        defaults = {}
+        needs_tree = False
+        if retrievers is not None:
+            try:
+                entry = retrievers.get(rname)
+            except UnknownNameError as e:
+                raise ConfigError(f"{file}: retrievers[{i}].name: {e}") from None
+            defaults = entry.defaults
+            needs_tree = bool(getattr(entry.factory, "needs_tree", False))
+            for where, tbl in (("params", fixed), ("sweep", {k: v[0] if isinstance(v, list) and v else v for k, v in sweep.items()})):
+                try:
+                    retrievers.params(rname, tbl)
+                except ConfigError as e:
+                    raise ConfigError(f"{file}: retrievers[{i}].{where}: {e}") from None
+            _check_value_types(file, f"retrievers[{i}].params", fixed, defaults)
+            if needs_tree and not trees:
+                raise ConfigError(f"{file}: retrievers[{i}] ({rname}) needs a tree but the suite has no [[trees]]")
+            if needs_tree and emb is None:
+                raise ConfigError(f"{file}: retrievers[{i}] ({rname}) needs a tree; add an [embeddings] table")
+            if not needs_tree and labels_sel is not None:
+                raise r.err("trees", f"is set but {rname!r} does not use a tree")
+        for point in _sweep_points(file, f"retrievers[{i}].sweep", sweep):
+            if retrievers is not None:
+                _check_value_types(file, f"retrievers[{i}].sweep", point, defaults)
+            rets.append((RetrieverSpec(rname, {**defaults, **fixed, **point}, needs_tree, tuple(sorted(sweep))), labels_sel))
+    if not rets and not trees:
+        raise ConfigError(f"{file}: the suite has neither [[retrievers]] nor [[trees]]: nothing to run")
+    if not rets and emb is None:
+        raise ConfigError(f"{file}: a tree-only suite needs an [embeddings] table")
+
+    suite = Suite(name, file, s.get("description", str, ""), seeds, ks, metric, device, batch,
+                  tuple(datasets), emb, tuple(trees), tuple(rets))
+    cells = suite.cells()
+    ids = [c.id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{file}: two cells resolve to the same parameters (duplicate entries in the grid)")
+    return suite

@@ -1,0 +1,282 @@
+"""Trackers for the harness: a JSON-lines results file first, MLflow second.
+
+Why two: a results row is appended (flushed and fsynced) to ``<run dir>/results.jsonl`` the
+moment a cell ends, so nothing is lost when the MLflow store is down or the grid is killed;
+MLflow is then fed from that row (`push_row`), and `import_runfile` replays a whole file later.
+Each row carries a unique ``row_id`` stored as an MLflow tag, which makes pushing idempotent.
+
+Inside a cell the retriever logs through a `RecordingTracker` (kept in memory and written into
+the row: per-epoch curves become MLflow metrics ``epoch/<key>`` with their step).
+MLflow is imported lazily: it takes seconds to import and the cells never need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from seater.errors import ConfigError, DataError
+
+STATUSES = ("RUNNING", "FINISHED", "FAILED")
+_PARAM_MAX = 500  # MLflow params are strings of bounded length; longer values are cut with a mark
+
+
+# ---------------------------------------------------------------------------------- in-cell
+class RecordingTracker:
+    """Keeps what a retriever logs, for the cell's results row."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.curves: list[dict[str, Any]] = []  # {"step": int | None, "metrics": {...}}
+        self.artifacts: list[str] = []
+        self.status = "RUNNING"
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params.update(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.curves.append({"step": step, "metrics": {k: float(v) for k, v in metrics.items()}})
+
+    def log_artifact(self, path: str | Path) -> None:
+        self.artifacts.append(str(path))
+
+    def set_status(self, status: str) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        self.status = status
+
+
+class CompositeTracker:
+    """Sends every call to each of several trackers."""
+
+    def __init__(self, *trackers: Any):
+        self.trackers = trackers
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        for t in self.trackers:
+            t.log_params(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for t in self.trackers:
+            t.log_metrics(metrics, step=step)
+
+    def log_artifact(self, path: str | Path) -> None:
+        for t in self.trackers:
+            t.log_artifact(path)
+
+    def set_status(self, status: str) -> None:
+        for t in self.trackers:
+            t.set_status(status)
+
+
+# ---------------------------------------------------------------------------------- JSON lines
+class JsonlTracker:
+    """Appends whole results rows to a JSON-lines file, flushed and fsynced one by one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, row: dict[str, Any]) -> None:
+        line = json.dumps(row, sort_keys=True, default=_jsonable)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(x)
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a results file. A torn last line (the writer was killed mid-write) is ignored."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"results file not found: {path}")
+    rows = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                continue
+            raise DataError(f"{path}:{i}: not a JSON results row ({e.msg})") from None
+    return rows
+
+
+def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last row of every cell id (a rerun supersedes an earlier failure)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out[r["cell_id"]] = r
+    return out
+
+
+# ---------------------------------------------------------------------------------- MLflow
+def default_tracking_uri(run_dir: str | Path) -> str:
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> ``{"retriever.lr": 0.001, ...}`` (what MLflow params need)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _param_str(v: Any) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    return s if len(s) <= _PARAM_MAX else s[: _PARAM_MAX - 3] + "..."
+
+
+class MLflowTracker:
+    """A `seater.tracking.Tracker` writing to one MLflow run (created on construction)."""
+
+    def __init__(self, client: Any, experiment_id: str, run_name: str, tags: dict[str, str] | None = None,
+                 start_time_ms: int | None = None):
+        self.client = client
+        run = client.create_run(experiment_id, start_time=start_time_ms, tags=dict(tags or {}), run_name=run_name)
+        self.run_id = run.info.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_str(v)) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None, timestamp_ms: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        ts = timestamp_ms or int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, int(step or 0)) for k, v in metrics.items() if v is not None and _finite(v)]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def log_artifact(self, path: str | Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
+
+    def set_status(self, status: str, end_time_ms: int | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        if status == "RUNNING":
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(self.run_id, status=status, end_time=end_time_ms)
+
+
+def _finite(v: Any) -> bool:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return False
+    return f == f and f not in (float("inf"), float("-inf"))
+
+
+class MLflowSink:
+    """Pushes results rows into an MLflow experiment named after the suite, once per row id."""
+
+    def __init__(self, tracking_uri: str, experiment: str):
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as e:  # pragma: no cover
+            raise ConfigError(f"mlflow is not installed ({e}); use --tracking-uri none") from None
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        self._pushed: set[str] | None = None
+
+    def pushed_row_ids(self) -> set[str]:
+        if self._pushed is None:
+            ids: set[str] = set()
+            token = None
+            while True:
+                page = self.client.search_runs([self.experiment_id], max_results=1000, page_token=token)
+                ids.update(r.data.tags["seater.row_id"] for r in page if "seater.row_id" in r.data.tags)
+                token = page.token
+                if not token:
+                    break
+            self._pushed = ids
+        return self._pushed
+
+    def push(self, row: dict[str, Any]) -> str | None:
+        """Create the MLflow run for `row` unless one with its row id exists; return the run id."""
+        if row["row_id"] in self.pushed_row_ids():
+            return None
+        tags = {
+            "seater.row_id": row["row_id"],
+            "seater.cell_id": row["cell_id"],
+            "seater.suite": row.get("suite", ""),
+            "mlflow.source.git.commit": str(row.get("provenance", {}).get("commit", "")),
+        }
+        if row.get("error"):
+            tags["seater.error"] = row["error"][:5000]
+        start = int(row.get("started", time.time()) * 1000)
+        end = int(row.get("ended", time.time()) * 1000)
+        t = MLflowTracker(self.client, self.experiment_id, row["name"], tags, start_time_ms=start)
+        t.log_params(row.get("params", {}))
+        t.log_metrics(row.get("metrics", {}), step=0, timestamp_ms=end)
+        for c in row.get("curves", []):
+            t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"), timestamp_ms=start)
+        for name, path in row.get("artifacts", {}).items():
+            if path and Path(path).is_dir():
+                self.client.log_artifacts(t.run_id, str(path), artifact_path=name)
+            elif path and Path(path).is_file():
+                t.log_artifact(path)
+        self.client.log_text(t.run_id, json.dumps(row, indent=1, sort_keys=True, default=_jsonable), "row.json")
+        t.set_status(row["status"] if row["status"] in ("FINISHED", "FAILED") else "FAILED", end_time_ms=end)
+        self.pushed_row_ids().add(row["row_id"])
+        return t.run_id
+
+
+def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experiment: str | None = None) -> tuple[int, int]:
+    """Push every row of a results file into MLflow; rows already there are skipped.
+
+    Returns ``(pushed, skipped)``. The experiment defaults to the rows' suite name and the
+    store to the sqlite file beside the results file.
+    """
+    runfile = Path(runfile)
+    rows = read_rows(runfile)
+    if not rows:
+        return 0, 0
+    uri = tracking_uri or default_tracking_uri(runfile.parent)
+    by_suite: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_suite.setdefault(experiment or r.get("suite") or "seater-bench", []).append(r)
+    pushed = skipped = 0
+    for exp, rs in by_suite.items():
+        sink = MLflowSink(uri, exp)
+        for r in rs:
+            if sink.push(r) is None:
+                skipped += 1
+            else:
+                pushed += 1
+    return pushed, skipped
+
+
+def iter_cells_done(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for cid, r in latest_rows(rows).items():
+        if r.get("status") == "FINISHED":
+            yield cid

@@ -1,0 +1,103 @@
+"""Suite validation: every mistake fails on load, naming the key, before any work starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.config import load_suite, parse_suite
+from seater.errors import ConfigError
+
+BASE = """
+[suite]
+name = "t"
+seeds = [0, 1]
+ks = [5, 10]
+
+[[datasets]]
+name = "synth"
+source = "synthetic"
+synthetic = { n_users = 50, n_items = 30 }
+
+[embeddings]
+source = "latent"
+
+[[trees]]
+builder = "split_tree"
+k = [4, 8]
+sweep = { reverse = [false, true] }
+
+[[retrievers]]
+name = "popular"
+
+[[retrievers]]
+name = "tree_popular"
+sweep = { epochs = [1, 2] }
+"""
+
+
+def _load(tmp_path, text):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return load_suite(p)
+
+
+def test_grid_expands_to_the_cartesian_product(tmp_path):
+    s = _load(tmp_path, BASE)
+    cells = s.cells()
+    # per seed: popular (no tree) + tree_popular 2 epochs x (2 k x 2 reverse) trees
+    assert len(cells) == 2 * (1 + 2 * 4)
+    assert len({c.id for c in cells}) == len(cells)
+    names = [c.name for c in cells]
+    assert "synth/popular/s0" in names
+    assert "synth/tree_popular(epochs=1)/split_tree:k=4,reverse=True/s1" in names
+    t = next(c for c in cells if c.tree is not None)
+    assert t.tree.params == {"reverse": False} and t.retriever.params == {"epochs": 1}
+    # ids are a function of the resolved parameters only: reloading gives the same ids
+    assert [c.id for c in _load(tmp_path, BASE).cells()] == [c.id for c in cells]
+    # and an explicit default does not change them
+    explicit = BASE.replace('name = "popular"', 'name = "popular"\nparams = {}')
+    assert [c.id for c in _load(tmp_path, explicit).cells()] == [c.id for c in cells]
+
+
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("seeds = [0, 1]", "seeds = [0, 1]\nseed = 3", r"unknown key 'suite\.seed'; did you mean 'seeds'"),
+        ('name = "synth"', 'name = "synth"\nprotocl = "x"', r"datasets\[0\]\.protocl'; did you mean 'protocol'"),
+        ("ks = [5, 10]", 'ks = "10"', r"suite\.ks must be an integer or a list"),
+        ("seeds = [0, 1]", "seeds = [0, true]", r"suite\.seeds must hold integers"),
+        ('builder = "split_tree"', 'builder = "splittree"', r"trees\[0\]\.builder: unknown tree builder 'splittree'; known: .*split_tree"),
+        ('name = "popular"', 'name = "populr"', r"retrievers\[0\]\.name: unknown retriever 'populr'; known: .*popular"),
+        ("sweep = { epochs = [1, 2] }", "sweep = { epochs = [1, 2], lr = [0.1] }", r"retrievers\[1\]\.sweep: unknown parameter\(s\) lr for retriever 'tree_popular'"),
+        ("sweep = { epochs = [1, 2] }", "sweep = { epochs = 2 }", r"retrievers\[1\]\.sweep\.epochs must be a non-empty list"),
+        ("sweep = { epochs = [1, 2] }", 'sweep = { epochs = [1, "2"] }', r"retrievers\[1\]\.sweep\.epochs must be int"),
+        ("sweep = { reverse = [false, true] }", 'params = { reverse = "yes" }', r"trees\[0\]\.params\.reverse must be bool"),
+        ('source = "latent"', 'source = "populr"', r"embeddings\.source: unknown retriever 'populr'"),
+        ('source = "latent"', 'source = "popular"', r"embeddings\.source .*not an EmbeddingModel"),
+        ("k = [4, 8]", "k = [1]", r"trees\[0\]\.k values must be >= 2"),
+        ('name = "tree_popular"', 'name = "tree_popular"\ntrees = ["nope"]', r"retrievers\[1\]\.trees: no tree labelled 'nope'"),
+        ("ks = [5, 10]", "ks = [5, 10]\nmetric = \"ndcg@20\"", r"suite\.metric must be recall\|hit\|ndcg @ one of ks"),
+    ],
+)
+def test_mistakes_name_the_key(tmp_path, old, new, message):
+    assert old in BASE
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, BASE.replace(old, new, 1))
+
+
+def test_tree_retriever_without_trees_fails(tmp_path):
+    text = BASE.split("[[trees]]")[0] + '[[retrievers]]\nname = "tree_popular"\n'
+    with pytest.raises(ConfigError, match=r"retrievers\[0\] \(tree_popular\) needs a tree but the suite has no \[\[trees\]\]"):
+        _load(tmp_path, text)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        _load(tmp_path, "[suite\nname=1")
+    with pytest.raises(ConfigError, match="suite file not found: .*nope.toml"):
+        load_suite(tmp_path / "nope.toml")
+
+
+def test_syntax_only_parse_needs_no_registry():
+    s = parse_suite({"datasets": [{"source": "synthetic"}], "retrievers": [{"name": "anything"}]}, check_names=False)
+    assert [c.name for c in s.cells()] == ["synthetic/anything/s0"]
