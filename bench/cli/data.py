@@ -1,8 +1,66 @@
 """`seater-bench data ...`: dataset statistics and synthetic data."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 import typer
 
 from bench.cli import app
 
 data_app = typer.Typer(help="Inspect datasets and generate synthetic ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+@data_app.command("stats")
+def stats(
+    path: Path = typer.Argument(..., help="Dataset directory or file."),
+    format: str = typer.Option("auto", "--format", "-f", help="auto, s3rec, comirec or lightgcn."),
+) -> None:
+    """Print users, items, interactions, density and sequence lengths of a dataset."""
+    import numpy as np
+
+    from seater.data.loaders import load_dataset
+
+    inter = load_dataset(path, format=format)
+    lengths = inter.lengths()
+    n_attr = None
+    if inter.item_attributes is not None:
+        n_attr = len({int(a) for attrs in inter.item_attributes for a in np.asarray(attrs).tolist()})
+    rows = [
+        ("dataset", inter.name),
+        ("users", f"{inter.n_users}"),
+        ("items", f"{inter.n_items}"),
+        ("interactions", f"{inter.n_interactions}"),
+        ("density", f"{inter.n_interactions / (inter.n_users * inter.n_items):.6f}"),
+        ("length mean", f"{lengths.mean():.2f}"),
+        ("length median", f"{np.median(lengths):g}"),
+        ("length min/max", f"{lengths.min()} / {lengths.max()}"),
+    ]
+    if n_attr is not None:
+        rows.append(("attributes", f"{n_attr}"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key:<{width}}  {value}")
+
+
+@data_app.command("synth")
+def synth(
+    users: int = typer.Option(..., "--users", help="Number of users."),
+    items: int = typer.Option(..., "--items", help="Number of items."),
+    out: Path = typer.Option(..., "--out", help="Output directory (S3-Rec format: sequences.txt, item2attributes.json)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
+    clusters: int | None = typer.Option(None, "--clusters", help="Latent item clusters (default: round(sqrt(items)))."),
+    mean_length: float = typer.Option(12.0, "--mean-length", help="Mean sequence length (>= 3)."),
+) -> None:
+    """Write a synthetic dataset with planted cluster and sequential structure."""
+    import numpy as np
+
+    from seater.data.loaders import write_s3rec
+    from seater.data.synthetic import make_synthetic
+
+    inter = make_synthetic(users, items, n_clusters=clusters, mean_length=mean_length, seed=seed, name=out.name)
+    write_s3rec(inter, out)
+    np.save(out / "item_cluster.npy", inter.extra["item_cluster"])
+    np.save(out / "item_latent.npy", inter.extra["item_latent"])
+    typer.echo(f"wrote {inter.n_users} users, {inter.n_items} items, {inter.n_interactions} interactions to {out}")

@@ -1,0 +1,160 @@
+"""Loaders on small files written here: each format, id remapping, and every bad-input message."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seater.data import Interactions, make_synthetic, write_s3rec
+from seater.data.loaders import (
+    detect_format,
+    item_attribute_matrix,
+    load_comirec,
+    load_dataset,
+    load_lightgcn,
+    load_s3rec,
+)
+from seater.errors import ConfigError, DataError
+
+
+def _seqs(inter: Interactions):
+    """Sequences in original item ids, keyed by original user id (independent of renumbering)."""
+    return {int(u): inter.item_ids[s].tolist() for u, s in zip(inter.user_ids, inter.sequences)}
+
+
+def test_s3rec_remaps_non_contiguous_ids(tmp_path):
+    (tmp_path / "sequences.txt").write_text("7 30 10 30\n3 20 50\n\n")
+    (tmp_path / "item2attributes.json").write_text(json.dumps({"10": [5], "30": [5, 9], "99": [2]}))
+    inter = load_dataset(tmp_path)
+    assert inter.name == tmp_path.name
+    assert inter.n_items == 4 and inter.item_ids.tolist() == [-1, 10, 20, 30, 50]
+    assert [s.tolist() for s in inter.sequences] == [[3, 1, 3], [2, 4]]
+    assert inter.user_ids.tolist() == [7, 3]
+    assert _seqs(inter) == {7: [30, 10, 30], 3: [20, 50]}
+    # attributes: 2 -> 1, 5 -> 2, 9 -> 3; item 99 never interacted, so dropped
+    m = item_attribute_matrix(inter)
+    assert m.dtype == np.float32
+    assert m.tolist() == [[0, 1, 0], [0, 0, 0], [0, 1, 1], [0, 0, 0]]
+    assert load_s3rec(tmp_path / "sequences.txt").n_items == 4  # the file itself also works
+
+
+def test_contiguous_ids_are_kept(tmp_path):
+    (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 3 2\n")
+    inter = load_s3rec(tmp_path)
+    assert [s.tolist() for s in inter.sequences] == [[1, 2, 3], [3, 2]]
+
+
+def test_write_s3rec_round_trip(tmp_path):
+    inter = make_synthetic(50, 40, seed=2)
+    back = load_s3rec(write_s3rec(inter, tmp_path / "syn"))
+    assert back.n_users == 50 and back.n_items == inter.n_items
+    assert all(np.array_equal(a, b) for a, b in zip(back.sequences, inter.sequences))
+    assert all(np.array_equal(a, b) for a, b in zip(back.item_attributes[1:], inter.item_attributes[1:]))
+
+
+def test_comirec_interaction_log_sorted_by_time(tmp_path):
+    f = tmp_path / "book_train.txt"
+    f.write_text("5,100,30\n5,200,10\n9,100,1\n5,300,20\n")
+    inter = load_dataset(tmp_path)
+    assert _seqs(inter) == {5: [200, 300, 100], 9: [100]}
+    f2 = tmp_path / "log.csv"
+    f2.write_text("1,4\n2,6\n1,5\n")  # no timestamp: file order
+    assert _seqs(load_comirec(f2)) == {1: [4, 5], 2: [6]}
+
+
+def test_seater_tsv_rows(tmp_path):
+    f = tmp_path / "test.tsv"
+    f.write_text("1\t10,11,12\t13,14\n2\t20 21\t22\n3\t\t30\n")
+    inter = load_dataset(f)
+    assert _seqs(inter) == {1: [10, 11, 12, 13, 14], 2: [20, 21, 22], 3: [30]}
+
+
+def test_lightgcn_train_then_test(tmp_path):
+    (tmp_path / "train.txt").write_text("0 5 6\n1 7\n2\n")
+    (tmp_path / "test.txt").write_text("0 8\n2 5\n")
+    inter = load_dataset(tmp_path)
+    assert detect_format(tmp_path) == "lightgcn"
+    assert _seqs(inter) == {0: [5, 6, 8], 1: [7], 2: [5]}
+    assert inter.item_ids.tolist() == [-1, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("1 2 3\n2 4 x5\n", r"sequences.txt:2: user and item ids must be integers, got 'x5'"),
+        ("1 2 3\n2 4 -5\n", r"sequences.txt:2: negative id -5"),
+        ("1 2 3\n\n2 2.5\n", r"sequences.txt:3: user and item ids must be integers, got '2.5'"),
+        ("1 2 3\n2\n", r"sequences.txt:2: expected 'user item item \.\.\.'"),
+        ("1 2 3\n1 4\n", r"sequences.txt:2: user 1 already appeared on line 1"),
+        ("\n  \n", r"sequences.txt: file is empty"),
+    ],
+)
+def test_s3rec_bad_input(tmp_path, content, message):
+    (tmp_path / "sequences.txt").write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_s3rec(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("1,2,3\n1;2;3\n", r"log.txt:2: expected 'user,item\[,timestamp\]'"),
+        ("1,2,3\n1,-2,3\n", r"log.txt:2: negative id -2"),
+        ("1,2,3\n1,b,3\n", r"log.txt:2: user, item and timestamp must be integers, got 'b'"),
+        ("1\t2\t3\n1\t4\n", r"log.txt:2: expected 'user<TAB>history<TAB>targets', got 2"),
+        ("1\t2\t3\n2\t4,y\t5\n", r"log.txt:2: history items must be integers, got 'y'"),
+        ("1\t2\t3\n1\t2,3\t4\n", r"log.txt:2: user 1 already has a row \(log.txt:1\)"),
+        ("1\t2\t3\n2\t\t\n", r"log.txt:2: user 2 has no items"),
+    ],
+)
+def test_comirec_bad_input(tmp_path, content, message):
+    (tmp_path / "log.txt").write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_comirec(tmp_path / "log.txt")
+
+
+def test_users_spanning_comirec_files(tmp_path):
+    (tmp_path / "a_train.txt").write_text("1,2,3\n")
+    (tmp_path / "a_valid.txt").write_text("2,2,3\n1,3,4\n")
+    with pytest.raises(DataError, match=r"a_valid.txt:2: user 1 also appears in a_train.txt"):
+        load_comirec(tmp_path)
+
+
+def test_lightgcn_bad_input(tmp_path):
+    (tmp_path / "train.txt").write_text("0 1\n")
+    (tmp_path / "test.txt").write_text("0 1\n1 z\n")
+    with pytest.raises(DataError, match=r"test.txt:2: user and item ids must be integers, got 'z'"):
+        load_lightgcn(tmp_path)
+    with pytest.raises(DataError, match="expected a directory"):
+        load_lightgcn(tmp_path / "train.txt")
+
+
+def test_missing_paths_and_unknown_format(tmp_path):
+    with pytest.raises(DataError, match=r"nope: path not found"):
+        load_dataset(tmp_path / "nope")
+    with pytest.raises(DataError, match=r"nope: path not found"):
+        load_s3rec(tmp_path / "nope")
+    with pytest.raises(DataError, match="sequences.txt: file not found"):
+        load_s3rec(tmp_path)  # a directory without sequences.txt
+    with pytest.raises(DataError, match="cannot tell the format"):
+        load_dataset(tmp_path)
+    (tmp_path / "sequences.txt").write_text("1 2\n")
+    with pytest.raises(ConfigError, match="unknown dataset format 'csv'; known: auto, s3rec, comirec, lightgcn"):
+        load_dataset(tmp_path, format="csv")
+
+
+def test_bad_attribute_json(tmp_path):
+    (tmp_path / "sequences.txt").write_text("1 2\n")
+    (tmp_path / "item2attributes.json").write_text('{"2": [1,\n "x"]}')
+    with pytest.raises(DataError, match=r"item2attributes.json: key '2': expected a list of non-negative integer"):
+        load_s3rec(tmp_path)
+    (tmp_path / "item2attributes.json").write_text('{"2": [1,\n ')
+    with pytest.raises(DataError, match=r"item2attributes.json:2: not valid JSON"):
+        load_s3rec(tmp_path)
+    with pytest.raises(DataError, match="no item attributes"):
+        item_attribute_matrix(load_comirec(_write(tmp_path / "x.csv", "1,2\n")))
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

@@ -1,0 +1,60 @@
+"""`seater-bench data stats|synth` through Typer's CliRunner."""
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+import bench.cli
+from seater.data.loaders import load_s3rec
+from seater.errors import DataError
+
+bench.cli._register()
+runner = CliRunner()
+
+
+def _field(output: str, key: str) -> str:
+    m = re.search(rf"^{key}\s+(.+)$", output, flags=re.M)
+    assert m, output
+    return m.group(1).strip()
+
+
+def test_stats_on_small_file(tmp_path):
+    (tmp_path / "sequences.txt").write_text("1 1 2 3\n2 2 3\n3 4 1 2 3 4\n")
+    r = runner.invoke(bench.cli.app, ["data", "stats", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert _field(r.output, "users") == "3"
+    assert _field(r.output, "items") == "4"
+    assert _field(r.output, "interactions") == "10"
+    assert _field(r.output, "density") == f"{10 / 12:.6f}"
+    assert _field(r.output, "length mean") == "3.33"
+    assert _field(r.output, "length median") == "3"
+
+
+def test_synth_writes_loadable_s3rec(tmp_path):
+    out = tmp_path / "syn"
+    args = ["data", "synth", "--users", "60", "--items", "30", "--out", str(out), "--seed", "4", "--clusters", "3"]
+    r = runner.invoke(bench.cli.app, args)
+    assert r.exit_code == 0, r.output
+    inter = load_s3rec(out)
+    assert inter.n_users == 60 and inter.n_items <= 30
+    first = (out / "sequences.txt").read_text()
+    assert runner.invoke(bench.cli.app, args).exit_code == 0
+    assert (out / "sequences.txt").read_text() == first  # same seed, same file
+    r = runner.invoke(bench.cli.app, ["data", "stats", str(out), "--format", "s3rec"])
+    assert _field(r.output, "users") == "60"
+
+
+def test_stats_errors_are_seater_errors(tmp_path):
+    r = runner.invoke(bench.cli.app, ["data", "stats", str(tmp_path / "missing")])
+    assert r.exit_code != 0 and isinstance(r.exception, DataError)  # main() prints it as one line, exit 2
+    assert "missing: path not found" in str(r.exception)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, expected", [("beauty", (22363, 12101, 198502)), ("sports", (35598, 18357, 296337))])
+def test_stats_on_real_data(name, expected, request):
+    path = request.getfixturevalue(f"{name}_path")
+    r = runner.invoke(bench.cli.app, ["data", "stats", str(path)])
+    assert r.exit_code == 0, r.output
+    assert tuple(int(_field(r.output, k)) for k in ("users", "items", "interactions")) == expected
