@@ -1,0 +1,210 @@
+"""Speed of SEATER's constrained beam search and training vs exact inner-product top-K.
+
+`run_retrieval_speed(...)` times, on synthetic balanced trees over random permutations of the
+items (branching k, catalog sizes e.g. 12K / 361K / 1M) and an untrained SEATER network
+(decoding cost does not depend on the weights):
+
+- beam-search throughput (users/s) for top-K with beam W, against catalog size and beam width;
+- exact inner-product top-K (`seater.topk.topk_inner_product`, d = d_model) at the same sizes;
+- training throughput (samples/s, all three losses) at the smallest size.
+
+Every timing runs the same code as training/inference, after one warm-up call.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seater.trees.tree import Tree
+
+
+def balanced_random_codes(n_items: int, k: int, seed: int = 0) -> np.ndarray:
+    """Codes of a balanced k-ary tree over a random permutation of the items (see `balanced_codes`)."""
+    return balanced_codes(np.random.default_rng(seed).permutation(n_items), k)
+
+
+def balanced_codes(perm: np.ndarray, k: int) -> np.ndarray:
+    """Codes of the balanced k-ary tree whose leaves, left to right, are items ``perm + 1``.
+
+    At every node with n items the children hold floor(n/k) or floor(n/k)+1 items (the first
+    n mod k children one more); a child with one item is that item. Returns int64
+    ``(n_items, depth)`` right-padded with -1 (items may end one level apart).
+    """
+    perm = np.asarray(perm, dtype=np.int64)
+    n_items = len(perm)
+    # walk every item down: its offset within its current node and that node's size
+    offset = np.arange(n_items, dtype=np.int64)
+    size = np.full(n_items, n_items, dtype=np.int64)
+    cols: list[np.ndarray] = []
+    active = size > 1
+    if n_items == 1:
+        return np.zeros((1, 1), dtype=np.int64)
+    while active.any():
+        q, r = size // k, size % k
+        big = r * (q + 1)  # items in the first r (larger) children
+        slot = np.where(offset < big, offset // np.maximum(q + 1, 1), r + (offset - big) // np.maximum(q, 1))
+        new_off = np.where(offset < big, offset % np.maximum(q + 1, 1), (offset - big) % np.maximum(q, 1))
+        new_size = np.where(slot < r, q + 1, q)
+        small = size <= k  # children are the items themselves
+        slot = np.where(small, offset, slot)
+        new_size = np.where(small, 1, new_size)
+        cols.append(np.where(active, slot, -1))
+        offset, size = np.where(active, new_off, offset), np.where(active, new_size, size)
+        active = active & (size > 1)
+    codes = np.stack(cols, axis=1)
+    out = np.empty_like(codes)
+    out[perm] = codes
+    return out
+
+
+def balanced_random_tree(n_items: int, k: int, seed: int = 0) -> Tree:
+    return Tree(balanced_random_codes(n_items, k, seed), k, {"builder": "random-permutation-balanced", "seed": seed})
+
+
+@dataclass
+class RetrievalSpeedConfig:
+    sizes: tuple[int, ...] = (12_101, 361_000, 1_000_000)  # catalog sizes (Beauty, Books, 1M)
+    k: int = 16  # branching factor of the synthetic trees
+    beam: int = 50  # beam width for the catalog-size curve
+    topk: int = 50  # items returned per user
+    beams: tuple[int, ...] = (10, 20, 50, 100)  # beam widths for the beam curve (at sizes[0])
+    users: int = 512  # users timed per size (fewer at large sizes on CPU: see users_large)
+    users_large: int = 256  # users for sizes above 100K
+    batch: int = 256  # users per beam-search / top-K call
+    train_batch: int = 256  # training batch size
+    train_steps: int = 10  # timed training steps
+    history: int = 20  # history length
+    d_model: int = 64
+    device: str = "cpu"
+    threads: int = 1  # torch CPU threads
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _time(fn, repeat: int = 1) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
+    """Run every timing; returns a JSON-able dict of rows."""
+    from seater.model.config import SEATERConfig
+    from seater.model.seater import SEATER
+    from seater.topk import topk_inner_product
+
+    torch.set_num_threads(cfg.threads)
+    dev = torch.device(cfg.device)
+    rows: list[dict[str, Any]] = []
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for n in cfg.sizes:
+        t0 = time.perf_counter()
+        tree = balanced_random_tree(n, cfg.k, cfg.seed)
+        build_s = time.perf_counter() - t0
+        conf = SEATERConfig(n_items=n, n_tokens=tree.n_tokens, depth=tree.depth, d_model=cfg.d_model)
+        model = SEATER(conf, tree).to(dev).eval()
+        n_users = cfg.users if n <= 100_000 else cfg.users_large
+        hist = torch.randint(1, n + 1, (n_users, cfg.history), generator=gen).to(dev)
+        beams = cfg.beams if n == cfg.sizes[0] else (cfg.beam,)
+
+        for beam in beams:
+            def decode():
+                for s in range(0, n_users, cfg.batch):
+                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam))
+            sec = _time(decode)
+            rows.append({"kind": "beam", "n_items": n, "k": cfg.k, "depth": tree.depth, "beam": beam, "topk": min(cfg.topk, beam),
+                         "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
+            log(f"beam  n={n:>9} W={beam:>3} depth={tree.depth}: {n_users / sec:10.1f} users/s")
+
+        items = torch.randn(n, cfg.d_model, generator=gen).to(dev)
+        queries = torch.randn(n_users, cfg.d_model, generator=gen).to(dev)
+
+        def exact():
+            for s in range(0, n_users, cfg.batch):
+                topk_inner_product(queries[s : s + cfg.batch], items, cfg.topk)
+        sec = _time(exact)
+        rows.append({"kind": "exact", "n_items": n, "topk": cfg.topk, "users": n_users, "batch": cfg.batch, "d": cfg.d_model,
+                     "seconds": sec, "users_per_s": n_users / sec})
+        log(f"exact n={n:>9}: {n_users / sec:10.1f} users/s   (tree build {build_s:.1f}s)")
+
+        if n == cfg.sizes[0]:
+            model.train()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            th = torch.randint(1, n + 1, (cfg.train_batch, cfg.history), generator=gen).to(dev)
+            tt = torch.randint(1, n + 1, (cfg.train_batch,), generator=gen).to(dev)
+
+            def train():
+                for _ in range(cfg.train_steps):
+                    loss = model.loss(th, tt)["loss"]
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            sec = _time(train)
+            sps = cfg.train_batch * cfg.train_steps / sec
+            rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
+                         "seconds": sec, "samples_per_s": sps})
+            log(f"train n={n:>9} batch={cfg.train_batch}: {sps:10.1f} samples/s (all three losses)")
+        del model, tree
+    return {"config": asdict(cfg), "rows": rows}
+
+
+def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any]) -> list[Path]:
+    """results JSON + markdown table + PNG curves (users/s vs catalog size and vs beam width)."""
+    from bench.provenance import markdown_header
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = result["rows"]
+    js = out_dir / "speed_retrieval.json"
+    js.write_text(json.dumps({"provenance": info, **result}, indent=2))
+    cfg = result["config"]
+    lines = ["# SEATER beam search vs exact inner-product top-K", "", markdown_header(info, data="synthetic balanced trees over random item permutations, untrained network"), ""]
+    lines += [f"Device {cfg['device']}, {cfg['threads']} torch thread(s); top-{cfg['topk']}, batch {cfg['batch']} users, k = {cfg['k']}, d = {cfg['d_model']}.", ""]
+    for note in cfg.get("notes", []):
+        lines.append(f"- {note}")
+    lines += ["", "| n_items | depth | beam users/s (W=%d) | exact top-K users/s | beam / exact |" % cfg["beam"], "|---:|---:|---:|---:|---:|"]
+    for n in cfg["sizes"]:
+        b = [r for r in rows if r["kind"] == "beam" and r["n_items"] == n and r["beam"] == cfg["beam"]]
+        e = [r for r in rows if r["kind"] == "exact" and r["n_items"] == n]
+        if b and e:
+            lines.append(f"| {n:,} | {b[0]['depth']} | {b[0]['users_per_s']:,.0f} | {e[0]['users_per_s']:,.0f} | {b[0]['users_per_s'] / e[0]['users_per_s']:.2f} |")
+    lines += ["", f"Beam width curve at {cfg['sizes'][0]:,} items:", "", "| beam | users/s |", "|---:|---:|"]
+    for r in rows:
+        if r["kind"] == "beam" and r["n_items"] == cfg["sizes"][0]:
+            lines.append(f"| {r['beam']} | {r['users_per_s']:,.0f} |")
+    for r in rows:
+        if r["kind"] == "train":
+            lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items): **{r['samples_per_s']:,.0f} samples/s**."]
+    md = out_dir / "speed_retrieval.md"
+    md.write_text("\n".join(lines) + "\n")
+    paths = [js, md]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+        for kind, label in (("beam", f"SEATER beam (W={cfg['beam']})"), ("exact", "exact inner-product top-K")):
+            pts = sorted((r["n_items"], r["users_per_s"]) for r in rows if r["kind"] == kind and r.get("beam", cfg["beam"]) == cfg["beam"])
+            ax[0].plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax[0].set_xscale("log"), ax[0].set_yscale("log"), ax[0].set_xlabel("catalog size"), ax[0].set_ylabel("users/s"), ax[0].legend()
+        pts = sorted((r["beam"], r["users_per_s"]) for r in rows if r["kind"] == "beam" and r["n_items"] == cfg["sizes"][0])
+        ax[1].plot([p[0] for p in pts], [p[1] for p in pts], marker="o")
+        ax[1].set_xlabel("beam width"), ax[1].set_ylabel("users/s"), ax[1].set_title(f"{cfg['sizes'][0]:,} items")
+        fig.suptitle(f"{info['hardware']} · {info['commit']}", fontsize=8)
+        fig.tight_layout()
+        png = out_dir / "speed_retrieval.png"
+        fig.savefig(png, dpi=100)
+        paths.append(png)
+    except ImportError:
+        pass
+    return paths

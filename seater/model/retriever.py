@@ -1,0 +1,189 @@
+"""`SEATERRetriever`: SEATER behind the `Retriever` contract, registered as ``seater``.
+
+The harness builds a tree (any builder, any k) from item embeddings and passes it to `fit`.
+Training uses `seater.training.train_loop` on ``split.train`` (explicit last-L -> next-item
+samples, pre-tensorised on the device, shuffled per epoch from ``seed`` and the epoch number);
+validation runs the constrained beam search on a fixed subsample of ``split.valid``.
+
+Ablations: ``use_align=False`` (w/o alignment), ``use_rank=False`` (w/o ranking), both False
+(generation loss only). ``recommend(h, k)`` decodes with beam ``max(beam_size, k)``;
+``recommend_exact(h, k)`` scores every item's full identifier (quality lost by the beam).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from seater.data.types import Split
+from seater.device import resolve_device
+from seater.errors import ConfigError, DataError
+from seater.model.config import SEATERConfig
+from seater.model.seater import SEATER
+from seater.retriever import RETRIEVERS, Retriever
+from seater.tracking import NullTracker, Tracker
+from seater.trees.tree import Tree
+
+DEFAULTS: dict[str, Any] = {
+    # network (SEATER paper)
+    "d_model": 64,
+    "n_heads": 2,
+    "d_ff": 256,
+    "dropout": 0.2,
+    "enc_layers": 1,
+    "dec_layers": 1,
+    # losses (DESIGN.md); use_* switch them off for the ablation rows
+    "lambda_align": 0.05,
+    "lambda_rank": 0.05,
+    "tau": 0.2,
+    "q": 4,
+    "beta": 0.001,
+    "use_align": True,
+    "use_rank": True,
+    # decoding
+    "beam_size": 50,
+    "decode_mode": "beam",  # beam | greedy | sample
+    "temperature": 1.0,  # for decode_mode = sample
+    "eval_batch_size": 256,  # users per beam-search call
+    # training (Adam, lr 1e-3, L2 1e-5, patience 4 in the paper)
+    "batch_size": 256,
+    "lr": 1e-3,
+    "weight_decay": 1e-5,
+    "epochs": 50,
+    "patience": 4,
+    "grad_clip": 5.0,
+    "val_users": 2000,  # validation subsample (beam search is the costly part)
+    "val_metric": "ndcg@10",
+    "amp": True,  # bf16 autocast on CUDA only
+    "checkpoint_dir": None,
+    "progress": False,
+}
+
+
+@RETRIEVERS.register("seater", defaults=DEFAULTS)
+class SEATERRetriever(Retriever):
+    """SEATER: generative retrieval of tree identifiers with alignment and ranking losses."""
+
+    needs_tree = True
+
+    def __init__(self, device: str = "auto", seed: int = 0, **params: Any):
+        unknown = sorted(set(params) - set(DEFAULTS))
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for retriever 'seater'; known: {', '.join(sorted(DEFAULTS))}")
+        super().__init__(device=device, seed=seed, **{**DEFAULTS, **params})
+        self.p = {**DEFAULTS, **params}
+        self.device, self.seed = device, seed
+
+    def _config(self, split: Split, tree: Tree) -> SEATERConfig:
+        keys = ("d_model", "n_heads", "d_ff", "dropout", "enc_layers", "dec_layers", "lambda_align", "lambda_rank", "tau", "q", "beta", "use_align", "use_rank")
+        return SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=split.max_history, **{k: self.p[k] for k in keys})
+
+    def fit(self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None) -> "SEATERRetriever":
+        from seater.metrics import evaluate
+        from seater.training import TrainConfig, train_loop
+
+        if tree is None:
+            raise ConfigError("retriever 'seater' needs a tree: pass tree= (the harness builds one from item embeddings)")
+        if tree.n_items != split.n_items:
+            raise DataError(f"tree has {tree.n_items} items but the split has {split.n_items}")
+        if len(split.train) == 0:
+            raise DataError("split.train is empty: nothing to train SEATER on")
+        tracker = tracker or NullTracker()
+        dev = resolve_device(self.device)
+        torch.manual_seed(self.seed)
+        self.tree_ = tree
+        self.config_ = self._config(split, tree)
+        self.max_history_ = split.max_history
+        self.model_ = SEATER(self.config_, tree).to(dev)
+        self.device_ = dev
+
+        hist = torch.as_tensor(split.train.histories, dtype=torch.long, device=dev)  # (S, L)
+        tgt = torch.as_tensor(split.train.targets, dtype=torch.long, device=dev)  # (S,)
+        keep = tgt > 0
+        hist, tgt = hist[keep], tgt[keep]
+        bs = int(self.p["batch_size"])
+
+        def batches(epoch: int):
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(len(tgt), generator=g).to(dev)
+            for s in range(0, len(perm), bs):
+                idx = perm[s : s + bs]
+                yield hist[idx], tgt[idx]
+
+        def step_loss(batch):
+            return self.model_.loss(*batch)
+
+        valid = split.valid
+        rng = np.random.default_rng(self.seed)
+        n_val = min(len(valid), int(self.p["val_users"]))
+        val_rows = np.sort(rng.choice(len(valid), n_val, replace=False)) if n_val else np.zeros(0, dtype=np.int64)
+
+        def validate() -> dict[str, float]:
+            if n_val == 0:
+                return {self.p["val_metric"]: 0.0}
+            pred = self.recommend(valid.histories[val_rows], 10)
+            return evaluate(pred, [valid.truth[i] for i in val_rows], ks=(10,))
+
+        cfg = TrainConfig(
+            epochs=int(self.p["epochs"]), batch_size=bs, lr=float(self.p["lr"]), weight_decay=float(self.p["weight_decay"]),
+            grad_clip=self.p["grad_clip"], patience=int(self.p["patience"]), val_metric=self.p["val_metric"],
+            amp=bool(self.p["amp"]), device=str(dev), seed=self.seed, checkpoint_dir=self.p["checkpoint_dir"], progress=bool(self.p["progress"]),
+        )
+        tracker.log_params({f"seater/{k}": v for k, v in asdict(self.config_).items()})
+        t0 = time.perf_counter()
+        res = train_loop(self.model_, batches, step_loss, validate, cfg, tracker)
+        self.train_result_ = res
+        self.fit_info_ = {
+            "train_seconds": time.perf_counter() - t0,
+            "epochs": float(res.epochs_run),
+            "best_epoch": float(res.best_epoch),
+            "samples_per_second": float(res.samples_per_second),
+            "n_params": float(sum(p.numel() for p in self.model_.parameters())),
+            "tree_depth": float(tree.depth),
+            **{f"best_valid/{k}": float(v) for k, v in res.best_metrics.items()},
+        }
+        self.model_.eval()
+        return self
+
+    def _histories(self, histories: np.ndarray) -> torch.Tensor:
+        h = np.asarray(histories)
+        if h.ndim != 2:
+            raise DataError(f"histories must be a 2-D int array (B, L), got shape {h.shape}")
+        L = self.max_history_
+        if h.shape[1] > L:
+            h = h[:, -L:]  # keep the most recent items
+        elif h.shape[1] < L:
+            h = np.pad(h, ((0, 0), (L - h.shape[1], 0)))
+        h = np.where((h >= 0) & (h <= self.tree_.n_items), h, 0)
+        return torch.as_tensor(h, dtype=torch.long, device=self.device_)
+
+    def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise ConfigError("SEATERRetriever.recommend called before fit")
+        h = self._histories(histories)
+        self.model_.eval()
+        beam = max(int(self.p["beam_size"]), k)
+        bs = int(self.p["eval_batch_size"])
+        out = np.zeros((len(h), k), dtype=np.int64)
+        for s in range(0, len(h), bs):
+            items, _ = self.model_.recommend(h[s : s + bs], beam_size=beam, topk=k, mode=self.p["decode_mode"], temperature=self.p["temperature"])
+            out[s : s + bs, : items.shape[1]] = items.cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def recommend_exact(self, histories: np.ndarray, k: int, users_per_call: int = 8) -> np.ndarray:
+        """Top-k by the exact log-probability of every item's identifier (no beam pruning)."""
+        h = self._histories(histories)
+        self.model_.eval()
+        n = self.tree_.n_items
+        out = np.zeros((len(h), k), dtype=np.int64)
+        for s in range(0, len(h), users_per_call):
+            hb = h[s : s + users_per_call]
+            items = torch.arange(1, n + 1, device=h.device).expand(len(hb), n)
+            lp = self.model_.identifier_log_prob(hb, items)  # (b, n)
+            out[s : s + len(hb)] = (lp.topk(min(k, n), dim=1).indices + 1).cpu().numpy()
+        return out

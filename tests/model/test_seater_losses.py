@@ -1,0 +1,127 @@
+"""SEATER's losses against hand-computed / independently computed cases, and where gradients go."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.speed.retrieval import balanced_random_tree
+from seater.model import SEATER, SEATERConfig
+from seater.model.losses import alignment_loss, child_logits, generation_loss, ranking_loss, sample_rank_negatives
+from seater.model.seater import tree_tensors
+from seater.trees.tree import Tree
+
+
+def test_child_logits_dot_products_and_mask():
+    emb = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    states = torch.tensor([[2.0, 3.0]])
+    child = torch.tensor([[3, 1, -1]])
+    out = child_logits(states, child, emb)
+    assert out[0, :2].tolist() == [5.0, 2.0] and math.isinf(out[0, 2].item())
+
+
+def test_generation_loss_hand_case():
+    # step 1: children logits [1, 2, pad], target in slot 1; step 2: [0, 0, 3], target slot 2; step 3 padding
+    logits = torch.tensor([[[1.0, 2.0, float("-inf")], [0.0, 0.0, 3.0], [9.0, 9.0, 9.0]]])
+    child = torch.tensor([[[5, 6, -1], [1, 2, 3], [0, 0, 0]]])
+    target = torch.tensor([[6, 3, 0]])
+    l1 = -(2 - math.log(math.e**1 + math.e**2))
+    l2 = -(3 - math.log(2 + math.e**3))
+    assert generation_loss(logits, child, target).item() == pytest.approx((l1 + l2) / 2, rel=1e-6)
+
+
+def test_alignment_loss_matches_explicit_loop():
+    # tree: root(t=7) -> node a(t=8) {items 1,2}, node b(t=9) {items 3,4}; plus item 5,6 under c(t=10)
+    tree = Tree(np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]), 3)
+    assert tree.root_token == 7
+    parent = tree_tensors(tree)["parent_token"]
+    emb = torch.randn(tree.n_tokens, 5, generator=torch.Generator().manual_seed(0))
+    tokens = torch.tensor([1, 2, 3, 7, 8, 9])  # batch holds items 1,2,3 and their ancestors
+    tau = 0.3
+    got = alignment_loss(emb, tokens, parent, tau)
+    z = F.normalize(emb, dim=-1)
+    losses = []
+    for a in tokens.tolist():
+        p = int(parent[a])
+        if p == 0:
+            continue  # the root anchors nothing
+        cands = [c for c in tokens.tolist() if c != a and int(parent[c]) != a]
+        assert p in cands
+        sims = torch.stack([z[a] @ z[c] / tau for c in cands])
+        losses.append(-(sims[cands.index(p)] - torch.logsumexp(sims, 0)))
+    torch.testing.assert_close(got, torch.stack(losses).mean())
+    assert parent[1].item() == 8 and parent[8].item() == 7 and parent[7].item() == 0
+
+
+def test_ranking_loss_hand_case():
+    scores = torch.tensor([[0.5, 0.7, 0.2], [0.9, 0.1, 0.8]])
+    shared = torch.tensor([[3, 1, 0], [3, 2, 0]])
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    # row 0: (0,1) 0.7-0.5+0.1=0.3, (0,2) relu(-0.1)=0, (1,2) relu(0.2-0.7+0.1)=0 ; row 1: (0,1) relu(0.1-0.9+0.1)=0
+    assert ranking_loss(scores, shared, valid, beta=0.1).item() == pytest.approx(0.3 / 4)
+
+
+def test_rank_negatives_share_exactly_the_drawn_prefix():
+    tree = balanced_random_tree(200, 3, seed=1)
+    t = tree_tensors(tree)
+    targets = torch.randint(1, 201, (64,), generator=torch.Generator().manual_seed(0))
+    neg, shared, valid = sample_rank_negatives(targets, 4, t["item_path"], t["lengths"], t["node_start"], t["node_size"],
+                                               t["item_pos"], t["sorted_items"], torch.Generator().manual_seed(1))
+    assert neg.shape == (64, 4) and valid.all()
+    codes = tree.codes
+    for b in range(64):
+        assert len(set(shared[b].tolist())) == 4  # distinct shared-prefix lengths
+        for j in range(4):
+            a, c = codes[targets[b] - 1], codes[neg[b, j] - 1]
+            common = int(np.argmax(np.append(a != c, True)))
+            assert common == shared[b, j].item() and neg[b, j] != targets[b]
+
+
+def _model(tree, **kw):
+    torch.manual_seed(0)
+    return SEATER(SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=5, dropout=0.0, **kw), tree)
+
+
+def test_generation_gradient_reaches_exactly_path_and_sibling_tokens():
+    tree = balanced_random_tree(64, 4, seed=0)
+    model = _model(tree, use_align=False, use_rank=False)
+    hist = torch.tensor([[0, 0, 0, 1, 2]])
+    target = torch.tensor([40])
+    model.loss(hist, target)["loss"].backward()
+    g = model.tok_emb.weight.grad.abs().sum(1)  # (n_tokens,)
+    path = tree.item_tokens()[40]
+    path = path[path > 0]
+    nxt = tree.next_token_table()
+    expected = set(path[:-1].tolist()) | {1, 2}  # decoder inputs and history items
+    for tok in path[:-1]:
+        expected |= set(nxt[tok][nxt[tok] >= 0].tolist())  # every child scored at each step
+    nonzero = set(np.flatnonzero(g.numpy() > 0).tolist())
+    assert nonzero == expected
+
+
+def test_alignment_and_ranking_gradients():
+    tree = balanced_random_tree(64, 4, seed=0)
+    hist = torch.tensor([[0, 0, 0, 1, 2], [0, 3, 4, 5, 6]])
+    targets = torch.tensor([40, 7])
+    model = _model(tree, lambda_align=1.0)
+    out = model.loss(hist, targets)
+    out["align"].backward(retain_graph=True)
+    g = model.tok_emb.weight.grad.abs().sum(1)
+    toks = tree.item_tokens()[[40, 7]]
+    assert set(np.flatnonzero(g.numpy() > 0).tolist()) == set(toks[toks > 0].tolist())  # only batch tokens
+    model.zero_grad()
+    out["rank"].backward()
+    assert model.rank_w.grad is not None and model.rank_w.grad.abs().sum() > 0
+    assert model.rank_x.weight.grad.abs().sum() > 0 and model.encoder[0].attn.q.weight.grad.abs().sum() > 0
+
+
+def test_ablation_switches_drop_the_loss_terms():
+    tree = balanced_random_tree(64, 4, seed=0)
+    hist, targets = torch.tensor([[0, 0, 0, 1, 2]]), torch.tensor([40])
+    assert set(_model(tree).loss(hist, targets)) == {"loss", "gen", "align", "rank"}
+    only = _model(tree, use_align=False, use_rank=False).loss(hist, targets)
+    assert set(only) == {"loss", "gen"} and torch.equal(only["loss"], only["gen"])
