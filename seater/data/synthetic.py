@@ -6,8 +6,8 @@ Two generators share one Gaussian-mixture item space:
     Item vectors for tree-builder benchmarks: a two-level mixture (super-clusters holding
     clusters) with log-normal cluster sizes and per-cluster, per-dimension spreads, so
     clusters overlap and differ in size and shape ("not completely random but still
-    challenging", as faiss' SyntheticDataset puts it). Generated in chunks, so 10M x 64
-    costs about the output (n * dim * 4 bytes) and a few seconds.
+    challenging", as faiss' SyntheticDataset puts it). Written in place chunk by chunk, so
+    10M x 64 needs little more memory than the output (n * dim * 4 bytes = 2.4 GiB).
 
 `make_synthetic(n_users, n_items, ...)`
     Interaction sequences on top of that item space. Items of a cluster are laid on a
@@ -26,7 +26,7 @@ import numpy as np
 from seater.data.interactions import Interactions
 from seater.errors import ConfigError
 
-_CHUNK = 1 << 20  # rows generated at once; fixed so results do not depend on memory
+_CHUNK = 1 << 16  # rows generated at once; fixed so results do not depend on memory
 
 
 def _positive_int(name: str, value: int) -> int:
@@ -39,12 +39,14 @@ def _default_clusters(n_items: int) -> int:
     return max(1, min(n_items, int(round(np.sqrt(n_items)))))
 
 
-def _mixture(n_items: int, dim: int, n_clusters: int, rng: np.random.Generator):
-    """Items of a two-level Gaussian mixture.
+def _mixture(n_items: int, dim: int, n_clusters: int, rng: np.random.Generator, noise: str = "gaussian"):
+    """Items of a two-level mixture (Gaussian, or variance-matched uniform boxes: 4x faster).
 
     Returns (x float32 (n_items, dim), cluster int64 (n_items,), super-cluster of each
     cluster int64 (n_clusters,)).
     """
+    if noise not in ("gaussian", "uniform"):
+        raise ConfigError(f"noise must be 'gaussian' or 'uniform', got {noise!r}")
     n_super = max(1, int(round(np.sqrt(n_clusters))))
     super_centers = rng.standard_normal((n_super, dim))
     cluster_super = rng.integers(0, n_super, size=n_clusters)
@@ -53,29 +55,39 @@ def _mixture(n_items: int, dim: int, n_clusters: int, rng: np.random.Generator):
     scales = rng.uniform(0.1, 0.45, size=(n_clusters, 1)) * rng.uniform(0.5, 1.5, size=(n_clusters, dim))
     sizes = rng.multinomial(n_items, rng.dirichlet(np.full(n_clusters, 1.0)) if n_clusters > 1 else [1.0])
     cluster = rng.permutation(np.repeat(np.arange(n_clusters, dtype=np.int64), sizes))
+    if noise == "uniform":
+        scales = scales * np.sqrt(12.0)  # U(-0.5, 0.5) has variance 1/12
     centers32, scales32 = centers.astype(np.float32), scales.astype(np.float32)
     x = np.empty((n_items, dim), dtype=np.float32)
-    for a in range(0, n_items, _CHUNK):
+    for a in range(0, n_items, _CHUNK):  # written in place, chunks small enough to stay in cache
         b = min(n_items, a + _CHUNK)
         c = cluster[a:b]
-        block = rng.standard_normal((b - a, dim), dtype=np.float32)
+        block = x[a:b]
+        if noise == "gaussian":
+            rng.standard_normal(out=block, dtype=np.float32)
+        else:
+            rng.random(out=block, dtype=np.float32)
+            block -= 0.5
         block *= scales32[c]
         block += centers32[c]
-        x[a:b] = block
     return x, cluster, cluster_super.astype(np.int64)
 
 
-def synthetic_embeddings(n_items: int, dim: int = 64, n_clusters: int | None = None, seed: int = 0) -> np.ndarray:
+def synthetic_embeddings(
+    n_items: int, dim: int = 64, n_clusters: int | None = None, seed: int = 0, noise: str = "gaussian"
+) -> np.ndarray:
     """Clustered item embeddings, float32 ``(n_items, dim)``; row i is item i+1.
 
     n_clusters defaults to round(sqrt(n_items)); cluster sizes are Dirichlet(1) draws (from a
     handful of items to several times the mean), spreads vary per cluster and per dimension.
-    Deterministic given `seed`.
+    ``noise="uniform"`` replaces each cluster's Gaussian by a box of the same per-dimension
+    variance, about 4x faster to draw (for 10M-item speed runs; in 64 dims distances behave
+    alike). Deterministic given `seed` (and `noise`).
     """
     n_items = _positive_int("n_items", n_items)
     dim = _positive_int("dim", dim)
     n_clusters = _default_clusters(n_items) if n_clusters is None else _positive_int("n_clusters", n_clusters)
-    x, _, _ = _mixture(n_items, dim, min(n_clusters, n_items), np.random.default_rng(seed))
+    x, _, _ = _mixture(n_items, dim, min(n_clusters, n_items), np.random.default_rng(seed), noise)
     return x
 
 

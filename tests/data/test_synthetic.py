@@ -49,12 +49,13 @@ def test_make_synthetic_has_sequential_signal():
     assert 0.6 < same < 0.95
 
 
-def test_synthetic_embeddings_clustered_and_varied():
-    x = synthetic_embeddings(3000, dim=16, seed=0)
+@pytest.mark.parametrize("noise", ["gaussian", "uniform"])
+def test_synthetic_embeddings_clustered_and_varied(noise):
+    x = synthetic_embeddings(3000, dim=16, seed=0, noise=noise)
     assert x.shape == (3000, 16) and x.dtype == np.float32
-    assert np.array_equal(x, synthetic_embeddings(3000, dim=16, seed=0))
-    assert not np.array_equal(x, synthetic_embeddings(3000, dim=16, seed=1))
-    x, cluster, _ = _mixture(3000, 16, 50, np.random.default_rng(0))
+    assert np.array_equal(x, synthetic_embeddings(3000, dim=16, seed=0, noise=noise))
+    assert not np.array_equal(x, synthetic_embeddings(3000, dim=16, seed=1, noise=noise))
+    x, cluster, _ = _mixture(70_000, 16, 50, np.random.default_rng(0), noise)  # > one generation chunk
     sizes = np.bincount(cluster, minlength=50)
     assert sizes.max() > 4 * max(sizes.min(), 1)  # varied sizes
     centers = np.stack([x[cluster == c].mean(0) for c in range(50) if sizes[c]])
@@ -72,3 +73,15 @@ def test_bad_synthetic_parameters():
         make_synthetic(10, 10, mean_length=2)
     with pytest.raises(ConfigError, match="dim"):
         synthetic_embeddings(10, dim=0)
+    with pytest.raises(ConfigError, match="noise must be"):
+        synthetic_embeddings(10, noise="laplace")
+
+
+def test_uniform_noise_matches_gaussian_spread():
+    # same seed, same clusters and centres: per-cluster variances agree within sampling error
+    g, cg, _ = _mixture(20_000, 8, 5, np.random.default_rng(1), "gaussian")
+    u, cu, _ = _mixture(20_000, 8, 5, np.random.default_rng(1), "uniform")
+    assert np.array_equal(cg, cu)
+    for c in range(5):
+        if (cg == c).sum() > 500:
+            assert np.allclose(g[cg == c].var(0), u[cu == c].var(0), rtol=0.2)
