@@ -1,0 +1,109 @@
+"""BERT4Rec (Sun et al., 2019): bidirectional self-attention trained with the Cloze objective.
+
+Each training window of `max_len` items has every item replaced by a mask token with
+probability `mask_prob` (at least one per window; masks are redrawn every epoch from a
+generator seeded by (seed, epoch)), and the model predicts the masked items with a softmax
+over all items (tied item table). At inference a mask token is appended to the last
+``max_len - 1`` history items and the state at that position is the user vector.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from baselines.dual_encoder import (
+    DualEncoder,
+    DualEncoderConfig,
+    Encoder,
+    TransformerBlock,
+    fit_history,
+    item_windows,
+    padding_attention_mask,
+    registered_defaults,
+)
+from seater.data.types import Split
+from seater.errors import ConfigError
+from seater.retriever import RETRIEVERS
+
+
+@dataclass
+class BERT4RecConfig(DualEncoderConfig):
+    n_blocks: int = 2  # transformer blocks (BERT4Rec paper: 2)
+    n_heads: int = 2  # attention heads (BERT4Rec paper: 2)
+    mask_prob: float = 0.2  # Cloze masking rate (BERT4Rec paper: 0.2 on Beauty)
+
+
+class BERT4RecEncoder(Encoder):
+    def __init__(self, n_items: int, cfg: BERT4RecConfig):
+        super().__init__()
+        self.mask_token = n_items + 1
+        self.item_emb = nn.Embedding(n_items + 2, cfg.dim, padding_idx=0)  # 0 pad, 1..N items, N+1 mask
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_blocks))
+        self.ln = nn.LayerNorm(cfg.dim)
+        self.scale = math.sqrt(cfg.dim)
+        nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(seq.shape[1], device=seq.device).flip(0)  # recency positions
+        x = self.item_emb(seq) * self.scale + self.pos_emb(pos)  # (B, L, d)
+        x = self.drop(x) * (seq > 0).unsqueeze(-1)
+        mask = padding_attention_mask(seq, causal=False)  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln(x)  # (B, L, d)
+
+
+def cloze_mask(windows: torch.Tensor, mask_prob: float, mask_token: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask each non-padding item with probability `mask_prob`, at least one per non-empty row.
+
+    windows: int64 ``(W, L)``. Returns inputs ``(W, L)`` (masked items -> `mask_token`) and
+    targets ``(W, L)`` (the original item where masked, 0 elsewhere).
+    """
+    real = windows > 0  # (W, L)
+    draw = torch.rand(windows.shape, generator=gen).to(windows.device) < mask_prob
+    masked = draw & real
+    # rows with no mask get their most recent item masked (left padding: the last column)
+    none = ~masked.any(dim=1) & real.any(dim=1)
+    masked[:, -1] |= none
+    inputs = windows.masked_fill(masked, mask_token)
+    targets = torch.where(masked, windows, torch.zeros_like(windows))
+    return inputs, targets
+
+
+@RETRIEVERS.register("bert4rec", defaults=registered_defaults(BERT4RecConfig))
+class BERT4Rec(DualEncoder):
+    """BERT4Rec: bidirectional Cloze-trained dual encoder."""
+
+    name = "bert4rec"
+    config_cls = BERT4RecConfig
+
+    def __init__(self, device: str = "auto", seed: int = 0, **params):
+        super().__init__(device=device, seed=seed, **params)
+        if not 0.0 < self.cfg.mask_prob < 1.0:
+            raise ConfigError(f"bert4rec: mask_prob must lie strictly between 0 and 1, got {self.cfg.mask_prob!r}")
+        if self.cfg.max_len < 2:
+            raise ConfigError("bert4rec: max_len must be >= 2 (history + the appended mask)")
+
+    def build_encoder(self, n_items: int) -> BERT4RecEncoder:
+        return BERT4RecEncoder(n_items, self.cfg)
+
+    def training_tensors(self, split: Split) -> dict[str, np.ndarray]:
+        return {"windows": item_windows(split.train_sequences, self.cfg.max_len)}
+
+    def epoch_tensors(self, data: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+        inputs, targets = cloze_mask(data["windows"], self.cfg.mask_prob, self.n_items_ + 1, gen)
+        return {"inputs": inputs, "targets": targets}
+
+    def encode_histories(self, histories: torch.Tensor) -> torch.Tensor:
+        seq = fit_history(histories, self.cfg.max_len - 1)  # (B, L-1)
+        seq = torch.cat([seq, seq.new_full((len(seq), 1), self.n_items_ + 1)], dim=1)  # (B, L) + mask
+        return self.encoder_(seq)[:, -1, :]
