@@ -1,3 +1,53 @@
-"""`seater-bench speed ...` commands (retrieval)."""
+"""`seater-bench speed retrieval ...`: SEATER beam search and training vs exact top-K."""
 
-from bench.cli.speed import speed_app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bench.cli.speed import speed_app
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    from seater.errors import ConfigError
+
+    try:
+        vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise ConfigError(f"--{name} must list positive integers, got {text!r}")
+    return vals
+
+
+@speed_app.command("retrieval")
+def retrieval(
+    sizes: str = typer.Option("12101,361000,1000000", help="catalog sizes (comma-separated)"),
+    k: int = typer.Option(16, help="branching factor of the synthetic balanced trees"),
+    beam: int = typer.Option(50, help="beam width of the catalog-size curve"),
+    topk: int = typer.Option(50, help="items returned per user"),
+    beams: str = typer.Option("10,20,50,100", help="beam widths of the beam curve (at the first size)"),
+    users: int = typer.Option(512, help="users timed per size up to 100K items"),
+    users_large: int = typer.Option(128, help="users timed per size above 100K items"),
+    batch: int = typer.Option(256, help="users per beam-search / top-K call"),
+    train_batch: int = typer.Option(256, help="training batch size"),
+    train_steps: int = typer.Option(10, help="timed training steps"),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto"),
+    threads: int = typer.Option(1, help="torch CPU threads"),
+    out: Path = typer.Option(Path("results/seater"), help="output folder (markdown, JSON, PNG)"),
+    note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
+) -> None:
+    """Beam-search users/s (vs catalog size and beam width), exact inner-product top-K users/s, training samples/s."""
+    from bench.provenance import provenance
+    from bench.speed.retrieval import RetrievalSpeedConfig, run_retrieval_speed, write_results
+    from seater.device import resolve_device
+
+    dev = resolve_device(device)
+    cfg = RetrievalSpeedConfig(
+        sizes=_ints(sizes, "sizes"), k=k, beam=beam, topk=topk, beams=_ints(beams, "beams"), users=users, users_large=users_large,
+        batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
+    )
+    result = run_retrieval_speed(cfg, log=typer.echo)
+    for path in write_results(result, out, provenance()):
+        typer.echo(f"wrote {path}")

@@ -136,7 +136,8 @@ class SEATER(nn.Module):
         self.rank_x = nn.Linear(c.d_model, c.d_model)  # ranking score: x̄ = rank_x(mean enc)
         self.rank_y = nn.Linear(c.d_model, c.d_model)  # ȳ = rank_y(mean dec)
         self.rank_w = nn.Parameter(torch.eye(c.d_model))  # s = sigmoid(x̄ᵀ W ȳ)
-        nn.init.normal_(self.tok_emb.weight, std=0.02)
+        for e in (self.tok_emb, self.enc_pos, self.dec_pos):  # GPT-2 style: positions must not swamp items
+            nn.init.normal_(e.weight, std=0.02)
         with torch.no_grad():
             self.tok_emb.weight[0].zero_()
 
