@@ -4,6 +4,8 @@ Why two: a results row is appended (flushed and fsynced) to ``<run dir>/results.
 moment a cell ends, so nothing is lost when the MLflow store is down or the grid is killed;
 MLflow is then fed from that row (`push_row`), and `import_runfile` replays a whole file later.
 Each row carries a unique ``row_id`` stored as an MLflow tag, which makes pushing idempotent.
+MLflow forbids '@' in names, so ``test/recall@10`` becomes ``test/recall_at_10`` there (the
+JSON lines keep the library's spelling).
 
 Inside a cell the retriever logs through a `RecordingTracker` (kept in memory and written into
 the row: per-epoch curves become MLflow metrics ``epoch/<key>`` with their step).
@@ -82,8 +84,13 @@ class JsonlTracker:
 
     def append(self, row: dict[str, Any]) -> None:
         line = json.dumps(row, sort_keys=True, default=_jsonable)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        with open(self.path, "a+b") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() > 0:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":  # a writer was killed mid-line: end that torn line first
+                    fh.write(b"\n")
+            fh.write((line + "\n").encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -102,21 +109,24 @@ def _jsonable(x: Any) -> Any:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """All rows of a results file. A torn last line (the writer was killed mid-write) is ignored."""
+    """All rows of a results file. Torn lines (a writer killed mid-write) are skipped."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"results file not found: {path}")
     rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines, 1):
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines):
-                continue
-            raise DataError(f"{path}:{i}: not a JSON results row ({e.msg})") from None
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict) and "cell_id" in row:
+            rows.append(row)
+        elif line.lstrip().startswith("{") and not line.rstrip().endswith("}"):
+            continue  # torn by a kill; `JsonlTracker.append` starts the next row on a new line
+        else:
+            raise DataError(f"{path}:{i}: not a results row written by seater-bench")
     return rows
 
 
@@ -162,7 +172,7 @@ class MLflowTracker:
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, _param_str(v)) for k, v in flatten(params).items()]
+        items = [Param(mlflow_key(k), _param_str(v)) for k, v in flatten(params).items()]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
@@ -170,7 +180,7 @@ class MLflowTracker:
         from mlflow.entities import Metric
 
         ts = timestamp_ms or int(time.time() * 1000)
-        items = [Metric(k, float(v), ts, int(step or 0)) for k, v in metrics.items() if v is not None and _finite(v)]
+        items = [Metric(mlflow_key(k), float(v), ts, int(step or 0)) for k, v in metrics.items() if v is not None and _finite(v)]
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
@@ -184,6 +194,11 @@ class MLflowTracker:
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             self.client.set_terminated(self.run_id, status=status, end_time=end_time_ms)
+
+
+def mlflow_key(key: str) -> str:
+    """MLflow names may not hold '@': ``test/recall@10`` is logged as ``test/recall_at_10``."""
+    return key.replace("@", "_at_")
 
 
 def _finite(v: Any) -> bool:
@@ -236,17 +251,21 @@ class MLflowSink:
         start = int(row.get("started", time.time()) * 1000)
         end = int(row.get("ended", time.time()) * 1000)
         t = MLflowTracker(self.client, self.experiment_id, row["name"], tags, start_time_ms=start)
-        t.log_params(row.get("params", {}))
-        t.log_metrics(row.get("metrics", {}), step=0, timestamp_ms=end)
-        for c in row.get("curves", []):
-            t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"), timestamp_ms=start)
-        for name, path in row.get("artifacts", {}).items():
-            if path and Path(path).is_dir():
-                self.client.log_artifacts(t.run_id, str(path), artifact_path=name)
-            elif path and Path(path).is_file():
-                t.log_artifact(path)
-        self.client.log_text(t.run_id, json.dumps(row, indent=1, sort_keys=True, default=_jsonable), "row.json")
-        t.set_status(row["status"] if row["status"] in ("FINISHED", "FAILED") else "FAILED", end_time_ms=end)
+        try:
+            t.log_params(row.get("params", {}))
+            t.log_metrics(row.get("metrics", {}), step=0, timestamp_ms=end)
+            for c in row.get("curves", []):
+                t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"), timestamp_ms=start)
+            for name, path in row.get("artifacts", {}).items():
+                if path and Path(path).is_dir():
+                    self.client.log_artifacts(t.run_id, str(path), artifact_path=name)
+                elif path and Path(path).is_file():
+                    self.client.log_artifact(t.run_id, str(path), artifact_path=name)
+            self.client.log_text(t.run_id, json.dumps(row, indent=1, sort_keys=True, default=_jsonable), "row.json")
+            t.set_status(row["status"] if row["status"] in ("FINISHED", "FAILED") else "FAILED", end_time_ms=end)
+        except Exception:
+            self.client.delete_run(t.run_id)  # half-written: let a later push (import) redo it
+            raise
         self.pushed_row_ids().add(row["row_id"])
         return t.run_id
 
@@ -276,7 +295,8 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     return pushed, skipped
 
 
-def iter_cells_done(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+def iter_cells_done(rows: Iterable[dict[str, Any]], include_failed: bool = False) -> Iterator[str]:
+    """Cell ids whose latest row is FINISHED (or, with `include_failed`, any recorded status)."""
     for cid, r in latest_rows(rows).items():
-        if r.get("status") == "FINISHED":
+        if r.get("status") == "FINISHED" or include_failed:
             yield cid

@@ -1,0 +1,141 @@
+"""Executors: where cells run. The interface is one method, so a Ray executor can follow.
+
+``submit(cells, context, on_result) -> rows``: run every cell, call ``on_result(row)`` as soon as
+each one ends (the runner records it there), return the rows. A row's ``status`` is FINISHED
+or FAILED; an executor never raises because a cell failed.
+
+`LocalExecutor` runs cells one after another, each in a fresh Python process
+(``python -m bench.runner CELL.json RESULT.json``), so a crash, an ``os._exit`` or the OOM
+killer ends that cell only: the parent then records it FAILED with the exit status and the
+last lines of the cell's log (``<run dir>/logs/<cell id>.log``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from bench.config import Cell
+from bench.provenance import REPO_ROOT
+
+OnResult = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class CellContext:
+    """What every cell of a run shares."""
+
+    run_dir: Path
+    cache_dir: Path
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    def submit(self, cells: Sequence[Cell], context: CellContext, on_result: OnResult | None = None) -> list[dict[str, Any]]: ...
+
+
+def _tail(path: Path, n: int = 8) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").replace("\r", "\n").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+class LocalExecutor:
+    """Sequential, one subprocess per cell.
+
+    timeout_s: a cell running longer is killed and recorded FAILED (None = no limit).
+    show_output: forward the cell's output (its progress bars) to this process's stderr.
+    progress: a tqdm bar over the grid.
+    """
+
+    def __init__(self, timeout_s: float | None = None, show_output: bool = True, progress: bool = True):
+        self.timeout_s = timeout_s
+        self.show_output = show_output
+        self.progress = progress
+
+    def submit(self, cells: Sequence[Cell], context: CellContext, on_result: OnResult | None = None) -> list[dict[str, Any]]:
+        from tqdm.auto import tqdm
+
+        rows = []
+        bar = tqdm(total=len(cells), desc="grid", unit="cell", disable=not self.progress, position=0)
+        n_failed = 0
+        try:
+            for cell in cells:
+                bar.set_postfix_str(cell.name[-60:])
+                row = self.run_one(cell, context)
+                n_failed += row["status"] != "FINISHED"
+                if on_result is not None:
+                    on_result(row)
+                rows.append(row)
+                bar.update(1)
+                if n_failed:
+                    bar.set_description(f"grid ({n_failed} failed)")
+        finally:
+            bar.close()
+        return rows
+
+    def run_one(self, cell: Cell, context: CellContext) -> dict[str, Any]:
+        from bench.runner import make_row
+
+        work = context.run_dir / "cells"
+        logs = context.run_dir / "logs"
+        work.mkdir(parents=True, exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
+        spec_path, result_path, log_path = work / f"{cell.id}.json", work / f"{cell.id}.result.json", logs / f"{cell.id}.log"
+        result_path.unlink(missing_ok=True)
+        spec_path.write_text(json.dumps({
+            "cell": cell.to_json(), "run_dir": str(context.run_dir), "cache_dir": str(context.cache_dir),
+            "provenance": context.provenance, "progress": self.show_output,
+        }))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        started = time.time()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "bench.runner", str(spec_path), str(result_path)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            pump = threading.Thread(target=self._pump, args=(proc.stdout, log), daemon=True)
+            pump.start()
+            timed_out = False
+            try:
+                code = proc.wait(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                os.killpg(proc.pid, signal.SIGKILL)
+                code = proc.wait()
+            except BaseException:  # Ctrl-C / kill of the grid: take the cell down with it
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+            pump.join(timeout=10)
+        if result_path.is_file() and not timed_out:
+            return json.loads(result_path.read_text())
+        if timed_out:
+            why = f"cell timed out after {self.timeout_s:g} s and was killed"
+        elif code < 0:
+            why = f"cell process killed by signal {signal.Signals(-code).name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+        else:
+            why = f"cell process exited with code {code} without a result"
+        tail = _tail(log_path)
+        return make_row(cell, "FAILED", started, time.time(), context.provenance, None,
+                        why + (f"; log {log_path}: {tail}" if tail else ""))
+
+    def _pump(self, stream, log) -> None:
+        while True:
+            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+            if not chunk:
+                break
+            log.write(chunk)
+            log.flush()
+            if self.show_output:
+                sys.stderr.buffer.write(chunk) if hasattr(sys.stderr, "buffer") else sys.stderr.write(chunk.decode(errors="replace"))
+                sys.stderr.flush()

@@ -1,0 +1,338 @@
+"""Leaderboards: rows of a run aggregated over seeds, with confidence and significance.
+
+One leaderboard row = one configuration (a cell without its seed) on one dataset. For every
+metric: mean ± std over seeds and a 95% confidence interval (Student t over seeds). The best
+row per dataset (by the suite's primary metric, test split) is compared with each other row
+by a paired t-test over the per-user values of that metric, users matched within each seed
+(the per-user arrays a cell saved next to the results file). Best and second best of each
+metric column are marked (bold / italic).
+
+Outputs in ``<results dir>/<suite>/``: ``leaderboard.md`` (provenance header + protocol card +
+one table per dataset), ``leaderboard.csv`` and, when the grid has the axis, plots:
+``build_time_vs_items.png`` (log-log, per builder), ``quality_vs_threshold.png``,
+``quality_vs_k.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seater.errors import ConfigError, DataError
+
+# metrics shown in the table, in order (those present in the rows)
+TIME_COLS = ("time/tree_build_s", "time/train_s", "time/infer_ms_per_user", "mem/peak_mb", "mem/cuda_peak_mb")
+TREE_COLS = ("tree/depth", "tree/n_nodes", "tree/balanced")
+LOWER_IS_BETTER_PREFIXES = ("time/", "mem/")
+
+
+@dataclass
+class Group:
+    """One configuration on one dataset, over its seeds."""
+
+    dataset: str
+    label: str
+    config: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r["cell"]["seed"]) for r in self.rows]
+
+    def values(self, key: str) -> np.ndarray:
+        return np.array([r["metrics"][key] for r in self.rows if key in r["metrics"]], dtype=np.float64)
+
+
+@dataclass
+class LeaderboardFiles:
+    markdown_path: Path
+    csv_path: Path
+    plots: list[Path]
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.markdown_path, self.csv_path, *self.plots]
+
+
+def find_runfile(suite_or_runfile: str | Path, runs_dir: str | Path = "runs") -> Path:
+    """A results.jsonl, a run folder holding one, or a suite (file or name) run under `runs_dir`."""
+    p = Path(suite_or_runfile)
+    if p.is_file() and p.suffix == ".jsonl":
+        return p
+    if p.is_dir() and (p / "results.jsonl").is_file():
+        return p / "results.jsonl"
+    name = p.stem if p.suffix == ".toml" else str(suite_or_runfile)
+    if p.suffix == ".toml" and p.is_file():
+        from bench.config import load_suite
+
+        name = load_suite(p, check_names=False).name
+    cand = Path(runs_dir) / name / "results.jsonl"
+    if cand.is_file():
+        return cand
+    raise DataError(f"no results for {suite_or_runfile!r}: expected a results.jsonl, a run folder, or {cand}")
+
+
+def _config_key(row: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    cell = row["cell"]
+    ret, tree = cell.get("retriever"), cell.get("tree")
+    parts = []
+    if ret:
+        swept = ret.get("swept") or []
+        extra = ",".join(f"{k}={ret['params'][k]}" for k in swept)
+        parts.append(ret["name"] + (f"({extra})" if extra else ""))
+    if tree:
+        swept = tree.get("swept") or []
+        extra = ",".join(f"{k}={tree['params'][k]}" for k in swept)
+        parts.append(f"{tree['label']}:k={tree['k']}" + (f",{extra}" if extra else ""))
+    config = {"retriever": ret and {"name": ret["name"], "params": ret["params"]},
+              "tree": tree and {"builder": tree["builder"], "k": tree["k"], "params": tree["params"]},
+              "embeddings": cell.get("embeddings") if tree else None}
+    return cell["dataset"]["name"], " + ".join(parts) or "(empty)", config
+
+
+def group_rows(rows: list[dict[str, Any]]) -> list[Group]:
+    from bench.tracking import latest_rows
+
+    groups: dict[str, Group] = {}
+    for r in latest_rows(rows).values():
+        if r.get("status") != "FINISHED":
+            continue
+        ds, label, config = _config_key(r)
+        key = json.dumps([ds, config], sort_keys=True, default=str)
+        g = groups.setdefault(key, Group(ds, label, config))
+        g.rows.append(r)
+    for g in groups.values():
+        g.rows.sort(key=lambda r: r["cell"]["seed"])
+    return list(groups.values())
+
+
+def mean_std_ci(x: np.ndarray) -> tuple[float, float, float]:
+    """Mean, sample std (0 for one seed) and the half-width of a 95% t interval (nan for one seed)."""
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if n == 1:
+        return mean, 0.0, math.nan
+    from scipy import stats
+
+    std = float(x.std(ddof=1))
+    return mean, std, float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
+
+
+def _per_user(row: dict[str, Any], metric: str) -> np.ndarray | None:
+    d = row.get("artifacts", {}).get("per_user")
+    if not d:
+        return None
+    p = Path(d) / f"test_{metric}.npy"
+    return np.load(p, allow_pickle=False) if p.is_file() else None
+
+
+def paired_test(best: Group, other: Group, metric: str) -> tuple[float, int]:
+    """Two-sided paired t-test p-value over users (matched within seeds) and the number of pairs."""
+    from scipy import stats
+
+    a_parts, b_parts = [], []
+    other_by_seed = {int(r["cell"]["seed"]): r for r in other.rows}
+    for r in best.rows:
+        o = other_by_seed.get(int(r["cell"]["seed"]))
+        if o is None:
+            continue
+        a, b = _per_user(r, metric), _per_user(o, metric)
+        if a is None or b is None or len(a) != len(b):
+            continue
+        ok = ~(np.isnan(a) | np.isnan(b))
+        a_parts.append(a[ok])
+        b_parts.append(b[ok])
+    if not a_parts:
+        return math.nan, 0
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+    if len(a) < 2:
+        return math.nan, len(a)
+    d = a - b
+    if np.all(d == d[0]):
+        return (1.0 if d[0] == 0 else 0.0), len(a)
+    return float(stats.ttest_rel(a, b).pvalue), len(a)
+
+
+def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:
+    present = set().union(*(set(r["metrics"]) for g in groups for r in g.rows)) if groups else set()
+    quality = [f"test/{m}@{k}" for k in ks for m in ("recall", "ndcg", "hit") if f"test/{m}@{k}" in present]
+    if f"test/{primary}" in quality:
+        quality.remove(f"test/{primary}")
+        quality.insert(0, f"test/{primary}")
+    tree_quality = sorted(k for k in present if k.startswith("tree/") and k not in TREE_COLS)
+    return quality + [c for c in TREE_COLS if c in present] + tree_quality + [c for c in TIME_COLS if c in present]
+
+
+def _fmt(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    ax = abs(x)
+    if ax == 0:
+        return "0"
+    if ax >= 1000:
+        return f"{x:.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 0.01:
+        return f"{x:.4f}"
+    return f"{x:.2e}"
+
+
+def _lower_better(col: str) -> bool:
+    return col.startswith(LOWER_IS_BETTER_PREFIXES) or col.endswith("cost")
+
+
+def protocol_card(rows: list[dict[str, Any]]) -> str:
+    """Split, history length, seen-item filtering, Ks and ranking: what makes numbers comparable."""
+    lines = ["## Protocol card", ""]
+    seen = {}
+    for r in rows:
+        c = r["cell"]
+        ds = c["dataset"]
+        d = r.get("data", {})
+        seen.setdefault(ds["name"], (ds, d, c))
+    for name, (ds, d, c) in seen.items():
+        src = "synthetic " + json.dumps(ds.get("synthetic", {}), sort_keys=True) if ds["source"] == "synthetic" else f"{ds['source']} ({ds['format']})"
+        stats = ", ".join(f"{k} {v}" for k, v in d.items())
+        lines.append(f"- **{name}**: {src}; {stats}")
+    c0 = rows[0]["cell"]
+    protocols = sorted({r["cell"]["dataset"]["protocol"] for r in rows})
+    hist = sorted({r["cell"]["dataset"]["max_history"] for r in rows})
+    seeds = sorted({r["cell"]["seed"] for r in rows})
+    lines += [
+        f"- split: {', '.join(protocols)}; history: last {', '.join(map(str, hist))} items, left-padded",
+        "- seen-item filtering: off (items already in the history may be recommended and count when they are in the truth set)",
+        f"- Ks: {', '.join(map(str, c0['ks']))}; full ranking over all items (no sampled negatives); NDCG with ideal DCG over min(|truth|, K) positives",
+        f"- seeds: {', '.join(map(str, seeds))} (mean ± std over seeds; 95% CI = Student t over seeds)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", metric: str | None = None,
+                      command: str | None = None) -> LeaderboardFiles:
+    """Aggregate `runfile` and write the markdown, CSV and plots; return their paths."""
+    from bench.provenance import markdown_header, provenance
+    from bench.tracking import read_rows
+
+    runfile = Path(runfile)
+    rows = read_rows(runfile)
+    if not rows:
+        raise DataError(f"{runfile}: no results rows yet")
+    suite = rows[-1].get("suite") or runfile.parent.name
+    metric = metric or _suite_metric(runfile, rows)
+    ks = sorted({int(k) for r in rows for k in r["cell"]["ks"]})
+    groups = group_rows(rows)
+    out_dir = Path(results_dir) / suite
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cols = _columns(groups, ks, metric)
+    primary = f"test/{metric}"
+    info = provenance(command)
+    data_desc = ", ".join(sorted({g.dataset for g in groups})) or "(no finished cells)"
+    from bench.tracking import latest_rows
+
+    latest = list(latest_rows(rows).values())
+    n_failed = sum(r["status"] != "FINISHED" for r in latest)
+
+    md = [f"# Leaderboard: {suite}", "", markdown_header(info, data=data_desc),
+          f"- results file: `{runfile}` ({len(latest)} cells, {n_failed} failed)", "", protocol_card(latest)]
+    csv_rows: list[dict[str, Any]] = []
+    for ds in sorted({g.dataset for g in groups}):
+        gs = [g for g in groups if g.dataset == ds]
+        stats = {id(g): {c: mean_std_ci(g.values(c)) for c in cols} for g in gs}
+        has_primary = [g for g in gs if len(g.values(primary))]
+        order = sorted(gs, key=lambda g: -stats[id(g)][primary][0] if len(g.values(primary)) else math.inf)
+        best = order[0] if has_primary else None
+        marks: dict[tuple[int, str], str] = {}
+        for c in cols:
+            vals = [(stats[id(g)][c][0], id(g)) for g in gs if not math.isnan(stats[id(g)][c][0])]
+            if len({v for v, _ in vals}) < 2:
+                continue
+            ranked = sorted(vals, key=lambda t: t[0] if _lower_better(c) else -t[0])
+            marks[(ranked[0][1], c)] = "best"
+            second = next((t for t in ranked[1:] if t[0] != ranked[0][0]), None)
+            if second is not None:
+                for v, gid in ranked:
+                    if v == second[0]:
+                        marks[(gid, c)] = "second"
+        md += [f"## {ds}", ""]
+        if best is not None:
+            md.append(f"Sorted by {primary}; **bold** = best, _italic_ = second best per column; "
+                      f"p = paired t-test over users (matched per seed) against the best row `{best.label}`; "
+                      f"95% CI of {primary} over seeds.")
+            md.append("")
+        head = ["config", "seeds", *cols] + ([f"95% CI {primary}", "p vs best"] if best is not None else [])
+        md.append("| " + " | ".join(head) + " |")
+        md.append("|" + "---|" * len(head))
+        for g in order:
+            cells = [g.label, str(len(g.rows))]
+            row_csv: dict[str, Any] = {"dataset": ds, "config": g.label, "seeds": " ".join(map(str, g.seeds)),
+                                       "cell_ids": " ".join(r["cell_id"] for r in g.rows)}
+            for c in cols:
+                m, s, ci = stats[id(g)][c]
+                txt = _fmt(m) + (f" ± {_fmt(s)}" if len(g.rows) > 1 and not math.isnan(m) else "")
+                mark = marks.get((id(g), c))
+                txt = f"**{txt}**" if mark == "best" else (f"_{txt}_" if mark == "second" else txt)
+                cells.append(txt)
+                row_csv[c] = m
+                row_csv[f"{c} std"] = s
+                row_csv[f"{c} ci95"] = ci
+            if best is not None:
+                m, s, ci = stats[id(g)][primary]
+                cells.append("–" if math.isnan(ci) else f"[{_fmt(m - ci)}, {_fmt(m + ci)}]")
+                if g is best:
+                    cells.append("best")
+                    row_csv["p_vs_best"] = ""
+                else:
+                    p, n = paired_test(best, g, metric)
+                    cells.append("–" if math.isnan(p) else (f"{p:.2g}" + (" *" if p < 0.05 else "")))
+                    row_csv["p_vs_best"] = p
+            row_csv["best"] = g is best
+            md.append("| " + " | ".join(cells) + " |")
+            csv_rows.append(row_csv)
+        md.append("")
+    failed = [r for r in latest if r["status"] != "FINISHED"]
+    if failed:
+        md += ["## Failed cells", ""] + [f"- `{r['name']}`: {r.get('error') or 'unknown error'}" for r in failed] + [""]
+
+    from bench.plots import leaderboard_plots
+
+    plots = leaderboard_plots([r for g in groups for r in g.rows], out_dir, metric, info)
+    if plots:
+        md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    md_path = out_dir / "leaderboard.md"
+    md_path.write_text("\n".join(md))
+    csv_path = out_dir / "leaderboard.csv"
+    with open(csv_path, "w", newline="") as fh:
+        for line in markdown_header(info, data=data_desc).splitlines():
+            fh.write(f"# {line.lstrip('- ')}\n")
+        fh.write(f"# protocol: {', '.join(sorted({r['cell']['dataset']['protocol'] for r in latest}))}; "
+                 f"history {sorted({r['cell']['dataset']['max_history'] for r in latest})}; seen-item filtering off; "
+                 f"Ks {ks}; full ranking\n")
+        fields: list[str] = []
+        for r in csv_rows:
+            fields += [k for k in r if k not in fields]
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(csv_rows)
+    return LeaderboardFiles(md_path, csv_path, plots)
+
+
+def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:
+    toml = runfile.parent / "suite.toml"
+    if toml.is_file():
+        try:
+            from bench.config import load_suite
+
+            return load_suite(toml, check_names=False).metric
+        except ConfigError:
+            pass
+    return f"ndcg@{rows[-1]['cell']['ks'][0]}"

@@ -1,0 +1,97 @@
+"""Plots for leaderboards (matplotlib, Agg backend), drawn only when the grid has the axis.
+
+- ``build_time_vs_items.png``: tree build time vs number of items, log-log, one line per builder
+  (needs datasets of several sizes);
+- ``quality_vs_threshold.png``: the primary test metric (or the tree's clustering cost for
+  tree-only grids) vs the builder's ``threshold`` parameter;
+- ``quality_vs_k.png``: the same vs the branching factor k.
+
+Each title carries the commit and hardware that produced the numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def leaderboard_plots(rows: list[dict[str, Any]], out_dir: Path, metric: str, info: dict[str, Any]) -> list[Path]:
+    """Draw the plots the grid has axes for; return the files written."""
+    tree_rows = [r for r in rows if r["cell"].get("tree") and "time/tree_build_s" in r["metrics"]]
+    out: list[Path] = []
+    if not tree_rows:
+        return out
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    subtitle = f"{info['commit']} · {info['hardware']}"
+    has_quality = any(f"test/{metric}" in r["metrics"] for r in tree_rows)
+    qkey = f"test/{metric}" if has_quality else next(
+        (k for k in sorted(tree_rows[0]["metrics"]) if k.startswith("tree/") and k.endswith("cost")), None)
+
+    # build time vs n_items, per builder (log-log)
+    n_items = {r["data"].get("n_items") for r in tree_rows}
+    if len(n_items) > 1:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        by: dict[str, dict[int, list[float]]] = {}
+        for r in tree_rows:
+            t = r["cell"]["tree"]
+            label = t["label"] + (f" k={t['k']}" if len({x['cell']['tree']['k'] for x in tree_rows}) > 1 else "")
+            by.setdefault(label, {}).setdefault(int(r["data"]["n_items"]), []).append(r["metrics"]["time/tree_build_s"])
+        for label, pts in sorted(by.items()):
+            xs = sorted(pts)
+            ax.plot(xs, [np.mean(pts[x]) for x in xs], marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("number of items")
+        ax.set_ylabel("tree build time (s)")
+        ax.set_title(f"Tree build time\n{subtitle}", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        out.append(_save(fig, out_dir / "build_time_vs_items.png"))
+
+    for axis, fname, xlabel in (("threshold", "quality_vs_threshold.png", "threshold (items per node)"), ("k", "quality_vs_k.png", "branching factor k")):
+        if qkey is None:
+            break
+        def xval(r: dict[str, Any]) -> Any:
+            t = r["cell"]["tree"]
+            return t["k"] if axis == "k" else t["params"].get("threshold")
+        xs_all = {xval(r) for r in tree_rows if xval(r) is not None and qkey in r["metrics"]}
+        if len(xs_all) < 2:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        series: dict[str, dict[Any, list[float]]] = {}
+        for r in tree_rows:
+            x = xval(r)
+            if x is None or qkey not in r["metrics"]:
+                continue
+            c = r["cell"]
+            name = c["dataset"]["name"] + " · " + (c["retriever"]["name"] if c.get("retriever") else c["tree"]["label"])
+            series.setdefault(name, {}).setdefault(x, []).append(r["metrics"][qkey])
+        for name, pts in sorted(series.items()):
+            xs = sorted(pts)
+            means = np.array([np.mean(pts[x]) for x in xs])
+            stds = np.array([np.std(pts[x], ddof=1) if len(pts[x]) > 1 else 0.0 for x in xs])
+            ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
+        if axis == "threshold":
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(qkey)
+        ax.set_title(f"{qkey} vs {axis}\n{subtitle}", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(True, alpha=0.3)
+        out.append(_save(fig, out_dir / fname))
+    return out
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

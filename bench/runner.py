@@ -1,0 +1,515 @@
+"""Run a suite: expand the grid, skip finished cells, hand the rest to an executor, record rows.
+
+One cell (`execute_cell`, run inside its own process by `bench.executor.LocalExecutor` via
+``python -m bench.runner CELL.json RESULT.json``):
+
+    load -> split -> item embeddings (cached) -> tree (cached) -> fit -> evaluate valid + test
+
+Caches under ``cache_dir``: embeddings as ``emb/<key>.npy`` (key = dataset, protocol, history
+length, seed, source and its parameters; loaded with ``allow_pickle=False``) and trees as
+``trees/<builder>-<key>.npz`` (key = builder, k, parameters, seed and the embeddings' hash).
+A cached tree reports the build time measured when it was built.
+
+Timing is recorded separately: ``time/embeddings_s`` (0 when cached), ``time/tree_build_s``,
+``time/train_s`` (fit only, tree build excluded), ``time/infer_ms_per_user`` (test split,
+`recommend` calls only), ``mem/peak_mb`` (max RSS of the cell process) and on CUDA
+``time/train_cuda_s`` (CUDA events) and ``mem/cuda_peak_mb`` (``torch.cuda.max_memory_allocated``).
+
+The grid (`run_suite`): rows are appended to ``<run dir>/results.jsonl`` as each cell ends,
+then pushed to MLflow. Cells whose latest row is FINISHED are skipped, so rerunning a killed
+grid only runs the missing (or failed) cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import sys
+import time
+import traceback
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.config import Cell, Suite, canonical
+from seater.errors import ConfigError, DataError, SeaterError
+
+# ---------------------------------------------------------------------------------- one cell
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha1(canonical(obj).encode()).hexdigest()[:16]
+
+
+def array_hash(x: np.ndarray) -> str:
+    h = hashlib.sha1(np.ascontiguousarray(x).tobytes())
+    h.update(str((x.shape, str(x.dtype))).encode())
+    return h.hexdigest()[:16]
+
+
+def _atomic_save_npy(path: Path, x: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, x, allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def load_data(cell: Cell):
+    """The cell's `Interactions`: generated (synthetic) or loaded from its path."""
+    ds = cell.dataset
+    if ds.source == "synthetic":
+        from seater.data.synthetic import make_synthetic
+
+        try:
+            return make_synthetic(**{"name": ds.name, **ds.synthetic})
+        except TypeError as e:
+            raise ConfigError(f"datasets {ds.name!r}: bad synthetic parameters ({e})") from None
+    from seater.data.loaders import load_dataset
+
+    return load_dataset(ds.source, ds.format)
+
+
+def _item_attribute_matrix(inter) -> np.ndarray:
+    import importlib
+
+    for mod in ("seater.data.loaders", "seater.data.interactions", "seater.data"):
+        fn = getattr(importlib.import_module(mod), "item_attribute_matrix", None)
+        if fn is not None:
+            return np.asarray(fn(inter), dtype=np.float32)
+    raise ConfigError("embeddings.source = \"attributes\" needs seater.data item_attribute_matrix, which is missing")
+
+
+class _Timer:
+    """Wall clock, plus CUDA events and peak allocated memory when the device is CUDA."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        self.seconds = 0.0
+        self.cuda_seconds: float | None = None
+        self.cuda_peak_mb: float | None = None
+
+    def __enter__(self) -> "_Timer":
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._start, self._end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.cuda:
+            import torch
+
+            self._end.record()
+            torch.cuda.synchronize()
+            self.cuda_seconds = self._start.elapsed_time(self._end) / 1000.0
+            self.cuda_peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        self.seconds = time.perf_counter() - self._t0
+
+
+def _uses_cuda(device: str) -> bool:
+    if device == "cpu":
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available() and (device == "auto" or device.startswith("cuda"))
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _emb_key(cell: Cell) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    emb = cell.embeddings
+    key: dict[str, Any] = {"dataset": asdict(cell.dataset), "source": emb.source, "params": emb.params}
+    if emb.kind == "model":  # only a trained model depends on the split and the seed
+        key["seed"] = cell.seed
+    if emb.kind == "file":
+        st = Path(emb.source).stat()
+        key["file"] = [st.st_size, st.st_mtime_ns]
+    return key
+
+
+def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, Any]) -> np.ndarray:
+    """float32 ``(n_items, d)`` from the cell's embedding source, through the cache."""
+    emb = cell.embeddings
+    assert emb is not None
+    path = cache_dir / "emb" / f"{emb.source if emb.kind != 'file' else 'file'}-{_sha(_emb_key(cell))}.npy"
+    if path.is_file():
+        x = np.load(path, allow_pickle=False)
+        out["metrics"]["time/embeddings_s"] = 0.0
+        out["params"]["embeddings.cached"] = True
+    else:
+        t0 = time.perf_counter()
+        if emb.kind == "file":
+            x = np.load(emb.source, allow_pickle=False)
+        elif emb.kind == "attributes":
+            x = _item_attribute_matrix(inter)
+        elif emb.source == "latent":
+            if "item_latent" not in inter.extra:
+                raise ConfigError(f"embeddings.source = \"latent\" needs synthetic data; dataset {cell.dataset.name!r} has no planted item vectors")
+            x = np.asarray(inter.extra["item_latent"], dtype=np.float32)
+        else:
+            from bench.registry import retrievers
+
+            model = retrievers().get(emb.source).factory(**emb.params, device=cell.device, seed=cell.seed)
+            model.fit(split)
+            x = np.asarray(model.item_embeddings(), dtype=np.float32)
+        out["metrics"]["time/embeddings_s"] = time.perf_counter() - t0
+        out["params"]["embeddings.cached"] = False
+        if x.ndim != 2 or x.shape[0] != inter.n_items:
+            raise DataError(f"embeddings from {emb.source}: expected shape ({inter.n_items}, d), got {x.shape}")
+        _atomic_save_npy(path, np.ascontiguousarray(x, dtype=np.float32))
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def build_tree(cell: Cell, x: np.ndarray, emb_hash: str, cache_dir: Path, out: dict[str, Any]):
+    from bench.registry import builders
+    from seater.trees.tree import Tree
+
+    spec = cell.tree
+    assert spec is not None
+    key = _sha({"builder": spec.builder, "k": spec.k, "params": spec.params, "seed": cell.seed, "embeddings": emb_hash})
+    path = cache_dir / "trees" / f"{spec.builder}-{key}.npz"
+    if path.is_file():
+        tree = Tree.load(path)
+        out["params"]["tree.cached"] = True
+        seconds = float(tree.build_info.get("wall_seconds", tree.build_info.get("seconds", float("nan"))))
+    else:
+        fn = builders().get(spec.builder).factory
+        t0 = time.perf_counter()
+        tree = fn(x, spec.k, seed=cell.seed, **spec.params)
+        seconds = time.perf_counter() - t0
+        if not isinstance(tree, Tree):
+            raise SeaterError(f"builder {spec.builder!r} returned {type(tree).__name__}, not a Tree")
+        tree.build_info["wall_seconds"] = seconds
+        tree.build_info.setdefault("builder", spec.builder)
+        out["params"]["tree.cached"] = False
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tree.save(tmp)
+        os.replace(tmp, path)
+    out["metrics"].update({
+        "time/tree_build_s": seconds,
+        "tree/depth": tree.depth,
+        "tree/n_nodes": tree.n_nodes,
+        "tree/balanced": float(tree.is_balanced()),
+    })
+    quality = _tree_quality(tree, x)
+    out["metrics"].update({f"tree/{k}": v for k, v in quality.items()})
+    out["lineage"]["tree_hash"] = tree.hash()
+    out["artifacts"]["tree"] = str(path)
+    return tree
+
+
+def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
+    """Clustering cost from `seater.trees.quality` when it exists (it is another engineer's module)."""
+    import importlib.util
+
+    if importlib.util.find_spec("seater.trees.quality") is None:
+        return {}
+    from seater.trees import quality
+
+    fn = getattr(quality, "tree_cost", None) or getattr(quality, "clustering_cost", None)
+    if fn is None:
+        return {}
+    res = fn(tree, x)
+    if isinstance(res, dict):
+        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float, np.number))}
+    if isinstance(res, (int, float, np.number)):
+        return {"cost": float(res)}
+    vals = {k: getattr(res, k) for k in ("total", "total_cost", "cost") if hasattr(res, k)}
+    return {k: float(v) for k, v in vals.items() if isinstance(v, (int, float, np.number))}
+
+
+def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Run one cell in this process and return its row fields (status FINISHED); raises on failure."""
+    from bench.registry import retrievers
+
+    out: dict[str, Any] = {"params": {}, "metrics": {}, "curves": [], "lineage": {}, "artifacts": {}, "data": {}}
+    cuda = _uses_cuda(cell.device)
+    need_split = cell.retriever is not None or (cell.tree is not None and cell.embeddings.kind == "model")
+
+    t0 = time.perf_counter()
+    inter = load_data(cell)
+    split = None
+    if need_split:
+        from seater.data.splits import make_split
+
+        split = make_split(inter, cell.dataset.protocol, seed=cell.seed, max_history=cell.dataset.max_history)
+    out["metrics"]["time/data_s"] = time.perf_counter() - t0
+    out["data"] = {"n_users": inter.n_users, "n_items": inter.n_items, "n_interactions": inter.n_interactions}
+    if split is not None:
+        out["data"].update({"n_train_samples": len(split.train), "n_valid_users": len(split.valid),
+                            "n_test_users": len(split.test), "n_dropped_users": split.n_dropped_users})
+    out["metrics"].update({f"data/{k}": float(v) for k, v in out["data"].items()})
+
+    tree = None
+    if cell.tree is not None:
+        x = item_embeddings(cell, inter, split, cache_dir, out)
+        emb_hash = array_hash(x)
+        out["lineage"]["embeddings_hash"] = emb_hash
+        tree = build_tree(cell, x, emb_hash, cache_dir, out)
+
+    if cell.retriever is not None:
+        from bench.tracking import RecordingTracker
+        from seater.evaluation import evaluate_retriever
+
+        spec = cell.retriever
+        model = retrievers().get(spec.name).factory(**spec.params, device=cell.device, seed=cell.seed)
+        rec = RecordingTracker()
+        with _Timer(cuda) as t_fit:
+            model.fit(split, tree=tree, tracker=rec)
+        out["curves"] = rec.curves
+        out["metrics"]["time/train_s"] = t_fit.seconds
+        if t_fit.cuda_seconds is not None:
+            out["metrics"]["time/train_cuda_s"] = t_fit.cuda_seconds
+            out["metrics"]["mem/cuda_peak_train_mb"] = t_fit.cuda_peak_mb
+        for k, v in (getattr(model, "fit_info_", None) or {}).items():
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+                out["metrics"][f"fit/{k}"] = float(v)
+        per_user_dir = run_dir / "per_user" / _cell_id(cell)
+        for part, evalset in (("valid", split.valid), ("test", split.test)):
+            with _Timer(cuda) as t_ev:
+                res = evaluate_retriever(model, evalset, ks=cell.ks, batch_size=cell.eval_batch_size,
+                                         progress=progress, n_items=split.n_items)
+            out["metrics"].update({f"{part}/{k}": float(v) for k, v in res.metrics.items()})
+            out["metrics"].update({f"{part}/{k}": float(v) for k, v in res.prediction_checks.items()})
+            if part == "test":
+                out["metrics"]["time/infer_ms_per_user"] = 1000.0 * res.seconds / max(res.n_users, 1)
+                out["metrics"]["time/users_per_s"] = float(res.users_per_second) if np.isfinite(res.users_per_second) else 0.0
+                if t_ev.cuda_peak_mb is not None:
+                    out["metrics"]["mem/cuda_peak_infer_mb"] = t_ev.cuda_peak_mb
+                _atomic_save_npy(per_user_dir / "test_users.npy", np.asarray(evalset.users, dtype=np.int64))
+                for k, arr in res.per_user.items():
+                    _atomic_save_npy(per_user_dir / f"test_{k}.npy", np.asarray(arr, dtype=np.float64))
+                out["artifacts"]["per_user"] = str(per_user_dir)
+        peaks = [v for k, v in out["metrics"].items() if k.startswith("mem/cuda_peak")]
+        if peaks:
+            out["metrics"]["mem/cuda_peak_mb"] = max(peaks)
+    out["metrics"]["mem/peak_mb"] = _peak_rss_mb()
+    return out
+
+
+def _cell_id(cell: Cell) -> str:
+    return cell.id
+
+
+# ---------------------------------------------------------------------------------- rows
+
+
+def cell_params(cell: Cell) -> dict[str, Any]:
+    """Flat hyper-parameters of a cell, as logged to MLflow."""
+    p: dict[str, Any] = {
+        "cell_id": cell.id,
+        "dataset": cell.dataset.name,
+        "dataset.source": cell.dataset.source,
+        "dataset.format": cell.dataset.format,
+        "split.protocol": cell.dataset.protocol,
+        "split.max_history": cell.dataset.max_history,
+        "seed": cell.seed,
+        "ks": ",".join(map(str, cell.ks)),
+        "device": cell.device,
+        "eval_batch_size": cell.eval_batch_size,
+    }
+    p.update({f"dataset.synthetic.{k}": v for k, v in cell.dataset.synthetic.items()})
+    if cell.retriever:
+        p["retriever"] = cell.retriever.name
+        p.update({f"retriever.{k}": v for k, v in cell.retriever.params.items()})
+    if cell.tree:
+        p.update({"tree.label": cell.tree.label, "tree.builder": cell.tree.builder, "tree.k": cell.tree.k})
+        p.update({f"tree.{k}": v for k, v in cell.tree.params.items()})
+        if cell.embeddings:
+            p["embeddings.source"] = cell.embeddings.source
+            p.update({f"embeddings.{k}": v for k, v in cell.embeddings.params.items()})
+    return p
+
+
+def make_row(cell: Cell, status: str, started: float, ended: float, provenance: dict[str, Any],
+             result: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+    result = result or {}
+    params = cell_params(cell)
+    params.update(result.get("params", {}))
+    params.update({f"lineage.{k}": v for k, v in result.get("lineage", {}).items()})
+    params.update({"commit": provenance.get("commit", ""), "hardware": provenance.get("hardware", "")})
+    metrics = dict(result.get("metrics", {}))
+    metrics["time/cell_s"] = ended - started
+    return {
+        "row_id": uuid.uuid4().hex,
+        "cell_id": cell.id,
+        "name": cell.name,
+        "suite": cell.suite,
+        "status": status,
+        "error": error,
+        "started": started,
+        "ended": ended,
+        "cell": cell.to_json(),
+        "params": params,
+        "metrics": metrics,
+        "curves": result.get("curves", []),
+        "lineage": result.get("lineage", {}),
+        "artifacts": result.get("artifacts", {}),
+        "data": result.get("data", {}),
+        "provenance": {k: provenance.get(k) for k in ("commit", "hardware", "command", "python", "torch")},
+    }
+
+
+def describe_error(e: BaseException) -> str:
+    """One line for a user error; type, message and the innermost frame for a bug."""
+    if isinstance(e, SeaterError):
+        return f"{type(e).__name__}: {e}"
+    tb = traceback.extract_tb(e.__traceback__)
+    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+    return f"{type(e).__name__}: {e}{where}"
+
+
+def cell_main(argv: list[str]) -> int:
+    """``python -m bench.runner CELL.json RESULT.json``: run one cell, write its row, exit 0/1."""
+    spec_path, result_path = Path(argv[0]), Path(argv[1])
+    spec = json.loads(spec_path.read_text())
+    cell = Cell.from_json(spec["cell"])
+    started = time.time()
+    try:
+        result = execute_cell(cell, Path(spec["run_dir"]), Path(spec["cache_dir"]), progress=spec.get("progress", True))
+        row = make_row(cell, "FINISHED", started, time.time(), spec["provenance"], result)
+        code = 0
+    except Exception as e:  # noqa: BLE001 - any failure of a cell becomes a FAILED row
+        traceback.print_exc()
+        row = make_row(cell, "FAILED", started, time.time(), spec["provenance"], None, describe_error(e))
+        code = 1
+    tmp = result_path.with_name(result_path.name + ".tmp")
+    tmp.write_text(json.dumps(row, default=_json_default))
+    os.replace(tmp, result_path)
+    return code
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+# ---------------------------------------------------------------------------------- the grid
+
+
+@dataclass
+class RunSummary:
+    suite: str
+    run_dir: Path
+    runfile: Path
+    ran: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    tracking_uri: str | None = None
+    tracking_errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.ran if r["status"] != "FINISHED"]
+
+
+def default_run_dir(suite: Suite) -> Path:
+    return Path("runs") / suite.name
+
+
+def run_suite(
+    suite: Suite,
+    run_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    tracking_uri: str | None = None,
+    executor: Any = None,
+    progress: bool = True,
+    show_output: bool = True,
+    command: str | None = None,
+    retry_failed: bool = True,
+) -> RunSummary:
+    """Run every cell of `suite` not yet FINISHED in ``run_dir/results.jsonl``.
+
+    tracking_uri: an MLflow URI; None = sqlite under the run folder; "none" = JSON lines only.
+    retry_failed: rerun cells whose latest row is FAILED (off: only cells never recorded run).
+    """
+    from bench.executor import CellContext, LocalExecutor
+    from bench.provenance import provenance
+    from bench.tracking import JsonlTracker, default_tracking_uri, iter_cells_done, read_rows
+
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = run_dir.resolve()
+    cache_dir = Path(cache_dir).resolve() if cache_dir is not None else Path("cache").resolve()
+    runfile = run_dir / "results.jsonl"
+    if Path(suite.path).is_file():
+        shutil.copyfile(suite.path, run_dir / "suite.toml")
+    uri = None if tracking_uri == "none" else (tracking_uri or default_tracking_uri(run_dir))
+    summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
+
+    cells = suite.cells()
+    done = set(iter_cells_done(read_rows(runfile), include_failed=not retry_failed)) if runfile.is_file() else set()
+    todo = [c for c in cells if c.id not in done]
+    summary.skipped = [c.id for c in cells if c.id in done]
+
+    sink = _open_sink(uri, suite.name, summary)
+    if sink is not None and runfile.is_file():
+        _sync(sink, read_rows(runfile), summary)  # rows a killed run wrote but never pushed
+
+    jsonl = JsonlTracker(runfile)
+    prov = provenance(command)
+
+    def on_result(row: dict[str, Any]) -> None:
+        if (run_dir / "suite.toml").is_file():
+            row["artifacts"]["config"] = str(run_dir / "suite.toml")
+        jsonl.append(row)  # first the local file ...
+        summary.ran.append(row)
+        if sink is not None:  # ... then MLflow; an outage only costs a later `seater-bench import`
+            try:
+                sink.push(row)
+            except Exception as e:  # noqa: BLE001
+                summary.tracking_errors.append(f"{row['name']}: {type(e).__name__}: {e}")
+                warnings.warn(f"MLflow push failed for {row['name']} ({e}); rerun `seater-bench import {runfile}`")
+
+    ctx = CellContext(run_dir=run_dir, cache_dir=cache_dir, provenance=prov)
+    executor = executor or LocalExecutor(show_output=show_output, progress=progress)
+    if todo:
+        executor.submit(todo, ctx, on_result)
+    return summary
+
+
+def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
+    if uri is None:
+        return None
+    from bench.tracking import MLflowSink
+
+    try:
+        return MLflowSink(uri, experiment)
+    except SeaterError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a tracker outage must not stop the grid
+        summary.tracking_errors.append(f"cannot reach MLflow at {uri}: {type(e).__name__}: {e}")
+        warnings.warn(f"MLflow at {uri} is unavailable ({e}); results go to the JSON-lines file only")
+        return None
+
+
+def _sync(sink, rows: list[dict[str, Any]], summary: RunSummary) -> None:
+    try:
+        for r in rows:
+            sink.push(r)
+    except Exception as e:  # noqa: BLE001
+        summary.tracking_errors.append(f"sync: {type(e).__name__}: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(cell_main(sys.argv[1:]))

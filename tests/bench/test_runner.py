@@ -1,0 +1,126 @@
+"""The grid end to end on tiny synthetic data: cells in their own processes, failures recorded,
+resume after a kill, caches, MLflow runs and the leaderboard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.config import load_suite
+from bench.runner import execute_cell, run_suite
+from bench.tracking import read_rows
+from seater.data.splits import make_split
+from seater.data.synthetic import make_synthetic
+
+SUITE = """
+[suite]
+name = "tiny"
+seeds = [0]
+ks = [5, 10]
+metric = "recall@10"
+
+[[datasets]]
+name = "synth"
+source = "synthetic"
+protocol = "leave_one_out"
+max_history = 8
+synthetic = { n_users = 60, n_items = 40, seed = 3 }
+
+[embeddings]
+source = "latent"
+
+[[trees]]
+builder = "split_tree"
+k = 4
+
+[[retrievers]]
+name = "tree_popular"
+
+[[retrievers]]
+name = "crash"
+sweep = { mode = ["raise", "exit"] }
+"""
+
+
+def _popular_recall(n_users=60, n_items=40, seed=3, k=10) -> float:
+    """Independent reference: most-popular recall@k on the leave-one-out test items."""
+    split = make_split(make_synthetic(n_users=n_users, n_items=n_items, seed=seed), "leave_one_out", max_history=8)
+    counts = np.bincount(np.concatenate(split.train_sequences), minlength=n_items + 1)[1:]
+    top = set((np.argsort(-counts, kind="stable") + 1)[:k].tolist())
+    return float(np.mean([len(top & set(t.tolist())) / len(t) for t in split.test.truth]))
+
+
+def test_grid_failures_resume_and_mlflow(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    suite = load_suite(path)
+    run_dir = tmp_path / "run"
+    s = run_suite(suite, run_dir=run_dir, cache_dir=tmp_path / "cache", progress=False, show_output=False)
+    assert not s.tracking_errors
+    rows = {r["name"]: r for r in read_rows(run_dir / "results.jsonl")}
+    assert set(rows) == {"synth/tree_popular/split_tree:k=4/s0", "synth/crash(mode=raise)/s0", "synth/crash(mode=exit)/s0"}
+    tp = rows["synth/tree_popular/split_tree:k=4/s0"]
+    raised, exited = rows["synth/crash(mode=raise)/s0"], rows["synth/crash(mode=exit)/s0"]
+    assert tp["status"] == "FINISHED"
+    assert raised["status"] == exited["status"] == "FAILED"
+    assert "RuntimeError: planned failure in fit" in raised["error"]
+    assert "exited with code 3" in exited["error"]
+    assert tp["metrics"]["test/recall@10"] == pytest.approx(_popular_recall())  # tree_popular answers most-popular
+    assert {"time/tree_build_s", "time/train_s", "time/infer_ms_per_user", "mem/peak_mb"} <= set(tp["metrics"])
+    assert tp["metrics"]["mem/peak_mb"] > 10
+    assert tp["lineage"].keys() == {"embeddings_hash", "tree_hash"}
+    assert [c["step"] for c in tp["curves"]] == [0, 1]
+    per_user = np.load(run_dir / "per_user" / tp["cell_id"] / "test_recall@10.npy", allow_pickle=False)
+    assert per_user.shape == (60,) and per_user.mean() == pytest.approx(tp["metrics"]["test/recall@10"])
+
+    # MLflow (default sqlite store under the run folder): one run per cell, failures FAILED
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert {n: r.info.status for n, r in by_name.items()} == {n: r["status"] for n, r in rows.items()}
+    mtp = by_name["synth/tree_popular/split_tree:k=4/s0"]
+    assert mtp.data.metrics["test/recall_at_10"] == pytest.approx(tp["metrics"]["test/recall@10"])
+    assert mtp.data.params["lineage.tree_hash"] == tp["lineage"]["tree_hash"]
+    assert [m.step for m in client.get_metric_history(mtp.info.run_id, "epoch/train/loss")] == [0, 1]
+    assert {a.path for a in client.list_artifacts(mtp.info.run_id)} == {"tree", "config", "per_user", "row.json"}
+    assert "planned failure" in by_name["synth/crash(mode=raise)/s0"].data.tags["seater.error"]
+
+    # a grid killed while the tree cell ran, after the failures were written, mid-way through
+    # writing a row: drop the tree cell's row and leave a torn line; the rerun runs that cell only
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    keep = [ln for ln in lines if json.loads(ln)["cell_id"] != tp["cell_id"]]
+    (run_dir / "results.jsonl").write_text("\n".join(keep) + "\n" + lines[0][:40])
+    s2 = run_suite(suite, run_dir=run_dir, cache_dir=tmp_path / "cache", tracking_uri="none", progress=False,
+                   show_output=False, retry_failed=False)
+    assert sorted(s2.skipped) == sorted([raised["cell_id"], exited["cell_id"]])
+    assert [r["name"] for r in s2.ran] == ["synth/tree_popular/split_tree:k=4/s0"]
+    assert s2.ran[0]["params"]["tree.cached"] is True  # the tree came from the cache
+    assert s2.ran[0]["lineage"] == tp["lineage"]
+
+    # the leaderboard reads the (repaired) file: finished configs ranked, failures listed
+    from bench.leaderboard import write_leaderboard
+
+    out = write_leaderboard(run_dir / "results.jsonl", results_dir=tmp_path / "results")
+    md = out.markdown_path.read_text()
+    assert "## Protocol card" in md and "leave_one_out" in md and "- commit:" in md
+    assert "| tree_popular + split_tree:k=4 | 1 |" in md and "## Failed cells" in md and "planned failure" in md
+    assert out.csv_path.read_text().startswith("# command:")
+
+
+def test_cell_caches_embeddings_and_tree(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    cell = next(c for c in load_suite(path).cells() if c.tree is not None)
+    first = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
+    second = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
+    assert first["params"]["tree.cached"] is False and second["params"]["tree.cached"] is True
+    assert second["params"]["embeddings.cached"] is True
+    assert first["lineage"] == second["lineage"]
+    # the cached embeddings are the planted vectors, stored without pickle
+    (emb_file,) = (tmp_path / "cache" / "emb").glob("*.npy")
+    x = np.load(emb_file, allow_pickle=False)
+    np.testing.assert_array_equal(x, make_synthetic(n_users=60, n_items=40, seed=3).extra["item_latent"])
