@@ -14,7 +14,8 @@ its first occurrence; ids <= 0 (padding 0, or -1 from a failed decode) never cou
 ids are de-duplicated and ids <= 0 in them ignored. A user whose truth set is empty after
 that has NaN in every per-user array and is left out of the means (`evaluate` raises
 `DataError` if no user has a truth item). Vectorised: membership of every (user, item)
-prediction in the truth sets is one `searchsorted` over sorted int64 keys user * M + item.
+prediction in the truth sets is one `searchsorted` over sorted int64 keys user * M + item
+(or a direct comparison when every user has exactly one truth item, as in leave-one-out).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def _hits(pred: np.ndarray, truth: Sequence[np.ndarray]) -> tuple[np.ndarray, np
     n_users = pred.shape[0]
     sizes = np.fromiter((len(t) for t in truth), dtype=np.int64, count=n_users)
     flat = np.concatenate([np.asarray(t, dtype=np.int64).reshape(-1) for t in truth]) if n_users else np.zeros(0, np.int64)
+    if n_users and (sizes == 1).all() and (flat > 0).all():
+        # one truth item per user (leave-one-out): a direct comparison, no sorting;
+        # the cumulative count keeps only the first occurrence of a repeated prediction
+        eq = pred == flat[:, None]
+        return eq & (np.cumsum(eq, axis=1) == 1), sizes
     owner = np.repeat(np.arange(n_users, dtype=np.int64), sizes)
     good = flat > 0
     flat, owner = flat[good], owner[good]

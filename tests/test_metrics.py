@@ -98,10 +98,11 @@ def _reference(pred_row, truth, k, comirec):
 
 
 @pytest.mark.parametrize("comirec", [False, True])
-def test_matches_reference_on_random_data(comirec):
+@pytest.mark.parametrize("max_truth", [1, 6])  # 1 = the leave-one-out fast path
+def test_matches_reference_on_random_data(comirec, max_truth):
     rng = np.random.default_rng(3)
     pred = rng.integers(0, 15, size=(200, 12))  # small id range: many duplicates and zeros
-    truth = [rng.integers(1, 15, size=rng.integers(1, 6)) for _ in range(200)]
+    truth = [rng.integers(1, 15, size=rng.integers(1, max_truth + 1)) for _ in range(200)]
     m = per_user_metrics(pred, truth, ks=(1, 5, 12), comirec_ndcg=comirec)
     for u in range(200):
         for k in (1, 5, 12):
