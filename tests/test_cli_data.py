@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import bench.cli
 from seater.data.loaders import load_s3rec
-from seater.errors import DataError
+from seater.errors import ConfigError, DataError
 
 bench.cli._register()
 runner = CliRunner()
@@ -49,6 +49,9 @@ def test_stats_errors_are_seater_errors(tmp_path):
     r = runner.invoke(bench.cli.app, ["data", "stats", str(tmp_path / "missing")])
     assert r.exit_code != 0 and isinstance(r.exception, DataError)  # main() prints it as one line, exit 2
     assert "missing: path not found" in str(r.exception)
+    (tmp_path / "sequences.txt").write_text("1 2\n")
+    r = runner.invoke(bench.cli.app, ["data", "stats", str(tmp_path), "--format", "parquet"])
+    assert isinstance(r.exception, ConfigError) and "unknown dataset format 'parquet'" in str(r.exception)
 
 
 @pytest.mark.slow

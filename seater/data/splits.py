@@ -59,9 +59,9 @@ def _windows(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, length: int
     return out
 
 
-def _check_max_history(max_history: int) -> int:
+def _check_max_history(max_history: int, name: str = "max_history") -> int:
     if isinstance(max_history, bool) or not isinstance(max_history, (int, np.integer)) or max_history < 1:
-        raise ConfigError(f"max_history must be a positive integer, got {max_history!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {max_history!r}")
     return int(max_history)
 
 
@@ -70,7 +70,7 @@ def pad_left(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
 
     The one history layout every model reads (most recent item in the last column).
     """
-    length = _check_max_history(length)
+    length = _check_max_history(length, "length")
     flat, starts, lengths = _flatten(seqs)
     return _windows(flat, starts, starts + lengths, length)
 

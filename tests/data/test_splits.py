@@ -17,8 +17,10 @@ def test_pad_left():
     out = pad_left([np.array([1, 2, 3]), np.array([4]), np.array([], dtype=np.int64)], 2)
     assert out.dtype == np.int64
     assert out.tolist() == [[2, 3], [0, 4], [0, 0]]
-    with pytest.raises(ConfigError, match="max_history"):
+    with pytest.raises(ConfigError, match="length must be a positive integer, got 0"):
         pad_left([np.array([1])], 0)
+    with pytest.raises(ConfigError, match="max_history must be a positive integer"):
+        leave_one_out(_inter([[1, 2, 3]]), max_history=-1)
 
 
 def test_leave_one_out_by_hand():
