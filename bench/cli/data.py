@@ -48,7 +48,7 @@ def stats(
 def synth(
     users: int = typer.Option(..., "--users", help="Number of users."),
     items: int = typer.Option(..., "--items", help="Number of items."),
-    out: Path = typer.Option(..., "--out", help="Output directory (S3-Rec format: sequences.txt, item2attributes.json)."),
+    out: Path = typer.Option(..., "--out", help="Output directory: sequences.txt + item2attributes.json (S3-Rec format), item_cluster.npy, item_latent.npy."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
     clusters: int | None = typer.Option(None, "--clusters", help="Latent item clusters (default: round(sqrt(items)))."),
     mean_length: float = typer.Option(12.0, "--mean-length", help="Mean sequence length (>= 3)."),
