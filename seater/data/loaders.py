@@ -28,6 +28,7 @@ about 0.2 s.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -71,17 +72,20 @@ def _int_tokens(text: str, path: Path, lineno: int, what: str) -> list[int]:
 
 
 def _build(
-    users: list[int],
-    seqs: list[list[int]],
+    users: np.ndarray,
+    flat: np.ndarray,
+    lengths: np.ndarray,
     name: str,
     attributes: dict[int, list[int]] | None = None,
     source: str = "",
 ) -> Interactions:
-    """Renumber items 1..N (sorted original ids) and assemble `Interactions`."""
-    if not users:
+    """Renumber items 1..N (sorted original ids) and assemble `Interactions`.
+
+    users: original id per row; flat: every row's original item ids, concatenated;
+    lengths: items per row.
+    """
+    if len(users) == 0:
         raise DataError(f"{source or name}: no user has any item")
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    flat = np.fromiter((i for s in seqs for i in s), dtype=np.int64, count=int(lengths.sum()))
     uniq, inverse = np.unique(flat, return_inverse=True)
     internal = inverse.reshape(-1).astype(np.int64) + 1
     ends = np.cumsum(lengths).tolist()
@@ -108,17 +112,53 @@ def _build(
     )
 
 
-def _user_item_lines(path: Path, allow_empty: bool) -> list[tuple[int, int, list[int]]]:
-    """(line number, user, items) of every non-blank ``user item item ...`` line."""
-    rows = []
-    for lineno, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
+def _user_item_lines(path: Path, allow_empty: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every non-blank ``user item item ...`` line of `path`, parsed in bulk.
+
+    Returns (line numbers, users, items of all lines concatenated, items per line), int64.
+    A line that fails the bulk check is re-parsed alone to name the offending token.
+    """
+    lines = _read_lines(path)
+    linenos, tokens = [], []
+    for lineno, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
             continue
-        values = _int_tokens(line, path, lineno, "user and item ids")
-        if len(values) < 2 and not allow_empty:
-            raise DataError(f"{path}:{lineno}: expected 'user item item ...', got a user with no items")
-        rows.append((lineno, values[0], values[1:]))
-    return rows
+        if not _INTS.fullmatch(text):
+            _int_tokens(text, path, lineno, "user and item ids")  # raises with the bad token
+        linenos.append(lineno)
+        tokens.append(text.split())
+    counts = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+    values = np.fromiter(map(int, itertools.chain.from_iterable(tokens)), dtype=np.int64, count=int(counts.sum()))
+    ends = np.cumsum(counts)
+    negative = np.flatnonzero(values < 0)
+    if negative.size:
+        row = int(np.searchsorted(ends, negative[0], side="right"))
+        raise DataError(f"{path}:{linenos[row]}: negative id {values[negative[0]]} in user and item ids")
+    if not allow_empty and (counts < 2).any():
+        row = int(np.argmax(counts < 2))
+        raise DataError(f"{path}:{linenos[row]}: expected 'user item item ...', got a user with no items")
+    starts = ends - counts
+    is_item = np.ones(len(values), dtype=bool)
+    is_item[starts] = False
+    return np.asarray(linenos, dtype=np.int64), values[starts], values[is_item], counts - 1
+
+
+def _check_unique_users(path: Path, linenos: np.ndarray, users: np.ndarray) -> None:
+    """Raise at the first line whose user already had a line in the same file."""
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    repeat = np.flatnonzero(sorted_users[1:] == sorted_users[:-1]) + 1
+    if repeat.size:
+        second = int(order[repeat].min())  # earliest line that repeats a user
+        first = int(np.flatnonzero(users == users[second])[0])
+        raise DataError(f"{path}:{linenos[second]}: user {users[second]} already appeared on line {linenos[first]}")
+
+
+def _from_lists(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
+    flat = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
 
 
 def _dataset_name(path: Path) -> str:
@@ -150,15 +190,11 @@ def load_s3rec(path: str | Path) -> Interactions:
     if not path.exists():
         raise DataError(f"{path}: path not found")
     seq_file = path / "sequences.txt" if path.is_dir() else path
-    rows = _user_item_lines(seq_file, allow_empty=False)
-    seen: dict[int, int] = {}
-    for lineno, user, _ in rows:
-        if user in seen:
-            raise DataError(f"{seq_file}:{lineno}: user {user} already appeared on line {seen[user]}")
-        seen[user] = lineno
+    linenos, users, flat, lengths = _user_item_lines(seq_file, allow_empty=False)
+    _check_unique_users(seq_file, linenos, users)
     attr_file = seq_file.parent / "item2attributes.json"
     attributes = _read_attributes(attr_file) if attr_file.is_file() else None
-    return _build([r[1] for r in rows], [r[2] for r in rows], _dataset_name(path), attributes, str(seq_file))
+    return _build(users, flat, lengths, _dataset_name(path), attributes, str(seq_file))
 
 
 # --------------------------------------------------------------------------- comirec / seater
@@ -230,7 +266,8 @@ def load_comirec(path: str | Path) -> Interactions:
     where: dict[int, str] = {}
     for f in files:
         _read_comirec_file(f, users, seqs, where)
-    return _build(users, seqs, _dataset_name(path), source=str(path))
+    flat, lengths = _from_lists(seqs)
+    return _build(np.asarray(users, dtype=np.int64), flat, lengths, _dataset_name(path), source=str(path))
 
 
 # --------------------------------------------------------------------------- lightgcn
@@ -244,14 +281,14 @@ def load_lightgcn(path: str | Path) -> Interactions:
     train_file, test_file = path / "train.txt", path / "test.txt"
     by_user: dict[int, list[int]] = {}
     for f in [train_file] + ([test_file] if test_file.is_file() else []):
-        seen: dict[int, int] = {}
-        for lineno, user, items in _user_item_lines(f, allow_empty=True):
-            if user in seen:
-                raise DataError(f"{f}:{lineno}: user {user} already appeared on line {seen[user]}")
-            seen[user] = lineno
-            by_user.setdefault(user, []).extend(items)
-    users = [u for u, items in by_user.items() if items]
-    return _build(users, [by_user[u] for u in users], _dataset_name(path), source=str(path))
+        linenos, users, flat, lengths = _user_item_lines(f, allow_empty=True)
+        _check_unique_users(f, linenos, users)
+        ends = np.cumsum(lengths).tolist()
+        for user, a, b in zip(users.tolist(), [0] + ends[:-1], ends):
+            by_user.setdefault(user, []).extend(flat[a:b].tolist())
+    keep = [u for u, items in by_user.items() if items]
+    flat, lengths = _from_lists([by_user[u] for u in keep])
+    return _build(np.asarray(keep, dtype=np.int64), flat, lengths, _dataset_name(path), source=str(path))
 
 
 # --------------------------------------------------------------------------- dispatch
