@@ -22,8 +22,9 @@ Formats accepted, exactly:
 User and item ids may be any non-negative integers: items are renumbered 1..n_items in
 increasing order of their original id (contiguous 1..N data keeps its ids), users keep file
 order; the originals stay in ``Interactions.item_ids`` / ``user_ids``. Every problem in a
-file raises one `DataError` naming the file and line. Beauty (198K interactions) loads in
-about 0.2 s.
+file raises one `DataError` naming the file and line. Lines are parsed in bulk (one regex
+check each, one integer conversion for the file): Beauty (198K interactions) loads in
+under a second.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ def synthetic_embeddings(
     n_clusters defaults to round(sqrt(n_items)); cluster sizes are Dirichlet(1) draws (from a
     handful of items to several times the mean), spreads vary per cluster and per dimension.
     ``noise="uniform"`` replaces each cluster's Gaussian by a box of the same per-dimension
-    variance, about 4x faster to draw (for 10M-item speed runs; in 64 dims distances behave
-    alike). Deterministic given `seed` (and `noise`).
+    variance: the noise is several times cheaper to draw (for 10M-item speed runs), and in
+    64 dims distances behave alike. Deterministic given `seed` (and `noise`).
     """
     n_items = _positive_int("n_items", n_items)
     dim = _positive_int("dim", dim)
