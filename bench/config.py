@@ -399,7 +399,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             p = Path(source).expanduser()
             if not p.is_absolute():
                 p = (Path(file).resolve().parent / p) if not p.exists() else p.resolve()
-            source = str(p)
+            if not p.exists():
+                raise r.err("source", f"dataset not found: {source} (relative paths: from the working directory or the suite file)")
+            source = str(p.resolve())
         label = r.get("name", str, "synthetic" if source == "synthetic" else Path(source).name)
         datasets.append(DatasetSpec(label, source, fmt, protocol, max_history, dict(synth)))
     labels = [d.name for d in datasets]

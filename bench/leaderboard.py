@@ -167,7 +167,7 @@ def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:
     if f"test/{primary}" in quality:
         quality.remove(f"test/{primary}")
         quality.insert(0, f"test/{primary}")
-    tree_quality = sorted(k for k in present if k.startswith("tree/") and k not in TREE_COLS)
+    tree_quality = sorted(k for k in present if k.startswith("tree/") and k not in TREE_COLS and "_level" not in k)
     return quality + [c for c in TREE_COLS if c in present] + tree_quality + [c for c in TIME_COLS if c in present]
 
 
@@ -187,7 +187,7 @@ def _fmt(x: float) -> str:
 
 
 def _lower_better(col: str) -> bool:
-    return col.startswith(LOWER_IS_BETTER_PREFIXES) or col.endswith("cost")
+    return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or col.endswith("gini")
 
 
 def protocol_card(rows: list[dict[str, Any]]) -> str:
@@ -253,6 +253,8 @@ def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", 
         best = order[0] if has_primary else None
         marks: dict[tuple[int, str], str] = {}
         for c in cols:
+            if c in TREE_COLS:  # shape, not a score
+                continue
             vals = [(stats[id(g)][c][0], id(g)) for g in gs if not math.isnan(stats[id(g)][c][0])]
             if len({v for v, _ in vals}) < 2:
                 continue

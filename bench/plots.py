@@ -2,8 +2,8 @@
 
 - ``build_time_vs_items.png``: tree build time vs number of items, log-log, one line per builder
   (needs datasets of several sizes);
-- ``quality_vs_threshold.png``: the primary test metric (or the tree's clustering cost for
-  tree-only grids) vs the builder's ``threshold`` parameter;
+- ``quality_vs_threshold.png``: the primary test metric (or the tree's clustering cost ratio,
+  total cost / root cost, for tree-only grids) vs the builder's ``threshold`` parameter;
 - ``quality_vs_k.png``: the same vs the branching factor k.
 
 Each title carries the commit and hardware that produced the numbers.
@@ -31,7 +31,7 @@ def leaderboard_plots(rows: list[dict[str, Any]], out_dir: Path, metric: str, in
     subtitle = f"{info['commit']} · {info['hardware']}"
     has_quality = any(f"test/{metric}" in r["metrics"] for r in tree_rows)
     qkey = f"test/{metric}" if has_quality else next(
-        (k for k in sorted(tree_rows[0]["metrics"]) if k.startswith("tree/") and k.endswith("cost")), None)
+        (k for k in ("tree/cost_ratio", "tree/total_cost") if k in tree_rows[0]["metrics"]), None)
 
     # build time vs n_items, per builder (log-log)
     n_items = {r["data"].get("n_items") for r in tree_rows}

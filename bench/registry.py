@@ -19,8 +19,7 @@ BUILDER_MODULES: tuple[str, ...] = (
     "seater.trees.random_tree",
     "seater.trees.kmeans",
     "seater.trees.constrained",
-    "seater.trees.greedy",
-    "seater.trees.hybrid",
+    "seater.trees.greedy",  # greedy and hybrid
     "seater.trees.balanced",
     "baselines.rqvae",
 )

@@ -217,23 +217,23 @@ def build_tree(cell: Cell, x: np.ndarray, emb_hash: str, cache_dir: Path, out: d
 
 
 def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
-    """Clustering cost from `seater.trees.quality` when it exists (it is another engineer's module)."""
+    """Clustering cost and balance from `seater.trees.quality` (lower cost = tighter clusters).
+
+    Empty when that module is not in this checkout yet (it belongs to the tree-builder work).
+    """
     import importlib.util
 
     if importlib.util.find_spec("seater.trees.quality") is None:
         return {}
-    from seater.trees import quality
+    from seater.trees.quality import tree_quality
 
-    fn = getattr(quality, "tree_cost", None) or getattr(quality, "clustering_cost", None)
-    if fn is None:
-        return {}
-    res = fn(tree, x)
-    if isinstance(res, dict):
-        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float, np.number))}
-    if isinstance(res, (int, float, np.number)):
-        return {"cost": float(res)}
-    vals = {k: getattr(res, k) for k in ("total", "total_cost", "cost") if hasattr(res, k)}
-    return {k: float(v) for k, v in vals.items() if isinstance(v, (int, float, np.number))}
+    q = tree_quality(tree, x)
+    out = {k: float(q[k]) for k in ("total_cost", "root_cost", "gini") if k in q}
+    if out.get("root_cost"):
+        out["cost_ratio"] = out["total_cost"] / out["root_cost"]
+    for level, c in enumerate(q.get("cost_per_level", []), 1):
+        out[f"cost_level{level}"] = float(c)
+    return out
 
 
 def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = True) -> dict[str, Any]:

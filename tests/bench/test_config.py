@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import load_suite, parse_suite
+from bench.config import SUITES_DIR, load_suite, parse_suite
 from seater.errors import ConfigError
 
 BASE = """
@@ -77,6 +77,8 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
         ("k = [4, 8]", "k = [1]", r"trees\[0\]\.k values must be >= 2"),
         ('name = "tree_popular"', 'name = "tree_popular"\ntrees = ["nope"]', r"retrievers\[1\]\.trees: no tree labelled 'nope'"),
         ("ks = [5, 10]", "ks = [5, 10]\nmetric = \"ndcg@20\"", r"suite\.metric must be recall\|hit\|ndcg @ one of ks"),
+        ('source = "synthetic"', 'source = "no/such/dir"', r"datasets\[0\]\.synthetic is only allowed"),
+        ('source = "synthetic"\nsynthetic = { n_users = 50, n_items = 30 }', 'source = "no/such/dir"', r"datasets\[0\]\.source dataset not found: no/such/dir"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path, old, new, message):
@@ -101,3 +103,18 @@ def test_bad_toml_and_missing_file(tmp_path):
 def test_syntax_only_parse_needs_no_registry():
     s = parse_suite({"datasets": [{"source": "synthetic"}], "retrievers": [{"name": "anything"}]}, check_names=False)
     assert [c.name for c in s.cells()] == ["synthetic/anything/s0"]
+
+
+@pytest.mark.parametrize("path", sorted(SUITES_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_bundled_suites_validate(path):
+    from bench.registry import missing_modules
+
+    try:
+        suite = load_suite(path)
+    except ConfigError as e:
+        if "unknown" in str(e) and missing_modules():
+            pytest.skip(f"refers to a component not in this checkout ({', '.join(missing_modules())}): {e}")
+        if "dataset not found" in str(e):
+            pytest.skip(f"real data absent: {e}")
+        raise
+    assert suite.name == path.stem and suite.cells()
