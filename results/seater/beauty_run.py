@@ -54,12 +54,27 @@ def main() -> None:
     ap.add_argument("--exact-users", type=int, default=200)
     ap.add_argument("--out", default="results/seater")
     ap.add_argument("--tag", default="full")
+    ap.add_argument("--max-train-samples", type=int, default=0, help="0 = all; else a seeded random subset (CPU budget)")
+    ap.add_argument("--test-users", type=int, default=0, help="0 = all; else a seeded random subset of test users")
     ap.add_argument("--no-align", action="store_true")
     ap.add_argument("--no-rank", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(1)
     builders, _ = registry.load_all()
     split = leave_one_out(load_s3rec(a.data))
+    rng = np.random.default_rng(a.seed)
+    if a.max_train_samples and a.max_train_samples < len(split.train):
+        from seater.data.types import TrainSamples
+
+        keep = np.sort(rng.choice(len(split.train), a.max_train_samples, replace=False))
+        t = split.train
+        split.train = TrainSamples(t.histories[keep], t.targets[keep], t.users[keep])
+    if a.test_users and a.test_users < len(split.test):
+        from seater.data.types import EvalSet
+
+        keep = np.sort(rng.choice(len(split.test), a.test_users, replace=False))
+        t = split.test
+        split.test = EvalSet(t.users[keep], t.histories[keep], [t.truth[i] for i in keep])
     t0 = time.perf_counter()
     from seater.trees.tree import Tree
 
@@ -88,12 +103,12 @@ def main() -> None:
     pred = res.predictions
     invalid = float(((pred < 1) | (pred > split.n_items)).mean())
     dup = float(np.mean([len(row) - len(set(row)) for row in pred.tolist()]) / pred.shape[1])
-    rows = np.random.default_rng(0).choice(len(split.test), a.exact_users, replace=False)
+    rows = np.random.default_rng(0).choice(len(split.test), min(a.exact_users, len(split.test)), replace=False)
     from seater.metrics import evaluate
     hist, truth = split.test.histories[rows], [split.test.truth[i] for i in rows]
     beam_m = evaluate(pred[rows], truth, ks=(5, 10, 20, 50))
     exact_m = evaluate(r.recommend_exact(hist, 50), truth, ks=(5, 10, 20, 50))
-    out = {"provenance": provenance(), "dataset": "amazon-beauty", "protocol": "leave_one_out", "tree": repr(tree),
+    out = {"provenance": provenance(), "dataset": "amazon-beauty", "train_samples": len(split.train), "test_users": len(split.test), "protocol": "leave_one_out", "tree": repr(tree),
            "tree_embeddings": emb_src, "tree_seconds": tree_s, "k": a.k, "seed": a.seed, "tag": a.tag, "params": r.p,
            "fit_info": r.fit_info_, "history": r.train_result_.history, "test": res.metrics, "popular": pop,
            "infer_users_per_s": res.users_per_second, "invalid_rate": invalid, "duplicate_rate": dup,

@@ -50,18 +50,18 @@ def test_fit_rejects_missing_or_mismatched_tree(split):
 
 def test_learns_planted_clusters_far_above_most_popular(split, cluster_tree):
     torch.set_num_threads(1)
-    r = SEATERRetriever(device="cpu", seed=0, epochs=3, batch_size=128, lr=3e-3, d_model=32, d_ff=128, dropout=0.1,
-                        beam_size=20, val_users=100)
+    r = SEATERRetriever(device="cpu", seed=0, epochs=2, batch_size=128, lr=3e-3, d_model=32, d_ff=128, dropout=0.1,
+                        beam_size=20, val_users=50)
     r.fit(split, cluster_tree)
-    assert r.fit_info_["epochs"] == 3 and r.fit_info_["samples_per_second"] > 0
+    assert r.fit_info_["epochs"] == 2 and r.fit_info_["samples_per_second"] > 0
     res = evaluate_retriever(r, split.test, ks=(10,), n_items=split.n_items)
     pop = evaluate_retriever(MostPopular().fit(split), split.test, ks=(10,)).metrics["recall@10"]
-    # observed: recall@10 ~0.5 after 3 epochs vs ~0.06 for most-popular
-    assert res.metrics["recall@10"] > max(0.25, 3 * pop)
+    # observed (seed 0, CPU): recall@10 0.323 after 2 epochs vs 0.062 for most-popular
+    assert res.metrics["recall@10"] > max(0.2, 3 * pop)
     pred = res.predictions
     assert ((pred >= 1) & (pred <= split.n_items)).all()
     assert all(len(set(row)) == pred.shape[1] for row in pred.tolist())  # no duplicates, no invalid ids
     # beam >= n_items: beam search returns exactly the exhaustive ranking
     r.p["beam_size"] = split.n_items
-    h = split.test.histories[:6]
+    h = split.test.histories[:4]
     np.testing.assert_array_equal(r.recommend(h, 10), r.recommend_exact(h, 10))
