@@ -46,6 +46,7 @@ class GRU4Rec(DualEncoder):
 
     name = "gru4rec"
     config_cls = GRU4RecConfig
+    trim_padding = False  # the GRU's state depends on how much padding precedes the items
 
     def build_encoder(self, n_items: int) -> GRU4RecEncoder:
         return GRU4RecEncoder(n_items, self.cfg)

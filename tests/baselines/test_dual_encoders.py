@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from baselines.bert4rec import BERT4Rec, BERT4RecConfig, BERT4RecEncoder, cloze_mask
-from baselines.dual_encoder import item_windows, transition_windows
+from baselines.dual_encoder import item_windows, length_bucketed_order, transition_windows
 from baselines.gru4rec import GRU4Rec
 from baselines.popular import MostPopular
 from baselines.sasrec import SASRec, SASRecConfig, SASRecEncoder
@@ -90,6 +90,27 @@ def test_sasrec_is_causal():
         out, after, before = enc(seq), enc(changed_after), enc(changed_before)
     torch.testing.assert_close(out[:, :5], after[:, :5])  # steps <= 4 ignore items at 5..7
     assert not torch.allclose(out[:, 4], before[:, 4])  # but depend on earlier items
+
+
+@pytest.mark.parametrize("encoder", [SASRecEncoder, BERT4RecEncoder])
+def test_trimming_leading_padding_is_exact_for_attention_encoders(encoder):
+    """Training batches are cut to their longest window; outputs at real items must not change."""
+    torch.manual_seed(0)
+    cfg = SASRecConfig(dim=16, max_len=8) if encoder is SASRecEncoder else BERT4RecConfig(dim=16, max_len=8)
+    enc = encoder(50, cfg).eval()
+    seq = torch.tensor([[0, 0, 0, 0, 3, 7, 9, 11], [0, 0, 0, 0, 0, 0, 2, 5]])
+    with torch.no_grad():
+        full, trimmed = enc(seq), enc(seq[:, 4:])
+    torch.testing.assert_close(full[0, 4:], trimmed[0])
+    torch.testing.assert_close(full[1, 6:], trimmed[1, 2:])
+
+
+def test_length_bucketed_order_is_a_permutation_with_homogeneous_batches():
+    lengths = torch.randint(1, 50, (1000,), generator=torch.Generator().manual_seed(1))
+    order = length_bucketed_order(lengths, 10, torch.Generator().manual_seed(0), group=100)
+    assert sorted(order.tolist()) == list(range(1000))
+    spread = torch.stack([lengths[b].max() - lengths[b].min() for b in order.split(10)]).float().mean()
+    assert spread < 5  # a random batch of 10 spans ~40; observed ~0.5
 
 
 def test_bert4rec_is_bidirectional():
