@@ -1,0 +1,408 @@
+"""Exact balanced assignment for fixed centroids, batched over the nodes of a tree level.
+
+Problem (one node): n items, k clusters, cost ``c[i, j]`` (squared distances, or anything
+that differs from them by a per-item constant). Choose labels so every cluster holds
+``q = n // k`` or ``q + 1`` items (exactly ``r = n % k`` clusters get ``q + 1``; which ones is
+free) and ``sum_i c[i, label_i]`` is minimal. It is a transportation problem, so its LP is
+integral, and a feasible assignment is optimal iff the residual graph has no negative cycle.
+
+Why a *contracted* residual graph suffices: every residual cycle alternates cluster -> item
+-> cluster, so it only ever uses, for each ordered pair of clusters (a, b), the cheapest
+item of a to move to b. The graph therefore has k cluster nodes plus one slot node ``S`` for
+the floor/ceil choice (``S -> a`` with weight 0 when a holds q+1 items and may give one up,
+``b -> S`` with weight 0 when b holds q items and may take one more). A simple cycle visits
+each cluster once, so it moves distinct items; "no negative cycle" is the certificate and the
+Bellman-Ford distances are then exact dual prices.
+
+Method: (1) prices from Newton on the entropic semi-dual (joint in all k prices, eps decreasing);
+(2) every item to ``argmin_j c[i, j] - p[j]``; (3) repair: move the cheapest items from over- to
+under-full clusters until sizes are feasible, then cancel negative cycles (Bellman-Ford on k+1
+nodes) until none is left. Every step is a batched torch computation over all nodes of a level,
+so the same code runs on CPU and GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from seater.errors import ConfigError, DataError
+
+__all__ = ["balanced_assignment", "balanced_assignment_batched", "entropic_prices", "is_optimal", "sizes_ok"]
+
+
+# --------------------------------------------------------------------------- helpers
+def _tol(cost: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-node tolerance for 'strictly negative': a few ulps of the node's cost magnitude."""
+    big = torch.where(mask[..., None], cost.abs(), torch.zeros((), dtype=cost.dtype, device=cost.device))
+    scale = big.amax(dim=(1, 2)).clamp_min(1e-30)
+    return scale * (64 * torch.finfo(cost.dtype).eps)
+
+
+def _sizes(labels: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
+    """Cluster sizes ``(G, k)`` (padding excluded)."""
+    g = labels.shape[0]
+    key = torch.arange(g, device=labels.device)[:, None] * k + labels
+    key = torch.where(mask, key, g * k)
+    return torch.bincount(key.reshape(-1), minlength=g * k + 1)[: g * k].view(g, k)
+
+
+def _move_weights(cost: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``w[g, a, b]`` = cheapest cost change of moving one item of cluster a to b (inf if a is empty or a == b)."""
+    g, m, k = cost.shape
+    cur = cost.gather(2, labels[..., None])
+    delta = (cost - cur).reshape(g * m, k)
+    key = torch.arange(g, device=cost.device)[:, None] * k + labels
+    key = torch.where(mask, key, g * k).reshape(g * m, 1).expand(-1, k)
+    w = torch.full((g * k + 1, k), float("inf"), dtype=cost.dtype, device=cost.device)
+    w = w.scatter_reduce(0, key, delta, reduce="amin", include_self=True)[: g * k].view(g, k, k)
+    eye = torch.eye(k, dtype=torch.bool, device=cost.device)
+    return w.masked_fill(eye, float("inf"))
+
+
+def _residual_graph(w: torch.Tensor, sizes: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Contracted residual graph ``(G, k+1, k+1)``: clusters 0..k-1 plus the slot node k."""
+    g, k, _ = w.shape
+    inf = float("inf")
+    full = torch.full((g, k + 1, k + 1), inf, dtype=w.dtype, device=w.device)
+    full[:, :k, :k] = w
+    zero = torch.zeros((), dtype=w.dtype, device=w.device)
+    full[:, k, :k] = torch.where(sizes == q[:, None] + 1, zero, inf)  # S -> a: a may give up its extra item
+    full[:, :k, k] = torch.where(sizes == q[:, None], zero, inf)  # b -> S: b may take an extra item
+    return full
+
+
+def _bellman_ford(wg: torch.Tensor, tol: torch.Tensor):
+    """Batched Bellman-Ford from a virtual source joined to every node by 0-weight edges.
+
+    Returns distances, predecessors (-1 = the virtual source) and whether round n still
+    improved a distance (then a negative cycle exists and the predecessor graph holds one).
+    """
+    g, n, _ = wg.shape
+    d = torch.zeros((g, n), dtype=wg.dtype, device=wg.device)
+    pred = torch.full((g, n), -1, dtype=torch.long, device=wg.device)
+    improved = torch.zeros(g, dtype=torch.bool, device=wg.device)
+    for _ in range(n):
+        best, arg = (d[:, :, None] + wg).min(dim=1)
+        upd = best < d - tol[:, None]
+        improved = upd.any(dim=1)
+        if not bool(improved.any()):
+            break
+        d = torch.where(upd, best, d)
+        pred = torch.where(upd, arg, pred)
+    return d, pred, improved
+
+
+def _find_cycles(wg: torch.Tensor, pred: torch.Tensor):
+    """Most negative cycle of each node's predecessor graph.
+
+    Returns ``(weight (G,), frm (G, n), to (G, n), valid (G, n))``: the cycle's edges
+    ``frm -> to`` in order; weight is +inf where no cycle was found.
+    """
+    g, n, _ = wg.shape
+    dev = wg.device
+    rows = torch.arange(g, device=dev)[:, None]
+    v = torch.arange(n, device=dev).expand(g, n).clone()
+    for _ in range(n):  # n steps back from any node lands on a cycle (or on the source, -1)
+        v = torch.where(v >= 0, pred.gather(1, v.clamp_min(0)), v)
+    ok = v >= 0
+    start = v.clamp_min(0)
+    u = start.clone()
+    weight = torch.zeros((g, n), dtype=wg.dtype, device=dev)
+    closed = torch.zeros((g, n), dtype=torch.bool, device=dev)
+    for _ in range(n):
+        p = pred.gather(1, u)
+        open_ = ok & ~closed & (p >= 0)
+        edge = wg[rows, p.clamp_min(0), u]
+        weight = weight + torch.where(open_, edge, torch.zeros((), dtype=wg.dtype, device=dev))
+        u = torch.where(open_, p.clamp_min(0), u)
+        closed = closed | (open_ & (u == start))
+    weight = torch.where(ok & closed, weight, torch.full_like(weight, float("inf")))
+    best_w, best_s = weight.min(dim=1)
+    u = start.gather(1, best_s[:, None]).squeeze(1)
+    first = u.clone()
+    frm = torch.zeros((g, n), dtype=torch.long, device=dev)
+    to = torch.zeros((g, n), dtype=torch.long, device=dev)
+    valid = torch.zeros((g, n), dtype=torch.bool, device=dev)
+    alive = torch.isfinite(best_w)
+    for e in range(n):
+        p = pred.gather(1, u[:, None]).squeeze(1).clamp_min(0)
+        frm[:, e], to[:, e], valid[:, e] = p, u, alive
+        u = p
+        alive = alive & (u != first)
+    return best_w, frm, to, valid
+
+
+def _move_keys(cost, labels, mask, frm, to):
+    """Cost change of moving each item of cluster ``frm`` to ``to`` (inf for other items), per node."""
+    c_to = cost.gather(2, to[:, None, None].expand(-1, cost.shape[1], 1)).squeeze(2)
+    c_from = cost.gather(2, frm[:, None, None].expand(-1, cost.shape[1], 1)).squeeze(2)
+    key = torch.where(mask & (labels == frm[:, None]), c_to - c_from, torch.full_like(c_to, float("inf")))
+    return key
+
+
+def _feasibility_moves(cost, labels, mask, sizes, q, w):
+    """One round per node: move the cheapest items from one over-full to one under-full cluster."""
+    g, m, k = cost.shape
+    qq = q[:, None]
+    over = (sizes - qq - 1).clamp_min(0)
+    under = (qq - sizes).clamp_min(0)
+    has_over, has_under = over.any(1, keepdim=True), under.any(1, keepdim=True)
+    surplus = torch.where(has_over, over, (sizes == qq + 1).long())
+    need = torch.where(has_under, under, (sizes == qq).long())
+    pair = torch.where((surplus[:, :, None] > 0) & (need[:, None, :] > 0), w, torch.full_like(w, float("inf")))
+    flat = pair.reshape(g, k * k)
+    # an over-full cluster is never empty, so a finite pair always exists; prefer the cheapest move
+    idx = flat.argmin(dim=1)
+    a, b = idx // k, idx % k
+    cnt = torch.minimum(surplus.gather(1, a[:, None]), need.gather(1, b[:, None])).squeeze(1)
+    key = _move_keys(cost, labels, mask, a, b)
+    kk = int(cnt.max())
+    kk = min(kk, m)
+    _, items = key.topk(kk, dim=1, largest=False)
+    take = torch.arange(kk, device=cost.device)[None, :] < cnt[:, None]
+    rows = torch.arange(g, device=cost.device)[:, None].expand(-1, kk)
+    new = labels.clone()
+    new[rows[take], items[take]] = b[:, None].expand(-1, kk)[take]
+    return new
+
+
+def _cancel_cycles(cost, labels, mask, frm, to, valid):
+    """Move one item along every item edge (cluster -> cluster) of each node's cycle."""
+    g, n = frm.shape
+    k = cost.shape[2]
+    new = labels.clone()
+    rows_all = torch.arange(g, device=cost.device)
+    moves = []
+    for e in range(n):
+        use = valid[:, e] & (frm[:, e] < k) & (to[:, e] < k)
+        if not bool(use.any()):
+            continue
+        f, t = frm[:, e].clamp_max(k - 1), to[:, e].clamp_max(k - 1)
+        key = _move_keys(cost, labels, mask, f, t)  # against the labels before the moves
+        item = key.argmin(dim=1)
+        moves.append((rows_all[use], item[use], t[use]))
+    for r, i, t in moves:  # a simple cycle leaves each cluster once, so the items are distinct
+        new[r, i] = t
+    return new
+
+
+# --------------------------------------------------------------------------- prices
+def entropic_prices(
+    cost: torch.Tensor,
+    mask: torch.Tensor,
+    prices: torch.Tensor | None = None,
+    steps: int = 12,
+    eps_start: float = 0.5,
+    eps_end: float = 1e-5,
+) -> torch.Tensor:
+    """Joint prices ``(G, k)`` by Newton on the entropic semi-dual with decreasing eps.
+
+    Maximises ``sum_i -eps log sum_j exp((p_j - c_ij)/eps) + (n/k) sum_j p_j``; all k prices move
+    together (a k x k Newton system per node), which is what keeps them from jamming the way
+    independent per-cluster price nudges do. ``eps`` runs geometrically from ``eps_start`` to
+    ``eps_end`` times the node's cost spread. Only a starting point for the exact repair.
+    """
+    g, m, k = cost.shape
+    dt, dev = cost.dtype, cost.device
+    fmask = mask.to(dt)[..., None]
+    n = mask.sum(1).to(dt)
+    target = (n / k)[:, None]
+    spread = torch.where(mask[..., None], cost, cost.new_zeros(())).std(dim=(1, 2)).clamp_min(1e-12)
+    p = torch.zeros((g, k), dtype=dt, device=dev) if prices is None else prices.to(dt).clone()
+    if steps <= 0:
+        return p
+    eye = torch.eye(k, dtype=dt, device=dev)
+    for t in range(steps):
+        frac = t / max(steps - 1, 1)
+        eps = spread * (eps_start ** (1 - frac) * eps_end**frac)
+        z = (p[:, None, :] - cost) / eps[:, None, None]
+        pm = torch.softmax(z, dim=2) * fmask
+        col = pm.sum(1)
+        grad = target - col
+        a = torch.diag_embed(col) - pm.transpose(1, 2) @ pm
+        ridge = (col.amax(1) * 1e-5 + 1e-9)[:, None, None]  # p is shift-invariant: A is singular along ones
+        step = torch.linalg.solve(a + ridge * eye, grad[..., None]).squeeze(-1) * eps[:, None]
+        lim = 4 * eps[:, None]
+        p = p + step.clamp(-lim, lim)
+        p = p - p.mean(1, keepdim=True)
+    return p
+
+
+# --------------------------------------------------------------------------- batched solver
+def _median_split(cost: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Exact k = 2 solution: the q items with the smallest c1 - c0 go to cluster 1 (+1 more if it helps)."""
+    n = mask.sum(1)
+    q, r = n // 2, n % 2
+    delta = torch.where(mask, cost[..., 1] - cost[..., 0], torch.full_like(cost[..., 0], float("inf")))
+    order = delta.argsort(dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(cost.shape[1], device=cost.device).expand_as(order))
+    sorted_d = delta.gather(1, order)
+    extra = (r == 1) & (sorted_d.gather(1, q[:, None].clamp_max(cost.shape[1] - 1)).squeeze(1) < 0)
+    n1 = q + extra.long()
+    return (rank < n1[:, None]).long()
+
+
+def balanced_assignment_batched(
+    cost: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    init: torch.Tensor | None = None,
+    prices: torch.Tensor | None = None,
+    newton_steps: int = 12,
+    eps_start: float = 0.5,
+    max_rounds: int = 100_000,
+    median_split: bool = True,
+):
+    """Exact balanced assignment for every node of a level at once.
+
+    Parameters
+    ----------
+    cost : float tensor ``(G, M, k)``; node g's items in rows ``mask[g]`` (padding rows ignored).
+    mask : bool ``(G, M)`` or None (all rows real). Every node must hold more than k items.
+    init : optional int64 labels ``(G, M)`` to repair (feasible or not); when given, no prices are computed.
+    prices : optional warm-start prices ``(G, k)`` for the Newton steps.
+
+    Returns ``(labels (G, M) int64, prices (G, k), info)``: labels optimal up to a few ulps of
+    the cost scale, prices an exact dual for them (Bellman-Ford distances of the certificate;
+    zeros for k = 2 median splits), info = {"rounds": repair rounds}. Padding rows get label 0.
+    """
+    g, m, k = cost.shape
+    dev = cost.device
+    if mask is None:
+        mask = torch.ones((g, m), dtype=torch.bool, device=dev)
+    n = mask.sum(1)
+    if bool((n <= k).any()):
+        raise ConfigError(f"every node passed to the balanced assignment needs more than k={k} items")
+    q = n // k
+    if k == 2 and median_split and init is None:
+        return _median_split(cost, mask), torch.zeros((g, k), dtype=cost.dtype, device=dev), {"rounds": 0}
+    if init is None:
+        p = entropic_prices(cost, mask, prices, steps=newton_steps, eps_start=eps_start) if newton_steps > 0 or prices is not None else None
+        labels = (cost - p[:, None, :]).argmin(2) if p is not None else cost.argmin(2)
+    else:
+        labels = init.to(device=dev, dtype=torch.long).clone()
+        if labels.shape != (g, m) or bool(((labels < 0) | (labels >= k))[mask].any()):
+            raise DataError(f"init labels must have shape {(g, m)} with values in [0, {k})")
+    labels = torch.where(mask, labels, torch.zeros_like(labels))
+    tol = _tol(cost, mask)
+    out_prices = torch.zeros((g, k), dtype=cost.dtype, device=dev)
+    active = torch.arange(g, device=dev)
+    rounds = 0
+    while active.numel() > 0:
+        if rounds >= max_rounds:
+            raise RuntimeError(f"balanced assignment did not converge in {max_rounds} repair rounds")
+        rounds += 1
+        c, lab, mk, qa = cost[active], labels[active], mask[active], q[active]
+        sz = _sizes(lab, mk, k)
+        w = _move_weights(c, lab, mk)
+        infeasible = ((sz < qa[:, None]) | (sz > qa[:, None] + 1)).any(1)
+        new = lab
+        if bool(infeasible.any()):
+            fi = infeasible.nonzero().squeeze(1)
+            new = new.clone()
+            new[fi] = _feasibility_moves(c[fi], lab[fi], mk[fi], sz[fi], qa[fi], w[fi])
+        feas = (~infeasible).nonzero().squeeze(1)
+        done = torch.zeros(active.numel(), dtype=torch.bool, device=dev)
+        if feas.numel() > 0:
+            wg = _residual_graph(w[feas], sz[feas], qa[feas])
+            d, pred, improved = _bellman_ford(wg, tol[active][feas])
+            weight, frm, to, valid = _find_cycles(wg, pred)
+            cancel = improved & (weight < -tol[active][feas])
+            # no improvement in round n = certified; float noise without a real cycle also stops
+            done[feas[~cancel]] = True
+            out_prices[active[feas[~cancel]]] = d[~cancel, :k]
+            if bool(cancel.any()):
+                ci = cancel.nonzero().squeeze(1)
+                new = new.clone() if new is lab else new
+                new[feas[ci]] = _cancel_cycles(c[feas[ci]], lab[feas[ci]], mk[feas[ci]], frm[ci], to[ci], valid[ci])
+        labels[active] = new
+        active = active[~done]
+    return labels, out_prices, {"rounds": rounds}
+
+
+# --------------------------------------------------------------------------- single problem API
+def _as_cost(cost) -> torch.Tensor:
+    if isinstance(cost, torch.Tensor):
+        t = cost.detach()
+        if not t.is_floating_point():
+            t = t.to(torch.float64)
+    else:
+        arr = np.asarray(cost)
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"cost must be numeric, got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
+        raise DataError(f"cost must be a 2-D array (n_items, k) with k >= 2 and n_items >= 1, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise DataError("cost contains NaN or inf")
+    return t
+
+
+def balanced_assignment(cost, init=None, newton_steps: int = 12) -> np.ndarray:
+    """Optimal labels ``(n,)`` for cost ``(n, k)`` with every cluster size floor(n/k) or floor(n/k)+1.
+
+    ``cost`` may be numpy or torch (CPU or CUDA); numpy input is solved in float64. ``init``:
+    any starting labels (e.g. a greedy assignment); the repair turns them into the optimum.
+    For n <= k the sizes are 0/1: a rectangular assignment, solved with scipy's Hungarian method.
+    """
+    t = _as_cost(cost)
+    n, k = t.shape
+    init_t = None
+    if init is not None:
+        init_np = np.asarray(init.cpu() if isinstance(init, torch.Tensor) else init)
+        if init_np.shape != (n,) or not np.issubdtype(init_np.dtype, np.integer):
+            raise DataError(f"init must be integer labels of shape ({n},), got {init_np.dtype} {init_np.shape}")
+        if n and (init_np.min() < 0 or init_np.max() >= k):
+            raise DataError(f"init labels must lie in [0, {k})")
+        init_t = torch.as_tensor(init_np, dtype=torch.long, device=t.device)[None]
+    if n <= k:  # sizes 0/1: a rectangular assignment problem
+        return _small_exact(t)
+    lab, _, _ = balanced_assignment_batched(t[None], init=init_t, newton_steps=newton_steps)
+    return lab[0].cpu().numpy()
+
+
+def _small_exact(t: torch.Tensor) -> np.ndarray:
+    """n <= k: each item its own cluster, a rectangular assignment problem."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(t.cpu().to(torch.float64).numpy())
+    out = np.empty(t.shape[0], dtype=np.int64)
+    out[rows] = cols
+    return out
+
+
+def sizes_ok(labels: np.ndarray, k: int) -> bool:
+    """True when the cluster sizes of `labels` are all floor(n/k) or floor(n/k)+1."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    sizes = np.bincount(labels, minlength=k)
+    return len(sizes) == k and bool(np.isin(sizes, (n // k, n // k + 1)).all())
+
+
+def is_optimal(cost, labels, tol: float = 1e-9) -> bool:
+    """Certificate: sizes feasible and no negative cycle in the contracted residual graph.
+
+    Independent of the solver above: plain numpy, float64, Floyd-Warshall on k+1 nodes.
+    ``tol`` is relative to the largest |cost|.
+    """
+    c = _as_cost(cost).cpu().to(torch.float64).numpy()
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64)
+    n, k = c.shape
+    if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k or not sizes_ok(labels, k):
+        return False
+    q = n // k
+    sizes = np.bincount(labels, minlength=k)
+    delta = c - c[np.arange(n), labels][:, None]
+    g = np.full((k + 1, k + 1), np.inf)
+    for a in range(k):
+        rows = labels == a
+        if rows.any():
+            g[a, :k] = delta[rows].min(axis=0)
+        g[a, a] = np.inf
+    g[k, :k] = np.where(sizes == q + 1, 0.0, np.inf)
+    g[:k, k] = np.where(sizes == q, 0.0, np.inf)
+    dist = g.copy()
+    for m in range(k + 1):
+        dist = np.minimum(dist, dist[:, m : m + 1] + dist[m : m + 1, :])
+    return bool((np.diag(dist) >= -tol * max(np.abs(c).max(), 1e-300)).all())

@@ -1,0 +1,180 @@
+"""Exact balanced assignment: sizes, optimality against independent references, the certificate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
+
+from seater.errors import DataError
+from seater.trees.assignment import balanced_assignment, balanced_assignment_batched, is_optimal, sizes_ok
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread avoids OpenMP spin-waits on a shared, loaded CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def slot_reference(cost: np.ndarray) -> float:
+    """Exact optimum by expanding cluster j into q+1 slots: q mandatory (big bonus) + 1 optional.
+
+    With n = kq + r items, the Hungarian method on (n, k(q+1)) fills every mandatory slot
+    (the bonus outweighs any cost difference) and r optional ones, i.e. exactly the
+    floor/ceil sizes, so the optimum minus the bonus is the balanced optimum.
+    """
+    n, k = cost.shape
+    q = n // k
+    bonus = 10.0 * (np.abs(cost).max() + 1.0) * n
+    cols = [cost - bonus] * q + [cost]
+    big = np.concatenate([c[:, :, None] for c in cols], axis=2).reshape(n, k * (q + 1))
+    rows, col = linear_sum_assignment(big)
+    return float(cost[rows, col // (q + 1)].sum())
+
+
+def ortools_reference(cost: np.ndarray) -> float:
+    """Exact optimum by OR-Tools min-cost flow on integer costs (costs must be integers)."""
+    from ortools.graph.python import min_cost_flow
+
+    n, k = cost.shape
+    q, r = n // k, n % k
+    f = min_cost_flow.SimpleMinCostFlow()
+    slot, sink = n + k, n + k + 1
+    big = int(np.abs(cost).max() + 1) * (n + 1)
+    for i in range(n):
+        for j in range(k):
+            f.add_arc_with_capacity_and_unit_cost(i, n + j, 1, int(cost[i, j]))
+        f.set_node_supply(i, 1)
+    for j in range(k):
+        f.add_arc_with_capacity_and_unit_cost(n + j, sink, q, -big)  # forces q items into every cluster
+        f.add_arc_with_capacity_and_unit_cost(n + j, slot, 1, 0)
+    f.add_arc_with_capacity_and_unit_cost(slot, sink, r, 0)
+    f.set_node_supply(sink, -n)
+    assert f.solve() == f.OPTIMAL
+    return float(f.optimal_cost() + big * q * k)
+
+
+def sq_costs(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+
+
+def total(cost, labels):
+    return float(cost[np.arange(len(labels)), labels].sum())
+
+
+CASES = {
+    "random": lambda rng: sq_costs(rng.normal(size=(97, 5)), rng.normal(size=(7, 5))),
+    "duplicates": lambda rng: sq_costs(np.repeat(rng.normal(size=(9, 3)), 7, axis=0), rng.normal(size=(6, 3))),
+    "identical": lambda rng: sq_costs(np.ones((50, 4)), rng.normal(size=(4, 4))),
+    "outlier": lambda rng: sq_costs(np.vstack([rng.normal(size=(60, 3)), 1e3 + rng.normal(size=(5, 3))]), rng.normal(size=(8, 3))),
+    "not_divisible": lambda rng: sq_costs(rng.normal(size=(53, 2)), rng.normal(size=(16, 2))),
+    "tiny": lambda rng: sq_costs(rng.normal(size=(3, 2)), rng.normal(size=(2, 2))),
+    "n_below_k": lambda rng: sq_costs(rng.normal(size=(5, 2)), rng.normal(size=(8, 2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_matches_exact_reference(name):
+    cost = CASES[name](np.random.default_rng(1))
+    labels = balanced_assignment(cost)
+    k = cost.shape[1]
+    assert sizes_ok(labels, k)
+    ref = slot_reference(cost)
+    assert total(cost, labels) == pytest.approx(ref, rel=1e-9, abs=1e-9)
+    assert is_optimal(cost, labels)
+
+
+def test_matches_ortools_on_integer_costs():
+    rng = np.random.default_rng(2)
+    for n, k in [(40, 3), (61, 8), (33, 16), (20, 2)]:
+        cost = rng.integers(0, 50, size=(n, k)).astype(float)  # many ties
+        labels = balanced_assignment(cost)
+        assert sizes_ok(labels, k)
+        assert total(cost, labels) == ortools_reference(cost)
+
+
+def test_certificate_rejects_suboptimal_and_infeasible():
+    rng = np.random.default_rng(3)
+    cost = sq_costs(rng.normal(size=(64, 3)), rng.normal(size=(4, 3)))
+    labels = balanced_assignment(cost)
+    assert is_optimal(cost, labels)
+    # swap two items of different clusters where the swap costs more: still feasible, not optimal
+    a = np.flatnonzero(labels == 0)[0]
+    b = np.flatnonzero(labels == 1)
+    worse = labels.copy()
+    gain = cost[a, 1] + cost[b, 0] - cost[a, 0] - cost[b, 1]
+    j = b[np.argmax(gain)]
+    worse[a], worse[j] = 1, 0
+    assert gain.max() > 0 and sizes_ok(worse, 4)
+    assert not is_optimal(cost, worse)
+    assert not is_optimal(cost, np.zeros(64, dtype=int))  # infeasible sizes
+
+
+def test_repair_from_greedy_init_reaches_optimum():
+    rng = np.random.default_rng(4)
+    n, k = 150, 6
+    cost = sq_costs(rng.normal(size=(n, 4)), rng.normal(size=(k, 4)))
+    # greedy: items in order of their best cost take the nearest cluster with capacity
+    cap = np.full(k, n // k)
+    cap[: n % k] += 1
+    init = np.empty(n, dtype=int)
+    for i in np.argsort(cost.min(1)):
+        j = next(j for j in np.argsort(cost[i]) if cap[j] > 0)
+        init[i], cap[j] = j, cap[j] - 1
+    assert not is_optimal(cost, init)
+    labels = balanced_assignment(cost, init=init)
+    assert total(cost, labels) == pytest.approx(slot_reference(cost), rel=1e-9)
+    # an infeasible init (everything in cluster 0) is repaired too
+    labels = balanced_assignment(cost, init=np.zeros(n, dtype=int))
+    assert total(cost, labels) == pytest.approx(slot_reference(cost), rel=1e-9)
+
+
+def test_batched_nodes_match_single_solves_and_k2_median_split():
+    rng = np.random.default_rng(5)
+    for k in (2, 5):
+        cost = torch.tensor(rng.normal(size=(4, 31, k)) ** 2)
+        mask = torch.ones(4, 31, dtype=torch.bool)
+        mask[1, -1] = mask[3, -3:] = False  # ragged node sizes
+        labels, prices, _ = balanced_assignment_batched(cost, mask)
+        for g in range(4):
+            c = cost[g][mask[g]].numpy()
+            lab = labels[g][mask[g]].numpy()
+            assert sizes_ok(lab, k)
+            assert total(c, lab) == pytest.approx(slot_reference(c), rel=1e-9)
+            if k > 2:  # the certificate's distances are exact dual prices: labels are argmins of cost - p
+                red = c - prices[g].numpy()[None]
+                assert np.allclose(red[np.arange(len(lab)), lab], red.min(1), atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    k=st.integers(2, 9),
+    seed=st.integers(0, 2**16),
+    dup=st.booleans(),
+)
+def test_property_sizes_and_optimality(n, k, seed, dup):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2))
+    if dup:
+        x = np.round(x)  # collisions and ties
+    cost = sq_costs(x, rng.normal(size=(k, 2)))
+    labels = balanced_assignment(cost)
+    assert sizes_ok(labels, k)
+    assert is_optimal(cost, labels)
+    assert total(cost, labels) == pytest.approx(slot_reference(cost), rel=1e-9, abs=1e-9)
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(DataError, match="2-D"):
+        balanced_assignment(np.zeros(5))
+    with pytest.raises(DataError, match="NaN"):
+        balanced_assignment(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(DataError, match="init"):
+        balanced_assignment(np.zeros((6, 2)), init=np.array([0, 1, 2, 0, 1, 0]))

@@ -1,0 +1,99 @@
+"""`balanced` builder: exact sizes on adversarial inputs, objective monotone, deterministic, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seater.errors import ConfigError, DataError
+from seater.trees import BUILDERS
+from seater.trees import balanced as balanced_mod
+from seater.trees.assignment import balanced_assignment, is_optimal
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread avoids OpenMP spin-waits on a shared, loaded CPU."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def build(x, k, seed=0, **p):
+    return BUILDERS.get("balanced").factory(x, k, seed=seed, **{"max_iter": 4, **p})
+
+
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 300])
+def test_sizes_exact_for_small_and_awkward_n(n):
+    x = np.random.default_rng(n).normal(size=(n, 8)).astype(np.float32)
+    tree = build(x, 16).validate(balanced=True)
+    assert tree.n_items == n
+    info = tree.build_info
+    assert info["builder"] == "balanced" and len(info["level_seconds"]) >= 1 and info["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["identical", "duplicates", "outlier"],
+)
+def test_adversarial_inputs_stay_balanced(kind):
+    rng = np.random.default_rng(0)
+    if kind == "identical":
+        x = np.ones((200, 4), np.float32)
+    elif kind == "duplicates":
+        x = np.repeat(rng.normal(size=(10, 4)), 23, axis=0).astype(np.float32)
+    else:
+        x = np.vstack([rng.normal(size=(190, 4)), 1e4 + rng.normal(size=(7, 4))]).astype(np.float32)
+    for k in (2, 3, 8):
+        build(x, k).validate(balanced=True)
+
+
+def test_first_split_is_an_exact_assignment_and_objective_never_increases():
+    rng = np.random.default_rng(1)
+    x = np.vstack([rng.normal(size=(100, 6)) + 5 * rng.normal(size=(1, 6)) for _ in range(5)]).astype(np.float32)
+    tree = build(x, 5, max_iter=6)
+    for hist in tree.build_info["level_objective"]:
+        assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
+    # the final root labels are feasible; repairing them for their own centroids ends certified
+    # and can only lower the cost (Lloyd-style: labels were optimal for the previous centroids)
+    lab = tree.codes[:, 0]
+    cent = np.stack([x[lab == j].mean(0) for j in range(5)])
+    cost = ((x[:, None, :].astype(np.float64) - cent[None]) ** 2).sum(-1)
+    best = balanced_assignment(cost, init=lab)
+    assert is_optimal(cost, best)
+    assert cost[np.arange(len(x)), best].sum() <= cost[np.arange(len(x)), lab].sum() + 1e-9
+
+
+def test_deterministic_per_seed():
+    x = np.random.default_rng(2).normal(size=(500, 8)).astype(np.float32)
+    a, b = build(x, 4, seed=3), build(x, 4, seed=3)
+    assert np.array_equal(a.codes, b.codes)
+
+
+def test_clusters_separate_obvious_groups():
+    rng = np.random.default_rng(3)
+    centers = 20 * rng.normal(size=(4, 5))
+    x = np.vstack([c + rng.normal(size=(50, 5)) for c in centers]).astype(np.float32)
+    tree = build(x, 4)
+    truth = np.repeat(np.arange(4), 50)
+    # every root child holds exactly one true group
+    for j in range(4):
+        assert len(set(truth[tree.codes[:, 0] == j])) == 1
+
+
+def test_bad_input_and_params():
+    with pytest.raises(DataError):
+        build(np.array([[np.nan, 1.0]]), 4)
+    with pytest.raises(ConfigError):
+        build(np.zeros((10, 2)), 1)
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        build(np.zeros((10, 2)), 2, bogus=1)
+    with pytest.raises(ConfigError, match="max_iter"):
+        build(np.zeros((10, 2)), 2, max_iter=0)
+
+
+def test_registered_defaults():
+    assert BUILDERS.get("balanced").factory is balanced_mod.build
+    assert set(BUILDERS.get("balanced").defaults) >= {"max_iter", "device", "newton_steps"}
