@@ -7,7 +7,8 @@ trees, TIGER's semantic-ID tries): the only things it needs are
   (`Tree.next_token_table()`); a token whose row is all -1 ends an identifier;
 - ``start_token``: the token every identifier starts from (`Tree.root_token`);
 - ``step(path, parent) -> logits``: the model. ``path`` int64 ``(B, W, t)`` is each beam's
-  tokens so far (start token first, 0 after a finished beam's end); ``parent`` int64 ``(B, W)``
+  tokens so far (W = current number of beams: 1 at the root, then min(beam_size, W * k));
+  start token first, 0 after a finished beam's end; ``parent`` int64 ``(B, W)``
   says which beam of the previous call each current beam extends (None on the first call), so a
   model that caches keys/values reorders its cache with it (cache[b, parent[b, w]]). It returns
   float ``(B, W, k)``: a logit for each slot of ``next_table[path[..., -1]]`` (slots that are -1
@@ -88,11 +89,10 @@ def beam_search(
     neg_inf = torch.tensor(float("-inf"), device=device)
     steps = max_steps if max_steps is not None else next_table.shape[0]
 
-    # only beam 0 is alive at the start, so the first expansion does not repeat the root W times
-    path = torch.full((B, W, 1), start_token, dtype=torch.long, device=device)  # (B, W, t)
-    last = path[..., 0]  # (B, W) last token of each beam
-    score = torch.full((B, W), float("-inf"), device=device)  # (B, W) summed log-prob
-    score[:, 0] = 0.0
+    # the beam grows as min(W, W_prev * k): one beam at the root, so no step computes W copies of it
+    path = torch.full((B, 1, 1), start_token, dtype=torch.long, device=device)  # (B, Wc, t)
+    last = path[..., 0]  # (B, Wc) last token of each beam
+    score = torch.zeros((B, 1), device=device)  # (B, Wc) summed log-prob
     parent: torch.Tensor | None = None
     for level in range(steps):
         finished = (last >= 1) & (last <= n_items)  # (B, W) beams that already hold an item
@@ -109,22 +109,24 @@ def beam_search(
         # a finished beam stays as exactly one candidate (slot 0) with its score unchanged
         keep = finished & torch.isfinite(score)
         cand[..., 0] = torch.where(keep, score, cand[..., 0])
-        flat = cand.reshape(B, W * k)  # (B, W*k)
+        Wc = last.shape[1]
+        Wn = min(W, Wc * k)  # beams after this step
+        flat = cand.reshape(B, Wc * k)  # (B, Wc*k)
         if mode == "sample":
             t = temperature[min(level, len(temperature) - 1)] if isinstance(temperature, Sequence) else temperature
             if t <= 0:
                 raise ConfigError(f"sampling temperature must be > 0, got {t}")
             u = torch.rand(flat.shape, device=device, generator=generator).clamp_(1e-20, 1.0)
             key = flat / t - torch.log(-torch.log(u))  # Gumbel-top-k = sampling without replacement
-            _, pick = key.topk(W, dim=-1)  # (B, W)
+            _, pick = key.topk(Wn, dim=-1)  # (B, Wn)
             new_score = flat.gather(1, pick)
         else:
-            new_score, pick = flat.topk(W, dim=-1)  # (B, W)
-        parent = pick // k  # (B, W) beam each new beam extends
+            new_score, pick = flat.topk(Wn, dim=-1)  # (B, Wn)
+        parent = pick // k  # (B, Wn) beam each new beam extends
         slot = pick % k
         prev_last = last.gather(1, parent)
         was_finished = keep.gather(1, parent)
-        new_tok = child.gather(1, parent.unsqueeze(-1).expand(B, W, k)).gather(2, slot.unsqueeze(-1)).squeeze(-1)
+        new_tok = child.gather(1, parent.unsqueeze(-1).expand(B, Wn, k)).gather(2, slot.unsqueeze(-1)).squeeze(-1)
         new_tok = torch.where(was_finished, prev_last, new_tok)  # finished beams keep their item
         new_tok = torch.where(torch.isfinite(new_score), new_tok.clamp(min=0), torch.zeros_like(new_tok))
         score = new_score
@@ -134,7 +136,11 @@ def beam_search(
         path = torch.cat([path.gather(1, parent.unsqueeze(-1).expand(-1, -1, path.shape[2])), appended.unsqueeze(-1)], dim=2)
     is_item = (last >= 1) & (last <= n_items) & torch.isfinite(score)
     score = torch.where(is_item, score, neg_inf)
-    best, order = score.topk(topk, dim=-1)  # (B, topk)
+    n = min(topk, score.shape[1])  # a tiny tree may end with fewer beams than topk
+    best, order = score.topk(n, dim=-1)  # (B, n)
     items = last.gather(1, order)
     items = torch.where(torch.isfinite(best), items, torch.zeros_like(items))
+    if n < topk:
+        items = torch.cat([items, items.new_zeros(B, topk - n)], 1)
+        best = torch.cat([best, best.new_full((B, topk - n), float("-inf"))], 1)
     return items, best
