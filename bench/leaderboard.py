@@ -156,8 +156,8 @@ def paired_test(best: Group, other: Group, metric: str) -> tuple[float, int]:
     if len(a) < 2:
         return math.nan, len(a)
     d = a - b
-    if np.all(d == d[0]):
-        return (1.0 if d[0] == 0 else 0.0), len(a)
+    if np.allclose(d, d[0], rtol=0, atol=1e-12):  # constant difference: the t statistic is undefined
+        return (1.0 if abs(d[0]) <= 1e-12 else 0.0), len(a)
     return float(stats.ttest_rel(a, b).pvalue), len(a)
 
 

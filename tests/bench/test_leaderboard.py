@@ -1,0 +1,89 @@
+"""Leaderboard aggregation on hand-made rows: seeds -> mean ± std and CI, paired per-user test,
+best / second-best marks, CSV, plots when the grid has the axis."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench.leaderboard import mean_std_ci, write_leaderboard
+
+
+def _row(tmp_path, name, seed, per_user, tree=None, n_items=100, extra=None):
+    d = tmp_path / "per_user" / f"{name}-{seed}"
+    d.mkdir(parents=True)
+    np.save(d / "test_ndcg@10.npy", per_user)
+    ret = {"name": name, "params": {}, "needs_tree": bool(tree), "swept": []}
+    cell = {"suite": "lb", "seed": seed, "ks": [10], "embeddings": None, "tree": tree, "retriever": ret,
+            "dataset": {"name": "d", "source": "synthetic", "format": "s3rec", "protocol": "leave_one_out",
+                        "max_history": 20, "synthetic": {}}, "device": "cpu", "eval_batch_size": 8}
+    metrics = {"test/ndcg@10": float(np.nanmean(per_user)), "time/train_s": 1.0 + seed, **(extra or {})}
+    cid = f"{name}-{json.dumps(tree, sort_keys=True)}-{n_items}-{seed}"
+    return {"row_id": cid, "cell_id": cid, "name": cid, "suite": "lb", "status": "FINISHED", "error": None,
+            "cell": cell, "params": {}, "metrics": metrics, "curves": [], "lineage": {},
+            "artifacts": {"per_user": str(d)}, "data": {"n_items": n_items}, "provenance": {}}
+
+
+def test_mean_std_ci_matches_scipy():
+    from scipy import stats
+
+    x = np.array([0.1, 0.3, 0.2, 0.25])
+    m, s, ci = mean_std_ci(x)
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert (m, s) == pytest.approx((0.2125, np.std(x, ddof=1)))
+    assert (m - ci, m + ci) == pytest.approx((lo, hi))
+    assert math.isnan(mean_std_ci(np.array([0.5]))[2])
+
+
+def test_leaderboard_ranks_tests_and_marks(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in (0, 1):
+        base = rng.random(200)
+        rows.append(_row(tmp_path, "good", seed, base + 0.2))  # clearly better on every user
+        rows.append(_row(tmp_path, "same", seed, base + 0.2 - np.abs(rng.normal(0, 1e-3, 200))))  # a hair worse
+        rows.append(_row(tmp_path, "bad", seed, base))
+    runfile = tmp_path / "results.jsonl"
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = write_leaderboard(runfile, results_dir=tmp_path / "res")
+    md = out.markdown_path.read_text()
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ") and "seeds" not in ln]
+    assert [ln.split(" | ")[0] for ln in lines] == ["| good", "| same", "| bad"]
+    good, same, bad = lines
+    assert "**" in good.split(" | ")[2] and "_" in same.split(" | ")[2]  # best and second best ndcg
+    assert good.endswith("| best |")
+    # bad is 0.2 below good on every user: p ~ 0, marked significant; compare with scipy directly
+    from scipy import stats
+
+    a = np.concatenate([np.load(tmp_path / "per_user" / f"good-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
+    b = np.concatenate([np.load(tmp_path / "per_user" / f"same-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
+    p_same = stats.ttest_rel(a, b).pvalue
+    assert bad.endswith(" * |")
+    csv_text = out.csv_path.read_text()
+    assert csv_text.startswith("# command:") and "# protocol: leave_one_out" in csv_text
+    import csv
+
+    body = [ln for ln in csv_text.splitlines() if not ln.startswith("#")]
+    recs = list(csv.DictReader(body))
+    assert float(next(r for r in recs if r["config"] == "same")["p_vs_best"]) == pytest.approx(p_same)
+    assert float(recs[0]["test/ndcg@10"]) == pytest.approx(np.mean(a))
+    assert not out.plots  # no tree axis in this grid
+
+
+def test_build_time_plot_when_sizes_vary(tmp_path):
+    rows = []
+    for n in (100, 1000, 10000):
+        for b in ("greedy", "constrained"):
+            tree = {"label": b, "builder": b, "k": 8, "params": {}, "swept": []}
+            r = _row(tmp_path, f"t{b}{n}", 0, np.ones(3), tree=tree, n_items=n, extra={"time/tree_build_s": n * 1e-3})
+            r["cell"]["retriever"] = None
+            r["metrics"] = {"time/tree_build_s": n * 1e-3, "tree/cost_ratio": 0.5}
+            rows.append(r)
+    runfile = tmp_path / "results.jsonl"
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = write_leaderboard(runfile, results_dir=tmp_path / "res")
+    assert [p.name for p in out.plots] == ["build_time_vs_items.png"]
+    assert out.plots[0].stat().st_size > 1000
