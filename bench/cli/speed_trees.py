@@ -1,3 +1,74 @@
-"""`seater-bench speed ...` commands (trees)."""
+"""`seater-bench speed trees ...`: build speed and quality of the `balanced` builder vs `constrained`."""
 
-from bench.cli.speed import speed_app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from bench.cli.speed import speed_app
+
+
+def _ints(text: str, name: str) -> tuple[int, ...]:
+    from seater.errors import ConfigError
+
+    try:
+        vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
+    if not vals or min(vals) < 0:
+        raise ConfigError(f"--{name} must list non-negative integers, got {text!r}")
+    return vals
+
+
+@speed_app.command("trees")
+def trees(
+    sizes: str = typer.Option("20000,361245,1000000", help="catalog sizes (comma-separated)"),
+    k: int = typer.Option(16, help="branching factor"),
+    dim: int = typer.Option(64, help="embedding dimension of the synthetic clustered embeddings"),
+    seed: int = typer.Option(0, help="seed of the data and the builders"),
+    repeats: int = typer.Option(3, help="timed builds per size (best and median reported)"),
+    compare_constrained_at: int = typer.Option(20000, help="size at which constrained runs on the same data (0 = never)"),
+    max_iter: int = typer.Option(10, help="balanced k-means iterations per level"),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto"),
+    threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
+    out: Path = typer.Option(Path("results/trees/balanced_speed.md"), help="markdown path (JSON beside it)"),
+    note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
+) -> None:
+    """Build seconds of `balanced` per size (and `constrained` at one size, same data, same run)."""
+    from bench.provenance import provenance
+    from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
+    from seater.device import resolve_device
+
+    cfg = TreeSpeedConfig(
+        sizes=_ints(sizes, "sizes"), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
+        device=str(resolve_device(device)), threads=threads, max_iter=max_iter, notes=list(note),
+    )
+    result = run_tree_speed(cfg, log=typer.echo)
+    for path in write_results(result, out, provenance(), "speed"):
+        typer.echo(f"wrote {path}")
+
+
+@speed_app.command("trees-quality")
+def trees_quality(
+    sizes: str = typer.Option("5000,20000", help="catalog sizes (real data: random item subsamples; larger = all items)"),
+    seeds: str = typer.Option("0,1,2", help="seeds (data draw/subsample and both builders)"),
+    data: str = typer.Option("synthetic,beauty", help="synthetic and/or beauty (co-occurrence SVD of amazon-beauty)"),
+    k: int = typer.Option(16, help="branching factor"),
+    dim: int = typer.Option(64, help="embedding dimension"),
+    beauty_path: Path = typer.Option(Path("../shared/data/amazon-beauty"), help="folder with sequences.txt"),
+    threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
+    out: Path = typer.Option(Path("results/trees/balanced_quality.md"), help="markdown path (JSON beside it)"),
+    note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
+) -> None:
+    """Total clustering cost of `balanced` / `constrained` on the same embeddings, median over seeds."""
+    from bench.provenance import provenance
+    from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
+
+    cfg = TreeQualityConfig(
+        sizes=_ints(sizes, "sizes"), seeds=_ints(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
+        k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, notes=list(note),
+    )
+    result = run_tree_quality(cfg, log=typer.echo)
+    for path in write_results(result, out, provenance(), "quality"):
+        typer.echo(f"wrote {path}")

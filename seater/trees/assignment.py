@@ -193,7 +193,7 @@ def entropic_prices(
     mask: torch.Tensor,
     prices: torch.Tensor | None = None,
     steps: int = 12,
-    eps_start: float = 0.5,
+    eps_start: float = 2.0,
     eps_end: float = 1e-5,
 ) -> torch.Tensor:
     """Joint prices ``(G, k)`` by Newton on the entropic semi-dual with decreasing eps.
@@ -250,7 +250,7 @@ def balanced_assignment_batched(
     init: torch.Tensor | None = None,
     prices: torch.Tensor | None = None,
     newton_steps: int = 12,
-    eps_start: float = 0.5,
+    eps_start: float = 2.0,
     max_rounds: int = 100_000,
     median_split: bool = True,
 ):

@@ -29,7 +29,7 @@ from seater.trees.tree import Tree
 DEFAULTS = {
     "max_iter": 10,  # balanced k-means iterations per level (fixed budget)
     "tol": 1e-4,  # early stop: relative objective improvement of a level below this
-    # entropic Newton steps per assignment (eps from 0.5 to 1e-5 of the cost spread); always a cold
+    # entropic Newton steps per assignment (eps from 2 to 1e-5 times the cost spread); always a cold
     # start: the last certificate's prices are stale once centroids move and slow Newton down
     "newton_steps": 20,
     "median_split": True,  # k = 2: exact assignment by a sort instead of prices + repair

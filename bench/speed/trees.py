@@ -1,0 +1,230 @@
+"""Speed and quality of the `balanced` tree builder, against `constrained` in the same run.
+
+* speed: build time of `balanced` at several catalog sizes (synthetic clustered embeddings),
+  each timed `repeats` times (best and median reported), and `constrained` on the same data
+  at one size for the speed-up.
+* quality: total clustering cost (`seater.trees.quality.tree_quality`) of `balanced` over
+  `constrained` on the same embeddings, median over seeds, on synthetic data and on real item
+  embeddings (truncated SVD of Amazon Beauty's item co-occurrence matrix).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from seater.errors import DataError
+
+
+# --------------------------------------------------------------------------- data
+def cooccurrence_embeddings(dataset: Path, dim: int = 64, seed: int = 0) -> np.ndarray:
+    """Item embeddings ``(n_items, dim)`` (row i = item i+1) from a truncated SVD of the
+    item co-occurrence matrix (items seen by the same user), scaled by sqrt(singular value).
+
+    A training-free stand-in for learned item embeddings: items bought together land close.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+
+    path = Path(dataset) / "sequences.txt"
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    rows: list[int] = []
+    cols: list[int] = []
+    for u, line in enumerate(path.read_text().splitlines()):
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        items = sorted({int(t) for t in parts[1:]})
+        rows.extend([u] * len(items))
+        cols.extend(items)
+    n_items = max(cols)
+    b = sp.csr_matrix((np.ones(len(rows), np.float64), (rows, np.asarray(cols) - 1)), shape=(max(rows) + 1, n_items))
+    c = (b.T @ b).tocsr()
+    c.setdiag(0)
+    c.eliminate_zeros()
+    c.data = np.log1p(c.data)  # dampen very popular pairs
+    v0 = np.random.default_rng(seed).normal(size=n_items)
+    u, s, _ = svds(c.asfptype(), k=dim, v0=v0)
+    order = np.argsort(-s)
+    emb = u[:, order] * np.sqrt(s[order])[None, :]
+    return np.ascontiguousarray(emb, dtype=np.float32)
+
+
+def synthetic(n: int, dim: int, seed: int) -> np.ndarray:
+    from seater.data.synthetic import synthetic_embeddings
+
+    return synthetic_embeddings(n, dim=dim, seed=seed)
+
+
+def _builders():
+    import importlib
+    import pkgutil
+
+    import seater.trees as trees
+    from seater.trees import BUILDERS
+
+    for mod in pkgutil.iter_modules(trees.__path__):  # register every builder module present
+        importlib.import_module(f"seater.trees.{mod.name}")
+    return BUILDERS
+
+
+def total_cost(tree, x: np.ndarray) -> float:
+    try:
+        from seater.trees.quality import tree_quality
+
+        return float(tree_quality(tree, x)["total_cost"])
+    except ImportError:  # pragma: no cover - quality module not present
+        raise DataError("seater.trees.quality is required for the quality comparison") from None
+
+
+# --------------------------------------------------------------------------- speed
+@dataclass
+class TreeSpeedConfig:
+    sizes: tuple[int, ...] = (20000, 361245, 1000000)
+    k: int = 16
+    dim: int = 64
+    seed: int = 0
+    repeats: int = 3
+    compare_constrained_at: int = 20000  # 0 = skip constrained
+    constrained_repeats: int = 1
+    device: str = "cpu"
+    threads: int = 0
+    max_iter: int = 10
+    notes: list[str] = field(default_factory=list)
+
+
+def _time_build(builders, name, x, k, seed, params) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    tree = builders.get(name).factory(x, k, seed=seed, **params)
+    return time.perf_counter() - t0, tree
+
+
+def run_tree_speed(cfg: TreeSpeedConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    builders = _builders()
+    rows = []
+    params = {"device": cfg.device, "threads": cfg.threads, "max_iter": cfg.max_iter}
+    for n in cfg.sizes:
+        x = synthetic(n, cfg.dim, cfg.seed)
+        times, tree = [], None
+        for _ in range(cfg.repeats):
+            sec, tree = _time_build(builders, "balanced", x, cfg.k, cfg.seed, params)
+            times.append(sec)
+            log(f"balanced n={n}: {sec:.2f} s")
+        tree.validate(balanced=True)
+        row = {
+            "n_items": n, "builder": "balanced", "best_s": min(times), "median_s": statistics.median(times), "runs_s": times,
+            "level_seconds": tree.build_info["level_seconds"], "depth": tree.depth, "balanced": tree.is_balanced(),
+            "total_cost": total_cost(tree, x),
+        }
+        if n == cfg.compare_constrained_at:
+            ctimes, ctree = [], None
+            for _ in range(cfg.constrained_repeats):
+                sec, ctree = _time_build(builders, "constrained", x, cfg.k, cfg.seed, {})
+                ctimes.append(sec)
+                log(f"constrained n={n}: {sec:.2f} s")
+            crow = {
+                "n_items": n, "builder": "constrained", "best_s": min(ctimes), "median_s": statistics.median(ctimes), "runs_s": ctimes,
+                "level_seconds": ctree.build_info.get("level_seconds", []), "depth": ctree.depth, "balanced": ctree.is_balanced(),
+                "total_cost": total_cost(ctree, x),
+            }
+            row["speedup_vs_constrained"] = crow["best_s"] / row["best_s"]
+            row["cost_ratio_vs_constrained"] = row["total_cost"] / crow["total_cost"]
+            rows.append(row)
+            rows.append(crow)
+        else:
+            rows.append(row)
+    return {"config": asdict(cfg), "rows": rows}
+
+
+# --------------------------------------------------------------------------- quality
+@dataclass
+class TreeQualityConfig:
+    sizes: tuple[int, ...] = (5000, 20000)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    data: tuple[str, ...] = ("synthetic", "beauty")
+    k: int = 16
+    dim: int = 64
+    beauty_path: str = "../shared/data/amazon-beauty"
+    threads: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def run_tree_quality(cfg: TreeQualityConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Cost ratio balanced / constrained per (data, size, seed): the seed drives both the data
+    (synthetic draw, or the subsample of real items) and both builders."""
+    builders = _builders()
+    rows = []
+    real = None
+    for data in cfg.data:
+        for n in cfg.sizes:
+            ratios = []
+            for seed in cfg.seeds:
+                if data == "synthetic":
+                    x = synthetic(n, cfg.dim, seed)
+                elif data == "beauty":
+                    if real is None:
+                        real = cooccurrence_embeddings(Path(cfg.beauty_path), cfg.dim)
+                    rng = np.random.default_rng(seed)
+                    x = real if n >= len(real) else real[np.sort(rng.choice(len(real), n, replace=False))]
+                else:
+                    raise DataError(f"unknown data {data!r}; known: synthetic, beauty")
+                tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {"threads": cfg.threads})
+                tc, c = _time_build(builders, "constrained", x, cfg.k, seed, {})
+                cb, cc = total_cost(b, x), total_cost(c, x)
+                ratios.append(cb / cc)
+                rows.append({"data": data, "n_items": len(x), "seed": seed, "balanced_cost": cb, "constrained_cost": cc,
+                             "ratio": cb / cc, "balanced_s": tb, "constrained_s": tc})
+                log(f"{data} n={len(x)} seed={seed}: ratio {cb / cc:.4f} (balanced {tb:.1f} s, constrained {tc:.1f} s)")
+            rows.append({"data": data, "n_items": len(x), "seed": "median", "ratio": statistics.median(ratios)})
+    return {"config": asdict(cfg), "rows": rows}
+
+
+# --------------------------------------------------------------------------- output
+def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind: str) -> list[Path]:
+    from bench.provenance import markdown_header
+
+    out = Path(out)
+    md_path = out if out.suffix == ".md" else out / f"balanced_{kind}.md"
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path = md_path.with_suffix(".json")
+    cfg = result["config"]
+    data = (
+        f"synthetic clustered embeddings (seater.data.synthetic.synthetic_embeddings, d={cfg['dim']}, seed {cfg.get('seed')})"
+        if kind == "speed" else f"{', '.join(cfg['data'])}; d={cfg['dim']}, k={cfg['k']}"
+    )
+    lines = [f"# balanced builder: {kind}", "", markdown_header(info, data), ""]
+    lines.append("- GPU: no GPU lent in this task; CPU figures only (the code path takes device=cuda/auto).")
+    lines.append("- The machine is a 2-core CPU shared with other engineers' jobs while this ran: timings are upper bounds.")
+    for note in cfg.get("notes", []):
+        lines.append(f"- {note}")
+    lines.append("")
+    if kind == "speed":
+        lines.append("| items | builder | best s | median s | runs | depth | balanced | total cost | speed-up | cost ratio |")
+        lines.append("|---:|---|---:|---:|---|---:|---|---:|---:|---:|")
+        for r in result["rows"]:
+            lines.append(
+                f"| {r['n_items']:,} | {r['builder']} | {r['best_s']:.2f} | {r['median_s']:.2f} | "
+                f"{', '.join(f'{t:.1f}' for t in r['runs_s'])} | {r['depth']} | {'yes' if r['balanced'] else 'no'} | "
+                f"{r['total_cost']:.4f} | {r.get('speedup_vs_constrained', float('nan')):.1f} | {r.get('cost_ratio_vs_constrained', float('nan')):.4f} |"
+            )
+    else:
+        lines.append("| data | items | seed | balanced cost | constrained cost | ratio | balanced s | constrained s |")
+        lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
+        for r in result["rows"]:
+            if r["seed"] == "median":
+                lines.append(f"| **{r['data']}** | {r['n_items']:,} | **median** | | | **{r['ratio']:.4f}** | | |")
+            else:
+                lines.append(
+                    f"| {r['data']} | {r['n_items']:,} | {r['seed']} | {r['balanced_cost']:.4f} | {r['constrained_cost']:.4f} | "
+                    f"{r['ratio']:.4f} | {r['balanced_s']:.1f} | {r['constrained_s']:.1f} |"
+                )
+    md_path.write_text("\n".join(lines) + "\n")
+    json_path.write_text(json.dumps({"provenance": info, **result}, indent=2, default=str) + "\n")
+    return [md_path, json_path]
