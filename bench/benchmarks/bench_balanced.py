@@ -1,0 +1,36 @@
+"""asv: build time, peak memory and clustering cost of the `balanced` tree builder (CPU sizes).
+
+A fixed iteration budget (max_iter=10, one torch thread) so every commit measures the same
+work; `track_total_cost` records quality next to speed.
+"""
+
+
+class BalancedBuild:
+    params = [2000, 20000, 200000]
+    param_names = ["n_items"]
+    timeout = 600
+
+    def setup(self, n_items):
+        try:
+            from seater.data.synthetic import synthetic_embeddings
+            from seater.trees import balanced  # noqa: F401  (registers the builder)
+        except ImportError:
+            raise NotImplementedError("balanced builder not present at this commit")
+        self.x = synthetic_embeddings(n_items, dim=64, seed=0)
+        self.build = balanced.build
+
+    def _run(self):
+        return self.build(self.x, 16, seed=0, max_iter=10, threads=1, device="cpu")
+
+    def time_build(self, n_items):
+        self._run()
+
+    def peakmem_build(self, n_items):
+        self._run()
+
+    def track_total_cost(self, n_items):
+        from seater.trees.quality import tree_quality
+
+        return float(tree_quality(self._run(), self.x)["total_cost"])
+
+    track_total_cost.unit = "mean sq. distance"
