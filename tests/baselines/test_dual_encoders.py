@@ -19,13 +19,15 @@ from seater.retriever import RETRIEVERS
 
 MODELS = {"sasrec": SASRec, "gru4rec": GRU4Rec, "bert4rec": BERT4Rec}
 # small and quick: a few hundred users, CPU seconds per model
-FAST = dict(dim=32, epochs=10, patience=10, lr=5e-3, batch_size=64, device="cpu")
+FAST = dict(dim=32, epochs=8, patience=8, lr=5e-3, batch_size=64, device="cpu")
+# the Cloze objective trains on ~20% of the positions per epoch, so BERT4Rec gets more epochs
+EPOCHS = {"sasrec": 8, "gru4rec": 8, "bert4rec": 16}
 
 
 @pytest.fixture(scope="module")
 def split():
     torch.set_num_threads(1)
-    return make_split(make_synthetic(600, 120, seed=0), "user_split", seed=0)
+    return make_split(make_synthetic(400, 100, seed=0), "user_split", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def popular_recall(split):
 
 @pytest.fixture(scope="module")
 def fitted(split):
-    return {name: cls(**FAST).fit(split) for name, cls in MODELS.items()}
+    return {name: cls(**{**FAST, "epochs": EPOCHS[name], "patience": EPOCHS[name]}).fit(split) for name, cls in MODELS.items()}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -45,10 +47,10 @@ def test_loss_falls_and_recall_beats_most_popular_on_held_out_users(name, fitted
     losses = [h["train/loss"] for h in model.history_]
     assert losses[-1] < 0.8 * losses[0]
     recall = evaluate(model.recommend(split.test.histories, 10), split.test.truth, [10])["recall@10"]
-    # observed (seed 0): popular .13; sasrec .68, gru4rec .63, bert4rec .34
+    # observed (seed 0): popular .13; sasrec .63, gru4rec .64, bert4rec .54
     assert recall > 2 * popular_recall, (recall, popular_recall)
     info = model.fit_info_
-    assert info["epochs"] == 10 and info["samples_per_second"] > 0 and 0 <= info["best_epoch"] < 10
+    assert info["epochs"] == EPOCHS[name] and info["samples_per_second"] > 0 and 0 <= info["best_epoch"] < EPOCHS[name]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -147,9 +149,9 @@ def test_training_windows_cover_every_transition_once():
 
 
 def test_sampled_softmax_with_popularity_logq_learns(split, popular_recall):
-    model = SASRec(**{**FAST, "epochs": 6, "patience": 6}, loss="sampled", n_negatives=40, negative_sampling="popularity").fit(split)
+    model = SASRec(**{**FAST, "epochs": 5, "patience": 5}, loss="sampled", n_negatives=40, negative_sampling="popularity").fit(split)
     recall = evaluate(model.recommend(split.test.histories, 10), split.test.truth, [10])["recall@10"]
-    assert recall > 2 * popular_recall, (recall, popular_recall)  # observed .59 vs .13
+    assert recall > 2 * popular_recall, (recall, popular_recall)  # observed .44 vs .13
 
 
 def test_registration_holds_every_default_and_bad_params_raise():
