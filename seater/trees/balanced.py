@@ -28,6 +28,7 @@ from seater.trees.tree import Tree
 
 DEFAULTS = {
     "max_iter": 10,  # balanced k-means iterations per level (fixed budget)
+    "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
     "tol": 1e-4,  # early stop: relative objective improvement of a level below this
     # entropic Newton steps per assignment (eps from 2 to 1e-5 times the cost spread); always a cold
     # start: the last certificate's prices are stale once centroids move and slow Newton down
@@ -66,7 +67,7 @@ def _costs(xl: torch.Tensor, cent: torch.Tensor, chunk: int) -> torch.Tensor:
 
 
 def _kmeanspp(xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """Batched k-means++ seeding: ``(G, k, d)`` centroids, each drawn among the node's own items."""
+    """Batched greedy k-means++ seeding: ``(G, k, d)`` centroids, each drawn among the node's own items."""
     g, m, d = xl.shape
     rows = torch.arange(g, device=xl.device)
     fmask = mask.to(xl.dtype)
@@ -74,13 +75,20 @@ def _kmeanspp(xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator
     idx = torch.multinomial(fmask, 1, generator=gen).squeeze(1)
     cent[:, 0] = xl[rows, idx]
     dist = ((xl - cent[:, :1]) ** 2).sum(-1) * fmask
+    xn = (xl * xl).sum(-1)
+    trials = 2 + int(np.log(k))  # as scikit-learn's greedy k-means++
     for j in range(1, k):
         tot = dist.sum(1, keepdim=True)
         # all remaining points coincide with a centroid (duplicates): fall back to uniform
         w = torch.where(tot > 0, dist, fmask)
-        idx = torch.multinomial(w, 1, generator=gen).squeeze(1)
-        cent[:, j] = xl[rows, idx]
-        dist = torch.minimum(dist, ((xl - cent[:, j : j + 1]) ** 2).sum(-1) * fmask)
+        cand = torch.multinomial(w, trials, replacement=True, generator=gen)  # (G, L)
+        cx = xl[rows[:, None], cand]  # (G, L, d)
+        # squared distances of every item to every candidate: ||x||^2 - 2 x.c + ||c||^2
+        dc = (xn[:, None, :] - 2 * (cx @ xl.transpose(1, 2)) + (cx * cx).sum(-1)[..., None]).clamp_min(0)
+        newd = torch.minimum(dist[:, None, :], dc * fmask[:, None, :])
+        best = newd.sum(-1).argmin(1)  # greedy k-means++: keep the candidate that lowers the potential most
+        cent[:, j] = cx[rows, best]
+        dist = newd[rows, best]
     return cent
 
 
@@ -92,14 +100,30 @@ def _centroids(xl: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, k: in
     return sums / cnt.clamp_min(1)[..., None]
 
 
-def _objective(xl, cent, labels, mask) -> float:
-    """Sum of squared distances to the assigned centroids, from differences (no cancellation)."""
+def _node_objective(xl, cent, labels, mask) -> torch.Tensor:
+    """Per-node sum of squared distances to the assigned centroids, from differences (no cancellation)."""
     c = cent.gather(1, labels[..., None].expand(-1, -1, xl.shape[2]))
-    return float((((xl - c) ** 2).sum(-1) * mask).sum(dtype=torch.float64))
+    return (((xl - c) ** 2).sum(-1) * mask).sum(1, dtype=torch.float64)
 
 
-def balanced_kmeans_level(xl, mask, k, gen, params) -> tuple[torch.Tensor, list[float]]:
-    """Balanced k-means on every node of a level; returns labels ``(G, M)`` and the objective per iteration."""
+def balanced_kmeans_restarts(xl, mask, k, gen, params) -> tuple[torch.Tensor, list[float]]:
+    """`n_init` seedings per node, run side by side as extra nodes; each node keeps its best."""
+    r = int(params["n_init"])
+    if r == 1:
+        labels, hist, _ = balanced_kmeans_level(xl, mask, k, gen, params)
+        return labels, hist
+    g = xl.shape[0]
+    labels, hist, per_node = balanced_kmeans_level(xl.repeat(r, 1, 1), mask.repeat(r, 1), k, gen, params)
+    best = per_node.view(r, g).argmin(0)
+    pick = best * g + torch.arange(g, device=xl.device)
+    return labels[pick], hist
+
+
+def balanced_kmeans_level(xl, mask, k, gen, params):
+    """Balanced k-means on every node of a level.
+
+    Returns labels ``(G, M)``, the level objective per iteration and the final per-node objective.
+    """
     # centre each node: distances are translation invariant and float32 costs ||c||^2 - 2x.c
     # lose far less precision around the node's own mean than around the origin
     fm = mask[..., None].to(xl.dtype)
@@ -115,7 +139,8 @@ def balanced_kmeans_level(xl, mask, k, gen, params) -> tuple[torch.Tensor, list[
             newton_steps=params["newton_steps"],
             median_split=params["median_split"],
         )
-        obj = _objective(xl, cent, labels_new, mask)
+        node_obj = _node_objective(xl, cent, labels_new, mask)
+        obj = float(node_obj.sum())
         if history and obj > history[-1] + 1e-5 * abs(history[-1]) + 1e-6:
             raise TreeBuildError(f"balanced k-means objective increased from {history[-1]:.6g} to {obj:.6g} (iteration {it})")
         history.append(obj)
@@ -125,7 +150,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params) -> tuple[torch.Tensor, list[
             break
         if it + 1 < params["max_iter"]:
             cent = _centroids(xl, labels, mask, k)
-    return labels, history
+    return labels, history, node_obj
 
 
 @BUILDERS.register("balanced", defaults=DEFAULTS)
@@ -133,8 +158,8 @@ def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
     x = check_embeddings(embeddings, k)
     params = BUILDERS.params("balanced", params)
-    for key in ("max_iter", "newton_steps", "chunk"):
-        if int(params[key]) < (1 if key in ("max_iter", "chunk") else 0):
+    for key in ("max_iter", "n_init", "newton_steps", "chunk"):
+        if int(params[key]) < (1 if key in ("max_iter", "n_init", "chunk") else 0):
             raise ConfigError(f"balanced builder parameter {key} must be a positive integer, got {params[key]!r}")
     dev = resolve_device(params["device"])
     t_start = time.perf_counter()
@@ -187,7 +212,7 @@ def _build(x: np.ndarray, k: int, seed: int, dev: torch.device, params: dict):
         idx = (ss[:, None] + pos[None, :m]).clamp_max(n - 1)
         items = order[idx]
         xl = xt[items] * mask[..., None]
-        labels, hist = balanced_kmeans_level(xl, mask, k, gen, params)
+        labels, hist = balanced_kmeans_restarts(xl, mask, k, gen, params)
         objectives.append(hist)
         g = sz.numel()
         codes_t[items[mask], level] = labels[mask]
