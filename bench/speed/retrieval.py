@@ -157,7 +157,7 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
     return {"config": asdict(cfg), "rows": rows}
 
 
-def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any]) -> list[Path]:
+def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], png: bool = True) -> list[Path]:
     """results JSON + markdown table + PNG curves (users/s vs catalog size and vs beam width)."""
     from bench.provenance import markdown_header
 
@@ -186,6 +186,8 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any]) -
     md = out_dir / "speed_retrieval.md"
     md.write_text("\n".join(lines) + "\n")
     paths = [js, md]
+    if not png:
+        return paths
     try:
         import matplotlib
 

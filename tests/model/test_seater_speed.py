@@ -1,0 +1,37 @@
+"""The retrieval speed benchmark: synthetic balanced trees are balanced; a tiny run writes its files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.speed.retrieval import RetrievalSpeedConfig, balanced_codes, balanced_random_tree, run_retrieval_speed, write_results
+
+
+@pytest.mark.parametrize("n,k", [(2, 2), (17, 16), (100, 3), (1000, 16), (4097, 16)])
+def test_balanced_random_tree_is_balanced(n, k):
+    tree = balanced_random_tree(n, k, seed=1)
+    tree.validate(balanced=True)
+    assert tree.n_items == n and tree.depth == int(np.ceil(np.log(n) / np.log(k) - 1e-9))
+
+
+def test_balanced_codes_keep_the_given_leaf_order():
+    order = np.array([3, 0, 2, 1, 4])
+    codes = balanced_codes(order, 2)
+    ranked = np.lexsort(codes.T[::-1])  # items sorted by identifier = left-to-right leaves
+    np.testing.assert_array_equal(ranked, order)
+
+
+def test_tiny_speed_run_writes_markdown_and_json(tmp_path):
+    cfg = RetrievalSpeedConfig(sizes=(60, 120), k=4, beam=5, topk=5, beams=(2, 5), users=4, users_large=4, batch=4,
+                               train_batch=4, train_steps=1, d_model=16)
+    result = run_retrieval_speed(cfg, log=lambda *_: None)
+    kinds = [(r["kind"], r["n_items"]) for r in result["rows"]]
+    assert kinds.count(("beam", 60)) == 2 and ("beam", 120) in kinds and ("exact", 120) in kinds and ("train", 60) in kinds
+    assert all(r.get("users_per_s", r.get("samples_per_s", 0)) > 0 for r in result["rows"])
+    paths = write_results(result, tmp_path, {"command": "test", "commit": "x", "hardware": "cpu", "python": "3", "date": "d"}, png=False)
+    assert {p.suffix for p in paths} == {".md", ".json"}
+    assert json.loads((tmp_path / "speed_retrieval.json").read_text())["rows"] == result["rows"]
+    assert "| 120 |" in (tmp_path / "speed_retrieval.md").read_text()
