@@ -263,7 +263,8 @@ class SEATER(nn.Module):
                     v_all = torch.cat([v_old.gather(1, idx), v_new], 3)
                 cache[i] = (k_all, v_all)
                 q = sa.split(sa.q(h).unsqueeze(2))  # (B, W, h, 1, dh)
-                x = x + sa.merge(F.scaled_dot_product_attention(q, k_all, v_all)).squeeze(2)  # (B, W, d)
+                att = F.scaled_dot_product_attention(q.flatten(0, 1), k_all.flatten(0, 1), v_all.flatten(0, 1))  # 4-D for every backend
+                x = x + sa.merge(att.unflatten(0, (B, W))).squeeze(2)  # (B, W, d)
                 ca = l.cross_attn
                 qc = ca.split(ca.q(l.ln2(x)))  # (B, h, W, dh): a user's beams are one query block
                 kc, vc = cross_kv[i]
