@@ -99,8 +99,8 @@ def test_learns_above_most_popular(synthetic_split):
     pop = MostPopular().fit(split)
     ours = _ndcg_recall(model.recommend(split.test.histories, 10), split.test.truth, 10)
     base = _ndcg_recall(pop.recommend(split.test.histories, 10), split.test.truth, 10)
-    # observed: TIGER ndcg@10 ~0.15 vs most-popular ~0.04
-    assert ours["ndcg@10"] > 2 * base["ndcg@10"]
+    # observed: TIGER ndcg@10 0.172 (recall@10 0.353) vs most-popular 0.068 (0.127)
+    assert ours["ndcg@10"] > 1.8 * base["ndcg@10"]
     info = model.fit_info_
     assert info["epochs"] == 4 and 0 <= info["valid/invalid_rate@10"] <= 1 and "valid/ndcg@10" in info
     assert model.history_[-1]["train/loss"] < model.history_[0]["train/loss"]
