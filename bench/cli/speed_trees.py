@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -19,6 +20,11 @@ def _ints(text: str, name: str) -> tuple[int, ...]:
     if not vals or min(vals) < 0:
         raise ConfigError(f"--{name} must list non-negative integers, got {text!r}")
     return vals
+
+
+def _log(text: str) -> None:
+    typer.echo(text)
+    sys.stdout.flush()  # progress shows in a log file while a long run is going
 
 
 @speed_app.command("trees")
@@ -44,8 +50,9 @@ def trees(
         sizes=_ints(sizes, "sizes"), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, notes=list(note),
     )
-    result = run_tree_speed(cfg, log=typer.echo)
-    for path in write_results(result, out, provenance(), "speed"):
+    info = provenance()
+    result = run_tree_speed(cfg, log=_log, on_rows=lambda partial: write_results(partial, out, info, "speed"))
+    for path in write_results(result, out, info, "speed"):
         typer.echo(f"wrote {path}")
 
 
@@ -69,6 +76,7 @@ def trees_quality(
         sizes=_ints(sizes, "sizes"), seeds=_ints(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
         k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, notes=list(note),
     )
-    result = run_tree_quality(cfg, log=typer.echo)
-    for path in write_results(result, out, provenance(), "quality"):
+    info = provenance()
+    result = run_tree_quality(cfg, log=_log, on_rows=lambda partial: write_results(partial, out, info, "quality"))
+    for path in write_results(result, out, info, "quality"):
         typer.echo(f"wrote {path}")

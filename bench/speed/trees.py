@@ -106,9 +106,12 @@ def _time_build(builders, name, x, k, seed, params) -> tuple[float, Any]:
     return time.perf_counter() - t0, tree
 
 
-def run_tree_speed(cfg: TreeSpeedConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_tree_speed(
+    cfg: TreeSpeedConfig, log: Callable[[str], None] = print, on_rows: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Time the builds; `on_rows(partial_result)` after every size so a long run leaves its table so far."""
     builders = _builders()
-    rows = []
+    rows: list[dict[str, Any]] = []
     params = {"device": cfg.device, "threads": cfg.threads, "max_iter": cfg.max_iter}
     for n in cfg.sizes:
         x = synthetic(n, cfg.dim, cfg.seed)
@@ -140,6 +143,8 @@ def run_tree_speed(cfg: TreeSpeedConfig, log: Callable[[str], None] = print) -> 
             rows.append(crow)
         else:
             rows.append(row)
+        if on_rows is not None:
+            on_rows({"config": asdict(cfg), "rows": rows})
     return {"config": asdict(cfg), "rows": rows}
 
 
@@ -156,7 +161,9 @@ class TreeQualityConfig:
     notes: list[str] = field(default_factory=list)
 
 
-def run_tree_quality(cfg: TreeQualityConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_tree_quality(
+    cfg: TreeQualityConfig, log: Callable[[str], None] = print, on_rows: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Cost ratio balanced / constrained per (data, size, seed): the seed drives both the data
     (synthetic draw, or the subsample of real items) and both builders."""
     builders = _builders()
@@ -182,6 +189,8 @@ def run_tree_quality(cfg: TreeQualityConfig, log: Callable[[str], None] = print)
                 rows.append({"data": data, "n_items": len(x), "seed": seed, "balanced_cost": cb, "constrained_cost": cc,
                              "ratio": cb / cc, "balanced_s": tb, "constrained_s": tc})
                 log(f"{data} n={len(x)} seed={seed}: ratio {cb / cc:.4f} (balanced {tb:.1f} s, constrained {tc:.1f} s)")
+                if on_rows is not None:
+                    on_rows({"config": asdict(cfg), "rows": rows})
             rows.append({"data": data, "n_items": len(x), "seed": "median", "ratio": statistics.median(ratios)})
     return {"config": asdict(cfg), "rows": rows}
 
