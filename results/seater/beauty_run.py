@@ -91,7 +91,9 @@ def main() -> None:
         tree.build_info["embeddings"] = emb_src
         tree.save(cache)
     tree_s = time.perf_counter() - t0
-    print(f"{tree} built in {tree_s:.1f}s from {emb_src}", flush=True)
+    if "seconds" in tree.build_info:  # builder time, also when the tree came from the cache
+        tree_s = float(tree.build_info["seconds"])
+    print(f"{tree} ({'cached ' + str(cache) + ', ' if tree_s > time.perf_counter() - t0 else ''}builder {tree_s:.1f}s) from {emb_src}", flush=True)
     r = SEATERRetriever(device="cpu", seed=a.seed, epochs=a.epochs, val_users=a.val_users, progress=False,
                         use_align=not a.no_align, use_rank=not a.no_rank,
                         checkpoint_dir=f"/tmp/seater_beauty_{a.tag}_k{a.k}_s{a.seed}")
