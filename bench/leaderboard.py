@@ -175,8 +175,8 @@ def _fmt(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     ax = abs(x)
-    if ax == 0:
-        return "0"
+    if float(x).is_integer() and ax < 1e6:
+        return str(int(x))
     if ax >= 1000:
         return f"{x:.0f}"
     if ax >= 10:
@@ -249,7 +249,11 @@ def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", 
         gs = [g for g in groups if g.dataset == ds]
         stats = {id(g): {c: mean_std_ci(g.values(c)) for c in cols} for g in gs}
         has_primary = [g for g in gs if len(g.values(primary))]
-        order = sorted(gs, key=lambda g: -stats[id(g)][primary][0] if len(g.values(primary)) else math.inf)
+        if has_primary:
+            order = sorted(gs, key=lambda g: -stats[id(g)][primary][0] if len(g.values(primary)) else math.inf)
+        else:  # tree-only grids: tightest clustering first
+            cost = next((c for c in ("tree/total_cost", "time/tree_build_s") if c in cols), None)
+            order = sorted(gs, key=lambda g: stats[id(g)][cost][0] if cost and not math.isnan(stats[id(g)][cost][0]) else math.inf)
         best = order[0] if has_primary else None
         marks: dict[tuple[int, str], str] = {}
         for c in cols:

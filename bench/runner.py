@@ -242,6 +242,12 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
 
     out: dict[str, Any] = {"params": {}, "metrics": {}, "curves": [], "lineage": {}, "artifacts": {}, "data": {}}
     cuda = _uses_cuda(cell.device)
+
+    def say(msg: str) -> None:
+        if progress:
+            print(f"[{cell.name}] {msg}", file=sys.stderr, flush=True)
+
+    say("load and split")
     need_split = cell.retriever is not None or (cell.tree is not None and cell.embeddings.kind == "model")
 
     t0 = time.perf_counter()
@@ -260,7 +266,9 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
 
     tree = None
     if cell.tree is not None:
+        say(f"item embeddings ({cell.embeddings.source})")
         x = item_embeddings(cell, inter, split, cache_dir, out)
+        say(f"tree ({cell.tree.builder}, k={cell.tree.k})")
         emb_hash = array_hash(x)
         out["lineage"]["embeddings_hash"] = emb_hash
         tree = build_tree(cell, x, emb_hash, cache_dir, out)
@@ -272,6 +280,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         spec = cell.retriever
         model = retrievers().get(spec.name).factory(**spec.params, device=cell.device, seed=cell.seed)
         rec = RecordingTracker()
+        say(f"fit {spec.name}")
         with _Timer(cuda) as t_fit:
             model.fit(split, tree=tree, tracker=rec)
         out["curves"] = rec.curves
@@ -284,6 +293,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
                 out["metrics"][f"fit/{k}"] = float(v)
         per_user_dir = run_dir / "per_user" / _cell_id(cell)
         for part, evalset in (("valid", split.valid), ("test", split.test)):
+            say(f"evaluate {part} ({len(evalset)} users)")
             with _Timer(cuda) as t_ev:
                 res = evaluate_retriever(model, evalset, ks=cell.ks, batch_size=cell.eval_batch_size,
                                          progress=progress, n_items=split.n_items)
