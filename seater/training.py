@@ -194,7 +194,6 @@ def train_loop(
         _set_rng_state(ckpt["rng"])
 
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
-    epoch = start_epoch - 1
     for epoch in range(start_epoch, cfg.epochs):
         if finished:
             break
