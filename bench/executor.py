@@ -50,6 +50,29 @@ def _tail(path: Path, n: int = 8) -> str:
     return " | ".join(lines[-n:])
 
 
+def _die_with_parent() -> None:
+    """In the cell process (Linux): get SIGKILL when the grid process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _raise_on_sigterm():
+    """Turn SIGTERM of the grid into an exception so the running cell is killed with it."""
+    import threading as _t
+
+    if _t.current_thread() is not _t.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
 class LocalExecutor:
     """Sequential, one subprocess per cell.
 
@@ -69,6 +92,7 @@ class LocalExecutor:
         rows = []
         bar = tqdm(total=len(cells), desc="grid", unit="cell", disable=not self.progress, position=0)
         n_failed = 0
+        previous = _raise_on_sigterm()
         try:
             for cell in cells:
                 bar.set_postfix_str(cell.name[-60:])
@@ -82,6 +106,8 @@ class LocalExecutor:
                     bar.set_description(f"grid ({n_failed} failed)")
         finally:
             bar.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return rows
 
     def run_one(self, cell: Cell, context: CellContext) -> dict[str, Any]:
@@ -102,7 +128,8 @@ class LocalExecutor:
         started = time.time()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "bench.runner", str(spec_path), str(result_path)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                    preexec_fn=_die_with_parent)
             pump = threading.Thread(target=self._pump, args=(proc.stdout, log), daemon=True)
             pump.start()
             timed_out = False

@@ -1,7 +1,7 @@
 """Test-only components loaded through SEATER_BENCH_EXTRA_MODULES (into the cells too).
 
 `crash` fails in the way named by its `mode`: "raise" (an exception), "exit" (os._exit, as a
-segfault or the OOM killer would end the process). `tree_popular` needs a tree and checks the
+segfault or the OOM killer would end the process), "sleep" (hangs for 10 minutes). `tree_popular` needs a tree and checks the
 tree it gets covers the catalogue, then answers like most-popular, so the tree step of the
 harness is exercised without a model. `split_tree` is a deterministic balanced builder
 (items in id order, cut into k nearly equal groups, recursively).
@@ -10,6 +10,7 @@ harness is exercised without a model. `split_tree` is a deterministic balanced b
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -29,6 +30,8 @@ class Crash(Retriever):
     def fit(self, split, tree=None, tracker=None):
         if self.params["mode"] == "exit":
             os._exit(3)
+        if self.params["mode"] == "sleep":  # a long cell, for kill-the-grid tests
+            time.sleep(600)
         raise RuntimeError("planned failure in fit")
 
     def recommend(self, histories, k):  # pragma: no cover
