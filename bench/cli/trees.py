@@ -1,8 +1,127 @@
 """`seater-bench trees ...`: build, inspect and compare identifier trees."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
 
 from bench.cli import app
+from seater.errors import ConfigError, DataError
 
 trees_app = typer.Typer(help="Build and compare identifier trees.", no_args_is_help=True)
 app.add_typer(trees_app, name="trees")
+
+
+def parse_params(items: list[str] | None) -> dict:
+    """``key=value`` strings -> dict; values read as JSON (2000, true, null, 0.5), else as text."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--param {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = {"True": True, "False": False, "None": None}.get(value, value)
+    return out
+
+
+def _int_list(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
+
+
+def load_embeddings(path: Path) -> "np.ndarray":  # noqa: F821
+    import numpy as np
+
+    if not path.is_file():
+        raise DataError(f"embeddings file not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a .npy array ({e})") from None
+
+
+def _summary(q: dict, seconds: float) -> str:
+    levels = ", ".join(f"{c:.4f}" for c in q["cost_per_level"])
+    return (
+        f"{q['n_items']} items, k={q['k']}, depth {q['depth']}, {q['n_nodes']} nodes, balanced: {'yes' if q['balanced'] else 'no'}\n"
+        f"total cost {q['total_cost']:.4f} (per level: {levels}; root variance {q['root_cost']:.4f}), gini {q['gini']:.3f}\n"
+        f"build {seconds:.2f} s"
+    )
+
+
+@trees_app.command("build")
+def build(
+    embeddings: Path = typer.Option(..., help=".npy float matrix (n_items, d); row i = item i+1"),
+    builder: str = typer.Option(..., help="registered builder name"),
+    k: int = typer.Option(16, help="branching factor"),
+    seed: int = typer.Option(0),
+    param: Optional[list[str]] = typer.Option(None, help="builder parameter key=value (repeatable)"),
+    out: Path = typer.Option(..., help="output tree .npz"),
+) -> None:
+    """Build one tree, save it, print its quality."""
+    from seater.trees import BUILDERS
+    from seater.trees.quality import tree_quality
+
+    entry = BUILDERS.get(builder)
+    params = parse_params(param)
+    BUILDERS.params(builder, params)
+    x = load_embeddings(embeddings)
+    tree = entry.factory(x, k, seed=seed, **params)
+    tree.save(out)
+    typer.echo(_summary(tree_quality(tree, x), tree.build_info.get("seconds", float("nan"))))
+    for note in tree.build_info.get("notes", [])[:10]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"saved {out}")
+
+
+@trees_app.command("compare")
+def compare(
+    embeddings: Optional[Path] = typer.Option(None, help=".npy embeddings (or use --synthetic)"),
+    synthetic: Optional[int] = typer.Option(None, help="use N seeded synthetic clustered embeddings"),
+    dim: int = typer.Option(64, help="dimension of --synthetic embeddings"),
+    data_seed: int = typer.Option(0, help="seed of --synthetic embeddings"),
+    k: int = typer.Option(16),
+    builders: str = typer.Option("constrained,greedy,hybrid", help="comma-separated builder names"),
+    threshold_sweep: Optional[str] = typer.Option(None, help="hybrid thresholds, e.g. 100,1000,2000,50000"),
+    seeds: str = typer.Option("0", help="comma-separated build seeds"),
+    max_constrained: Optional[int] = typer.Option(None, help="skip constrained above this many items"),
+    param: Optional[list[str]] = typer.Option(None, help="builder:key=value for one builder (repeatable)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows as JSON"),
+    markdown: Optional[Path] = typer.Option(None, help="write a markdown table with provenance"),
+) -> None:
+    """Build each builder on the same embeddings; print and save time, memory and cost."""
+    from bench.speed.tree_compare import compare as run_compare
+    from bench.speed.tree_compare import table, write_outputs
+
+    if (embeddings is None) == (synthetic is None):
+        raise ConfigError("give exactly one of --embeddings or --synthetic")
+    if synthetic is not None:
+        from seater.data.synthetic import synthetic_embeddings
+
+        x = synthetic_embeddings(synthetic, dim, seed=data_seed)
+        data = f"synthetic_embeddings({synthetic}, dim={dim}, seed={data_seed})"
+    else:
+        x = load_embeddings(embeddings)
+        data = str(embeddings)
+    per_builder: dict[str, dict] = {}
+    for item in param or []:
+        name, _, rest = item.partition(":")
+        if not rest:
+            raise ConfigError(f"--param {item!r}: expected builder:key=value")
+        per_builder.setdefault(name, {}).update(parse_params([rest]))
+    result = run_compare(
+        x, k, [b.strip() for b in builders.split(",") if b.strip()], seeds=_int_list(seeds, "--seeds") or [0],
+        threshold_sweep=_int_list(threshold_sweep, "--threshold-sweep"), max_constrained=max_constrained,
+        params=per_builder, log=typer.echo,
+    )
+    typer.echo(table(result))
+    write_outputs(result, str(json_out) if json_out else None, str(markdown) if markdown else None, data)

@@ -1,0 +1,152 @@
+"""`greedy` and `hybrid`: the fast builders of the reproduction study.
+
+`greedy`: at every node, Faiss k-means centroids (`niter` iterations, GPU when faiss has
+one), then a capacity-limited nearest-centroid assignment with capacities
+``n = q*k + r``: r clusters get q + 1 items, the others q.
+
+Processing order. The study leaves the order in which items claim centroids open. We use
+the *global* greedy order: all (item, centroid) pairs by increasing squared distance (ties:
+lower centroid, then lower item index), an item taking the first pair whose centroid still
+has room. Why: it does not depend on the arbitrary item numbering (a per-item order would),
+it gives the closest items their first choice so the items pushed to a second choice are
+the ones far from every centroid anyway, and it is deterministic.
+
+It is computed without a loop over items, in at most about k rounds
+(`greedy_balanced_assignment`): every unassigned item proposes to its nearest open
+centroid; among centroids with more proposers than room, the one whose room runs out at
+the smallest distance t* closes, taking its nearest proposers; every other proposal closer
+than t* is accepted (it precedes the closing in the global order and cannot be displaced);
+the rest propose again. Which r centroids get q + 1 is decided the same way: the first r
+to fill do.
+
+`hybrid`: greedy while a node holds more than `threshold` items (default 2000),
+constrained k-means (`seater.trees.constrained`) at and below it.
+
+``exact_repair=True`` hands greedy's labels to
+`seater.trees.assignment.balanced_assignment`, which returns the optimal balanced
+assignment for the same centroids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seater.errors import TreeBuildError
+from seater.trees import BUILDERS
+from seater.trees.checks import check_embeddings
+from seater.trees.constrained import constrained_split
+from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
+from seater.trees.recursive import build_recursive
+from seater.trees.tree import Tree
+
+
+def greedy_balanced_assignment(cost: np.ndarray) -> np.ndarray:
+    """Global-greedy balanced labels for a cost matrix ``(n, k)`` (squared distances).
+
+    Returns int64 ``(n,)`` in ``[0, k)`` with group sizes ``n // k`` or ``n // k + 1``
+    (exactly ``n % k`` groups of the larger size).
+    """
+    cost = np.asarray(cost)
+    n, k = cost.shape
+    q, r = divmod(n, k)
+    labels = np.full(n, -1, dtype=np.int64)
+    size = np.zeros(k, dtype=np.int64)
+    open_ = np.ones(k, dtype=bool)
+    cap_level = q + 1 if r > 0 else q
+    n_full = 0  # centroids that reached q + 1
+    if cap_level == 0:
+        open_[:] = False
+    unassigned = np.arange(n, dtype=np.int64)
+    while unassigned.size:
+        if not open_.any():
+            raise TreeBuildError("greedy assignment ran out of capacity (internal error)")
+        sub = np.where(open_[None, :], cost[unassigned], np.inf)
+        choice = sub.argmin(1)
+        d = sub[np.arange(unassigned.size), choice]
+        counts = np.bincount(choice, minlength=k)
+        room = cap_level - size
+        # a centroid "fills" when its room runs out; in the q + 1 phase filling uses up one of
+        # the r larger groups, so reaching the room exactly counts as an event too
+        over = open_ & ((counts >= room) if cap_level > q else (counts > room))
+        if not over.any():
+            labels[unassigned] = choice
+            break
+        order = np.lexsort((unassigned, d, choice))  # by centroid, then distance, then item
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rank = np.empty(unassigned.size, dtype=np.int64)
+        rank[order] = np.arange(unassigned.size) - starts[choice[order]]
+        over_j = np.flatnonzero(over)
+        t = d[order[starts[over_j] + room[over_j] - 1]]  # distance at which each fills up
+        jstar = int(over_j[np.argmin(t)])
+        tstar = t.min()
+        accept = np.where(choice == jstar, rank < room[jstar], d < tstar)
+        labels[unassigned[accept]] = choice[accept]
+        size += np.bincount(choice[accept], minlength=k)
+        open_[jstar] = False
+        if cap_level == q + 1:
+            n_full += 1
+            if n_full == r:
+                cap_level = q
+        open_ &= size < cap_level  # in the q phase others can reach q without overflowing
+        unassigned = unassigned[~accept]
+    return labels
+
+
+def _repair(cost: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    from seater.trees.assignment import balanced_assignment  # engineer D's exact solver, imported on use
+
+    return np.asarray(balanced_assignment(cost.astype(np.float64), init=labels), dtype=np.int64)
+
+
+def greedy_split(x: np.ndarray, k: int, rng: np.random.Generator, niter: int = 20, exact_repair: bool = False) -> np.ndarray:
+    cost = sq_distances(x, faiss_centroids(x, k, seed_from(rng), niter))
+    labels = greedy_balanced_assignment(cost)
+    return _repair(cost, labels) if exact_repair else labels
+
+
+def hybrid_split(
+    x: np.ndarray, k: int, rng: np.random.Generator, threshold: int = 2000, niter: int = 20,
+    exact_repair: bool = False, n_init: int = 10, max_iter: int = 300,
+):
+    if x.shape[0] > threshold:
+        return greedy_split(x, k, rng, niter=niter, exact_repair=exact_repair)
+    return constrained_split(x, k, rng, n_init=n_init, max_iter=max_iter)
+
+
+def _check_bool(name: str, value) -> None:
+    from seater.errors import ConfigError
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+@BUILDERS.register("greedy", defaults={"niter": 20, "exact_repair": False, "workers": 1})
+def build_greedy(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
+    """Faiss k-means centroids + global-greedy capacity-limited assignment, recursively."""
+    x = check_embeddings(embeddings, k)
+    p = BUILDERS.params("greedy", params)
+    _check_bool("exact_repair", p["exact_repair"])
+    return build_recursive(
+        x, k, greedy_split, seed=seed, params={"niter": p["niter"], "exact_repair": p["exact_repair"]},
+        workers=p["workers"], builder="greedy", build_params=p,
+    )
+
+
+@BUILDERS.register(
+    "hybrid",
+    defaults={"threshold": 2000, "niter": 20, "exact_repair": False, "n_init": 10, "max_iter": 300, "workers": 1, "time_limit": None},
+)
+def build_hybrid(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
+    """Greedy while a node holds more than `threshold` items, constrained k-means below."""
+    x = check_embeddings(embeddings, k)
+    p = BUILDERS.params("hybrid", params)
+    _check_bool("exact_repair", p["exact_repair"])
+    if isinstance(p["threshold"], bool) or not isinstance(p["threshold"], (int, np.integer)) or p["threshold"] < 0:
+        from seater.errors import ConfigError
+
+        raise ConfigError(f"hybrid threshold must be an integer >= 0, got {p['threshold']!r}")
+    split_params = {k_: p[k_] for k_ in ("threshold", "niter", "exact_repair", "n_init", "max_iter")}
+    return build_recursive(
+        x, k, hybrid_split, seed=seed, params=split_params, workers=p["workers"],
+        time_limit=p["time_limit"], builder="hybrid", build_params=p,
+    )

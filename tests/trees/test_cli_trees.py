@@ -1,0 +1,58 @@
+"""`seater-bench trees build / compare` end to end on tiny data."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import _register, app
+from seater.errors import ConfigError, UnknownNameError
+from seater.trees.tree import Tree
+
+_register()
+runner = CliRunner()
+
+
+@pytest.fixture
+def emb(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32))
+    return path
+
+
+def test_build_saves_a_valid_tree(emb, tmp_path):
+    out = tmp_path / "t.npz"
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "greedy", "--k", "4",
+                              "--param", "niter=5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "balanced: yes" in res.output and "total cost" in res.output
+    tree = Tree.load(out).validate()
+    assert tree.build_info["params"]["niter"] == 5
+
+
+def test_unknown_builder_lists_known_ones(emb, tmp_path):
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "nope", "--out", str(tmp_path / "t.npz")])
+    assert isinstance(res.exception, UnknownNameError)
+    assert "known:" in str(res.exception) and "greedy" in str(res.exception)
+
+
+def test_bad_param_is_a_config_error(emb, tmp_path):
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "greedy", "--param", "niter",
+                              "--out", str(tmp_path / "t.npz")])
+    assert isinstance(res.exception, ConfigError)
+
+
+def test_compare_writes_json_and_markdown(emb, tmp_path):
+    js, md = tmp_path / "c.json", tmp_path / "c.md"
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "random,greedy,constrained",
+                              "--max-constrained", "100", "--json", str(js), "--markdown", str(md)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(js.read_text())
+    rows = {r["builder"]: r for r in data["rows"]}
+    assert set(rows) == {"random", "greedy"} and data["skipped"][0]["builder"] == "constrained"
+    assert min(r["cost_ratio"] for r in rows.values()) == pytest.approx(1.0)
+    assert rows["greedy"]["total_cost"] < rows["random"]["total_cost"]
+    assert all(r["balanced"] and r["seconds"] > 0 and r["depth"] == 5 for r in rows.values())
+    text = md.read_text()
+    assert "- commit:" in text and "| greedy |" in text and "max-constrained" in text

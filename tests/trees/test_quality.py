@@ -1,0 +1,65 @@
+"""Tree quality against a brute-force computation, node by node."""
+
+import numpy as np
+import pytest
+
+from seater.errors import DataError
+from seater.trees import BUILDERS
+from seater.trees.quality import gini, tree_quality
+from seater.trees.tree import Tree
+
+
+def brute_force_costs(tree: Tree, x: np.ndarray) -> list[float]:
+    """For each level l >= 1: mean over items of the squared distance to their level-l node's mean."""
+    out = []
+    for level in range(1, tree.depth):
+        total = 0.0
+        for node in np.flatnonzero(tree.node_level == level):
+            rows = tree.items_under(int(node)) - 1
+            mu = x[rows].astype(np.float64).mean(0)
+            total += sum(float(((x[i] - mu) ** 2).sum()) for i in rows)
+        out.append(total / tree.n_items)
+    return out
+
+
+def test_hand_computed_small_tree():
+    # items 1,2 under node a (points 0 and 2 on a line), items 3,4 under b (10, 14), item 5 alone
+    x = np.array([[0.0], [2.0], [10.0], [14.0], [100.0]], np.float32)
+    tree = Tree(np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, -1]]), k=3)
+    q = tree_quality(tree, x)
+    # level 1: a has mean 1 -> 1 + 1; b has mean 12 -> 4 + 4; item 5 is a leaf -> 0; / 5 items
+    assert q["cost_per_level"] == pytest.approx([10.0 / 5])
+    assert q["total_cost"] == pytest.approx(2.0)
+    assert q["root_cost"] == pytest.approx(float(((x - x.mean()) ** 2).sum() / 5))
+    assert (q["depth"], q["n_nodes"], q["balanced"]) == (2, 3, True)
+    assert q["leaf_sizes"] == {"min": 1, "max": 2, "mean": pytest.approx(5 / 3)}
+
+
+@pytest.mark.parametrize("name", ["random", "greedy", "kmeans"])
+def test_matches_brute_force_on_built_trees(name):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(700, 5)).astype(np.float32)
+    tree = BUILDERS.get(name).factory(x, 4, seed=1)
+    q = tree_quality(tree, x)
+    assert q["cost_per_level"] == pytest.approx(brute_force_costs(tree, x), rel=1e-6)
+    assert q["n_nodes"] == tree.n_nodes and q["balanced"] == tree.is_balanced()
+
+
+def test_better_tree_has_lower_cost():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2000, 8)).astype(np.float32)
+    good = tree_quality(BUILDERS.get("greedy").factory(x, 8), x)["total_cost"]
+    bad = tree_quality(BUILDERS.get("random").factory(x, 8), x)["total_cost"]
+    assert good < 0.8 * bad  # observed about 0.55
+
+
+def test_gini():
+    assert gini(np.array([5, 5, 5])) == pytest.approx(0.0)
+    assert gini(np.array([0, 0, 0, 10])) == pytest.approx(0.75)  # (n - 1) / n for one holder
+    assert gini(np.array([1, 3])) == pytest.approx(0.25)  # mean abs difference 2 / (2 * 2 * mean 2)
+
+
+def test_shape_mismatch_is_an_error():
+    tree = Tree(np.array([[0], [1]]), k=2)
+    with pytest.raises(DataError, match="do not match"):
+        tree_quality(tree, np.zeros((3, 2)))
