@@ -11,3 +11,7 @@ from seater.trees.tree import Tree
 BUILDERS: Registry = Registry("tree builder")
 
 __all__ = ["BUILDERS", "Tree"]
+
+# Builders register themselves on import (engineer D appends `balanced` below).
+from seater.trees import constrained, greedy, kmeans, random_tree  # noqa: E402,F401
+from seater.trees import balanced  # noqa: E402,F401
