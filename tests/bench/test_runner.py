@@ -1,4 +1,4 @@
-"""The grid end to end on tiny synthetic data: cells in their own processes, failures recorded,
+"""The grid end to end on tiny synthetic data (the `random` balanced builder): cells in their own processes, failures recorded,
 resume after a kill, caches, MLflow runs and the leaderboard."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ synthetic = { n_users = 60, n_items = 40, seed = 3 }
 source = "latent"
 
 [[trees]]
-builder = "split_tree"
+builder = "random"
 k = 4
 
 [[retrievers]]
@@ -60,8 +60,8 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     s = run_suite(suite, run_dir=run_dir, cache_dir=tmp_path / "cache", progress=False, show_output=False)
     assert not s.tracking_errors
     rows = {r["name"]: r for r in read_rows(run_dir / "results.jsonl")}
-    assert set(rows) == {"synth/tree_popular/split_tree:k=4/s0", "synth/crash(mode=raise)/s0", "synth/crash(mode=exit)/s0"}
-    tp = rows["synth/tree_popular/split_tree:k=4/s0"]
+    assert set(rows) == {"synth/tree_popular/random:k=4/s0", "synth/crash(mode=raise)/s0", "synth/crash(mode=exit)/s0"}
+    tp = rows["synth/tree_popular/random:k=4/s0"]
     raised, exited = rows["synth/crash(mode=raise)/s0"], rows["synth/crash(mode=exit)/s0"]
     assert tp["status"] == "FINISHED"
     assert raised["status"] == exited["status"] == "FAILED"
@@ -82,7 +82,7 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     by_name = {r.info.run_name: r for r in runs}
     assert {n: r.info.status for n, r in by_name.items()} == {n: r["status"] for n, r in rows.items()}
-    mtp = by_name["synth/tree_popular/split_tree:k=4/s0"]
+    mtp = by_name["synth/tree_popular/random:k=4/s0"]
     assert mtp.data.metrics["test/recall_at_10"] == pytest.approx(tp["metrics"]["test/recall@10"])
     assert mtp.data.params["lineage.tree_hash"] == tp["lineage"]["tree_hash"]
     assert [m.step for m in client.get_metric_history(mtp.info.run_id, "epoch/train/loss")] == [0, 1]
@@ -97,7 +97,7 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     s2 = run_suite(suite, run_dir=run_dir, cache_dir=tmp_path / "cache", tracking_uri="none", progress=False,
                    show_output=False, retry_failed=False)
     assert sorted(s2.skipped) == sorted([raised["cell_id"], exited["cell_id"]])
-    assert [r["name"] for r in s2.ran] == ["synth/tree_popular/split_tree:k=4/s0"]
+    assert [r["name"] for r in s2.ran] == ["synth/tree_popular/random:k=4/s0"]
     assert s2.ran[0]["params"]["tree.cached"] is True  # the tree came from the cache
     assert s2.ran[0]["lineage"] == tp["lineage"]
 
@@ -107,7 +107,7 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     out = write_leaderboard(run_dir / "results.jsonl", results_dir=tmp_path / "results")
     md = out.markdown_path.read_text()
     assert "## Protocol card" in md and "leave_one_out" in md and "- commit:" in md
-    assert "| tree_popular + split_tree:k=4 | 1 |" in md and "## Failed cells" in md and "planned failure" in md
+    assert "| tree_popular + random:k=4 | 1 |" in md and "## Failed cells" in md and "planned failure" in md
     assert out.csv_path.read_text().startswith("# command:")
 
 
