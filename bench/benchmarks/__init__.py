@@ -1,0 +1,1 @@
+"""asv benchmarks (only benchmarks live here: asv imports every module)."""
