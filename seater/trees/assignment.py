@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seater.errors import ConfigError, DataError
+from seater.errors import ConfigError, DataError, TreeBuildError
 
 __all__ = ["balanced_assignment", "balanced_assignment_batched", "entropic_prices", "is_optimal", "sizes_ok"]
 
@@ -291,7 +291,7 @@ def balanced_assignment_batched(
     rounds = 0
     while active.numel() > 0:
         if rounds >= max_rounds:
-            raise RuntimeError(f"balanced assignment did not converge in {max_rounds} repair rounds")
+            raise TreeBuildError(f"balanced assignment did not converge in {max_rounds} repair rounds")
         rounds += 1
         c, lab, mk, qa = cost[active], labels[active], mask[active], q[active]
         sz = _sizes(lab, mk, k)
