@@ -84,7 +84,8 @@ def main() -> None:
         text += f"| {name} | " + " | ".join(f"{m[f'{key}@{K}']:.4f}" for K in (5, 10, 20) for key in ("recall", "ndcg")) + " |\n"
     text += f"| TIGER paper (R@5 N@5 R@10 N@10) | {PUBLISHED.get(args.dataset, 'n/a')} | | | | | |\n\n"
     text += f"Invalid-ID rate (unconstrained, share of top-K beams matching no item): top-10 {invalid['invalid_rate@10']:.1%}, top-20 {invalid['invalid_rate@20']:.1%}.\n"
-    text += f"Training loss per epoch: {', '.join(f'{h['train/loss']:.3f}' for h in model.history_)}. "
+    losses = ", ".join(f"{h['train/loss']:.3f}" for h in model.history_)
+    text += f"Training loss per epoch: {losses}. "
     text += f"Inference: {timing[False]:.1f} ms/user unconstrained, {timing[True]:.1f} ms/user constrained (beam 20, batch 128).\n"
     out.with_suffix(".md").write_text(text)
     print(text)
