@@ -69,6 +69,8 @@ class Tree:
         if (valid != (np.arange(codes.shape[1])[None, :] < lengths[:, None])).any():
             raise TreeBuildError("codes may hold -1 padding only after the last code of a row")
 
+        # a trailing column of padding only carries no level: drop it
+        codes = codes[:, : int(lengths.max())]
         self.codes = codes
         self.k = int(k)
         self.build_info: dict[str, Any] = dict(build_info or {})

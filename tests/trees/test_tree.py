@@ -52,3 +52,8 @@ def test_save_load_roundtrip(tmp_path):
     assert back.hash() == t.hash() and back.build_info == {"builder": "manual"}
     with pytest.raises(DataError, match="not found"):
         Tree.load(tmp_path / "missing.npz")
+
+
+def test_trailing_padding_column_is_dropped():
+    t = Tree(np.array([[0, -1, -1], [1, 0, -1], [1, 1, -1]]), k=2)
+    assert t.codes.shape == (3, 2) and t.depth == 2 and t.n_nodes == 2
