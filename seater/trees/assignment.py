@@ -168,23 +168,38 @@ def _feasibility_moves(cost, labels, mask, sizes, q, w):
 
 
 def _cancel_cycles(cost, labels, mask, frm, to, valid):
-    """Move one item along every item edge (cluster -> cluster) of each node's cycle."""
-    g, n = frm.shape
-    k = cost.shape[2]
-    new = labels.clone()
-    rows_all = torch.arange(g, device=cost.device)
-    moves = []
-    for e in range(n):
-        use = valid[:, e] & (frm[:, e] < k) & (to[:, e] < k)
-        if not bool(use.any()):
-            continue
-        f, t = frm[:, e].clamp_max(k - 1), to[:, e].clamp_max(k - 1)
-        key = _move_keys(cost, labels, mask, f, t)  # against the labels before the moves
-        item = key.argmin(dim=1)
-        moves.append((rows_all[use], item[use], t[use]))
-    for r, i, t in moves:  # a simple cycle leaves each cluster once, so the items are distinct
-        new[r, i] = t
-    return new
+    """Move one item along every item edge (cluster -> cluster) of each node's cycle.
+
+    A simple cycle leaves each cluster at most once, so every node has a map ``nxt[a]`` (the
+    cluster a's item moves to, or -1); one pass over the items finds, for every (node, a), the
+    cheapest item of a to move to ``nxt[a]`` (lowest index on ties), against the labels before
+    the moves. The moved items are distinct (one per source cluster).
+    """
+    g, m, k = cost.shape
+    dev = cost.device
+    use = valid & (frm < k) & (to < k)
+    nxt = torch.full((g, k + 1), -1, dtype=torch.long, device=dev)
+    nxt.scatter_(1, torch.where(use, frm, k), torch.where(use, to, -1))
+    nxt = nxt[:, :k]
+    tgt = nxt.gather(1, labels)  # (G, M) target cluster of each item's cluster, -1 = none
+    moving = mask & (tgt >= 0)
+    c_to = cost.gather(2, tgt.clamp_min(0)[..., None]).squeeze(2)
+    c_from = cost.gather(2, labels[..., None]).squeeze(2)
+    inf = torch.full((), float("inf"), dtype=cost.dtype, device=dev)
+    key = torch.where(moving, c_to - c_from, inf)
+    slot = torch.arange(g, device=dev)[:, None] * k + labels
+    slot = torch.where(moving, slot, g * k).reshape(-1)
+    best = torch.full((g * k + 1,), float("inf"), dtype=cost.dtype, device=dev)
+    best = best.scatter_reduce(0, slot, key.reshape(-1), reduce="amin", include_self=True)
+    hit = moving.reshape(-1) & (key.reshape(-1) == best[slot])
+    pos = torch.arange(g * m, device=dev)
+    first = torch.full((g * k + 1,), g * m, dtype=torch.long, device=dev)
+    first = first.scatter_reduce(0, torch.where(hit, slot, g * k), torch.where(hit, pos, g * m), reduce="amin", include_self=True)
+    pick = first[: g * k]
+    pick = pick[pick < g * m]
+    new = labels.clone().reshape(-1)
+    new[pick] = tgt.reshape(-1)[pick]
+    return new.view(g, m)
 
 
 # --------------------------------------------------------------------------- prices
@@ -195,13 +210,18 @@ def entropic_prices(
     steps: int = 12,
     eps_start: float = 2.0,
     eps_end: float = 1e-5,
-) -> torch.Tensor:
+    stop_feasible: bool = False,
+    return_live: bool = False,
+):
     """Joint prices ``(G, k)`` by Newton on the entropic semi-dual with decreasing eps.
 
     Maximises ``sum_i -eps log sum_j exp((p_j - c_ij)/eps) + (n/k) sum_j p_j``; all k prices move
     together (a k x k Newton system per node), which is what keeps them from jamming the way
     independent per-cluster price nudges do. ``eps`` runs geometrically from ``eps_start`` to
     ``eps_end`` times the node's cost spread. Only a starting point for the exact repair.
+    ``stop_feasible``: a node whose hard assignment ``argmin_j c_ij - p_j`` already has feasible
+    sizes (every cluster q or q+1) keeps its prices; all such -> return early.
+    ``return_live``: also return a bool ``(G,)`` mask of the nodes still infeasible at the end.
     """
     g, m, k = cost.shape
     dt, dev = cost.dtype, cost.device
@@ -211,21 +231,57 @@ def entropic_prices(
     spread = torch.where(mask[..., None], cost, cost.new_zeros(())).std(dim=(1, 2)).clamp_min(1e-12)
     p = torch.zeros((g, k), dtype=dt, device=dev) if prices is None else prices.to(dt).clone()
     if steps <= 0:
-        return p
+        return (p, torch.ones(g, dtype=torch.bool, device=dev)) if return_live else p
     eye = torch.eye(k, dtype=dt, device=dev)
-    for t in range(steps):
-        frac = t / max(steps - 1, 1)
-        eps = spread * (eps_start ** (1 - frac) * eps_end**frac)
-        z = (p[:, None, :] - cost) / eps[:, None, None]
-        pm = torch.softmax(z, dim=2) * fmask
+    q = mask.sum(1) // k
+    # working set: the nodes still iterating (compacted once at most half of them are left)
+    idx = torch.arange(g, device=dev)
+    c_w, m_w, f_w, q_w, t_w, s_w = cost, mask, fmask, q, target, spread
+    p_w = p
+    buf = torch.empty_like(cost)
+    all_real = bool(mask.all())
+    for t in range(steps + (1 if stop_feasible else 0)):
+        frac = min(t, steps - 1) / max(steps - 1, 1)
+        eps = s_w * (eps_start ** (1 - frac) * eps_end**frac)
+        # in place on one buffer: these (G, M, k) temporaries dominate the time at large levels
+        z = torch.sub(p_w[:, None, :], c_w, out=buf[: c_w.shape[0]]).div_(eps[:, None, None])
+        if stop_feasible and (t > 0 or prices is not None):
+            sz = _sizes(z.argmax(2), m_w, k)
+            live = ((sz < q_w[:, None]) | (sz > q_w[:, None] + 1)).any(1)
+            if t == steps or not bool(live.any()):
+                break
+            if 2 * int(live.sum()) <= live.numel():
+                if p_w is not p:
+                    p[idx] = p_w
+                keep = live.nonzero().squeeze(1)
+                idx = idx[keep]
+                c_w, m_w, f_w, q_w, t_w, s_w, p_w = (v[keep] for v in (c_w, m_w, f_w, q_w, t_w, s_w, p_w))
+                eps, live = eps[keep], live[keep]
+                z = buf[: keep.numel()].copy_(z[keep])
+        pm = z.sub_(z.amax(2, keepdim=True)).exp_()
+        pm = pm.div_(pm.sum(2, keepdim=True))
+        if not all_real:
+            pm = pm.mul_(f_w)
         col = pm.sum(1)
-        grad = target - col
+        grad = t_w - col
         a = torch.diag_embed(col) - pm.transpose(1, 2) @ pm
         ridge = (col.amax(1) * 1e-5 + 1e-9)[:, None, None]  # p is shift-invariant: A is singular along ones
         step = torch.linalg.solve(a + ridge * eye, grad[..., None]).squeeze(-1) * eps[:, None]
         lim = 4 * eps[:, None]
-        p = p + step.clamp(-lim, lim)
-        p = p - p.mean(1, keepdim=True)
+        step = step.clamp(-lim, lim)
+        if stop_feasible and (t > 0 or prices is not None):
+            step = torch.where(live[:, None], step, torch.zeros((), dtype=dt, device=dev))
+        p_w = p_w + step
+        p_w = p_w - p_w.mean(1, keepdim=True)
+    if p_w is not p:
+        p[idx] = p_w
+    if return_live:
+        out = torch.zeros(g, dtype=torch.bool, device=dev)
+        if stop_feasible:
+            out[idx] = live
+        else:
+            out[:] = True
+        return p, out
     return p
 
 
@@ -253,6 +309,9 @@ def balanced_assignment_batched(
     eps_start: float = 2.0,
     max_rounds: int = 100_000,
     median_split: bool = True,
+    stop_feasible: bool = True,
+    warm_steps: int = 8,
+    warm_eps: float = 0.05,
 ):
     """Exact balanced assignment for every node of a level at once.
 
@@ -261,7 +320,8 @@ def balanced_assignment_batched(
     cost : float tensor ``(G, M, k)``; node g's items in rows ``mask[g]`` (padding rows ignored).
     mask : bool ``(G, M)`` or None (all rows real). Every node must hold more than k items.
     init : optional int64 labels ``(G, M)`` to repair (feasible or not); when given, no prices are computed.
-    prices : optional warm-start prices ``(G, k)`` for the Newton steps.
+    prices : optional warm-start prices ``(G, k)`` (e.g. the last exact duals): ``warm_steps`` Newton
+        steps from them with eps from ``warm_eps``; nodes still infeasible then get the cold schedule.
 
     Returns ``(labels (G, M) int64, prices (G, k), info)``: labels optimal up to a few ulps of
     the cost scale, prices an exact dual for them (Bellman-Ford distances of the certificate;
@@ -278,7 +338,14 @@ def balanced_assignment_batched(
     if k == 2 and median_split and init is None:
         return _median_split(cost, mask), torch.zeros((g, k), dtype=cost.dtype, device=dev), {"rounds": 0}
     if init is None:
-        p = entropic_prices(cost, mask, prices, steps=newton_steps, eps_start=eps_start) if newton_steps > 0 or prices is not None else None
+        p = None
+        if prices is not None:
+            p, live = entropic_prices(cost, mask, prices, steps=warm_steps, eps_start=warm_eps, stop_feasible=True, return_live=True)
+            if newton_steps > 0 and bool(live.any()):
+                li = live.nonzero().squeeze(1)
+                p[li] = entropic_prices(cost[li], mask[li], None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible)
+        elif newton_steps > 0:
+            p = entropic_prices(cost, mask, None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible)
         labels = (cost - p[:, None, :]).argmin(2) if p is not None else cost.argmin(2)
     else:
         labels = init.to(device=dev, dtype=torch.long).clone()
@@ -289,6 +356,7 @@ def balanced_assignment_batched(
     out_prices = torch.zeros((g, k), dtype=cost.dtype, device=dev)
     active = torch.arange(g, device=dev)
     rounds = 0
+    feas_rounds = 0
     while active.numel() > 0:
         if rounds >= max_rounds:
             raise TreeBuildError(f"balanced assignment did not converge in {max_rounds} repair rounds")
@@ -299,6 +367,7 @@ def balanced_assignment_batched(
         infeasible = ((sz < qa[:, None]) | (sz > qa[:, None] + 1)).any(1)
         new = lab
         if bool(infeasible.any()):
+            feas_rounds += 1
             fi = infeasible.nonzero().squeeze(1)
             new = new.clone()
             new[fi] = _feasibility_moves(c[fi], lab[fi], mk[fi], sz[fi], qa[fi], w[fi])
@@ -318,7 +387,7 @@ def balanced_assignment_batched(
                 new[feas[ci]] = _cancel_cycles(c[feas[ci]], lab[feas[ci]], mk[feas[ci]], frm[ci], to[ci], valid[ci])
         labels[active] = new
         active = active[~done]
-    return labels, out_prices, {"rounds": rounds}
+    return labels, out_prices, {"rounds": rounds, "feasibility_rounds": feas_rounds}
 
 
 # --------------------------------------------------------------------------- single problem API

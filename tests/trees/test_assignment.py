@@ -178,3 +178,22 @@ def test_bad_input_raises_clear_errors():
         balanced_assignment(np.array([[0.0, np.nan], [1.0, 2.0]]))
     with pytest.raises(DataError, match="init"):
         balanced_assignment(np.zeros((6, 2)), init=np.array([0, 1, 2, 0, 1, 0]))
+
+
+def test_warm_prices_and_early_newton_stop_stay_exact():
+    """Warm-started prices (the last exact duals of a nearby problem) and Newton's early stop only
+    change the starting point: the result is still certified and equals the exact optimum."""
+    rng = np.random.default_rng(6)
+    k = 6
+    cost = torch.tensor(rng.normal(size=(3, 90, k)) ** 2)
+    mask = torch.ones(3, 90, dtype=torch.bool)
+    mask[2, -2:] = False
+    _, prices, _ = balanced_assignment_batched(cost, mask)
+    moved = cost + 0.05 * torch.tensor(rng.normal(size=cost.shape))
+    for kw in ({"prices": prices}, {"prices": prices, "warm_steps": 0}, {"stop_feasible": False}, {"newton_steps": 3}):
+        labels, _, _ = balanced_assignment_batched(moved, mask, **kw)
+        for g in range(3):
+            c = moved[g][mask[g]].numpy()
+            lab = labels[g][mask[g]].numpy()
+            assert sizes_ok(lab, k) and is_optimal(c, lab)
+            assert total(c, lab) == pytest.approx(slot_reference(c), rel=1e-9)

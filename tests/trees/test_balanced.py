@@ -97,3 +97,11 @@ def test_bad_input_and_params():
 def test_registered_defaults():
     assert BUILDERS.get("balanced").factory is balanced_mod.build
     assert set(BUILDERS.get("balanced").defaults) >= {"max_iter", "device", "newton_steps"}
+
+
+def test_warm_start_option_and_per_node_stop_keep_trees_exact():
+    x = np.random.default_rng(4).normal(size=(700, 6)).astype(np.float32)
+    for p in ({"warm_steps": 4}, {"tol": 0.5}, {"max_iter": 1}):
+        tree = build(x, 4, **p).validate(balanced=True)
+        for hist in tree.build_info["level_objective"]:
+            assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
