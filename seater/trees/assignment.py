@@ -222,10 +222,13 @@ def entropic_prices(
     ``stop_feasible``: a node whose hard assignment ``argmin_j c_ij - p_j`` already has feasible
     sizes (every cluster q or q+1) keeps its prices; all such -> return early.
     ``return_live``: also return a bool ``(G,)`` mask of the nodes still infeasible at the end.
+
+    The loop works on the cost transposed to ``(G, k, M)``: every per-item reduction over the k
+    clusters then runs along an outer axis, which torch vectorises over the contiguous items
+    (on CPU ~10x faster than reducing a trailing axis of 16).
     """
     g, m, k = cost.shape
     dt, dev = cost.dtype, cost.device
-    fmask = mask.to(dt)[..., None]
     n = mask.sum(1).to(dt)
     target = (n / k)[:, None]
     spread = torch.where(mask[..., None], cost, cost.new_zeros(())).std(dim=(1, 2)).clamp_min(1e-12)
@@ -234,19 +237,27 @@ def entropic_prices(
         return (p, torch.ones(g, dtype=torch.bool, device=dev)) if return_live else p
     eye = torch.eye(k, dtype=dt, device=dev)
     q = mask.sum(1) // k
+    all_real = bool(mask.all())
     # working set: the nodes still iterating (compacted once at most half of them are left)
     idx = torch.arange(g, device=dev)
-    c_w, m_w, f_w, q_w, t_w, s_w = cost, mask, fmask, q, target, spread
+    c_w = cost.transpose(1, 2).contiguous()
+    m_w, q_w, t_w, s_w = mask[:, None, :], q, target, spread
     p_w = p
-    buf = torch.empty_like(cost)
-    all_real = bool(mask.all())
+    buf = torch.empty_like(c_w)
+    hard = torch.empty_like(c_w) if stop_feasible else None
     for t in range(steps + (1 if stop_feasible else 0)):
         frac = min(t, steps - 1) / max(steps - 1, 1)
         eps = s_w * (eps_start ** (1 - frac) * eps_end**frac)
-        # in place on one buffer: these (G, M, k) temporaries dominate the time at large levels
-        z = torch.sub(p_w[:, None, :], c_w, out=buf[: c_w.shape[0]]).div_(eps[:, None, None])
+        # in place on one buffer: these (G, k, M) temporaries dominate the time at large levels
+        z = torch.sub(p_w[:, :, None], c_w, out=buf[: c_w.shape[0]]).div_(eps[:, None, None])
+        # exp of inputs below about -88 (float32 underflow) takes a ~10x slower path on CPU;
+        # e^-80 is already negligible next to the row maximum's 1
+        pm = z.sub_(z.amax(1, keepdim=True)).clamp_min_(-80.0).exp_()
         if stop_feasible and (t > 0 or prices is not None):
-            sz = _sizes(z.argmax(2), m_w, k)
+            # the hard argmax is where pm == 1 exactly (exp(0)); a float tie counts twice and
+            # merely keeps the node live one more step
+            h = torch.floor(pm, out=hard[: pm.shape[0]])
+            sz = (h if all_real else h.mul_(m_w)).sum(2)
             live = ((sz < q_w[:, None]) | (sz > q_w[:, None] + 1)).any(1)
             if t == steps or not bool(live.any()):
                 break
@@ -255,16 +266,15 @@ def entropic_prices(
                     p[idx] = p_w
                 keep = live.nonzero().squeeze(1)
                 idx = idx[keep]
-                c_w, m_w, f_w, q_w, t_w, s_w, p_w = (v[keep] for v in (c_w, m_w, f_w, q_w, t_w, s_w, p_w))
+                c_w, m_w, q_w, t_w, s_w, p_w = (v[keep] for v in (c_w, m_w, q_w, t_w, s_w, p_w))
                 eps, live = eps[keep], live[keep]
-                z = buf[: keep.numel()].copy_(z[keep])
-        pm = z.sub_(z.amax(2, keepdim=True)).exp_()
-        pm = pm.div_(pm.sum(2, keepdim=True))
+                pm = buf[: keep.numel()].copy_(pm[keep])
+        pm = pm.div_(pm.sum(1, keepdim=True))
         if not all_real:
-            pm = pm.mul_(f_w)
-        col = pm.sum(1)
+            pm = pm.mul_(m_w)
+        col = pm.sum(2)
         grad = t_w - col
-        a = torch.diag_embed(col) - pm.transpose(1, 2) @ pm
+        a = torch.diag_embed(col) - pm @ pm.transpose(1, 2)
         ridge = (col.amax(1) * 1e-5 + 1e-9)[:, None, None]  # p is shift-invariant: A is singular along ones
         step = torch.linalg.solve(a + ridge * eye, grad[..., None]).squeeze(-1) * eps[:, None]
         lim = 4 * eps[:, None]
