@@ -245,6 +245,8 @@ def entropic_prices(
     p_w = p
     buf = torch.empty_like(c_w)
     hard = torch.empty_like(c_w) if stop_feasible else None
+    # a cold start is far from feasible while eps is large: check sizes from a third of the schedule
+    first_check = 0 if prices is not None else max(1, steps // 3)
     for t in range(steps + (1 if stop_feasible else 0)):
         frac = min(t, steps - 1) / max(steps - 1, 1)
         eps = s_w * (eps_start ** (1 - frac) * eps_end**frac)
@@ -253,7 +255,7 @@ def entropic_prices(
         # exp of inputs below about -88 (float32 underflow) takes a ~10x slower path on CPU;
         # e^-80 is already negligible next to the row maximum's 1
         pm = z.sub_(z.amax(1, keepdim=True)).clamp_min_(-80.0).exp_()
-        if stop_feasible and (t > 0 or prices is not None):
+        if stop_feasible and t >= first_check:
             # the hard argmax is where pm == 1 exactly (exp(0)); a float tie counts twice and
             # merely keeps the node live one more step
             h = torch.floor(pm, out=hard[: pm.shape[0]])
@@ -279,7 +281,7 @@ def entropic_prices(
         step = torch.linalg.solve(a + ridge * eye, grad[..., None]).squeeze(-1) * eps[:, None]
         lim = 4 * eps[:, None]
         step = step.clamp(-lim, lim)
-        if stop_feasible and (t > 0 or prices is not None):
+        if stop_feasible and t >= first_check:
             step = torch.where(live[:, None], step, torch.zeros((), dtype=dt, device=dev))
         p_w = p_w + step
         p_w = p_w - p_w.mean(1, keepdim=True)
@@ -371,7 +373,8 @@ def balanced_assignment_batched(
         if rounds >= max_rounds:
             raise TreeBuildError(f"balanced assignment did not converge in {max_rounds} repair rounds")
         rounds += 1
-        c, lab, mk, qa = cost[active], labels[active], mask[active], q[active]
+        whole = active.numel() == g  # skip the (G, M, k) copies while every node is still active
+        c, lab, mk, qa = (cost, labels, mask, q) if whole else (cost[active], labels[active], mask[active], q[active])
         sz = _sizes(lab, mk, k)
         w = _move_weights(c, lab, mk)
         infeasible = ((sz < qa[:, None]) | (sz > qa[:, None] + 1)).any(1)
@@ -395,7 +398,8 @@ def balanced_assignment_batched(
                 ci = cancel.nonzero().squeeze(1)
                 new = new.clone() if new is lab else new
                 new[feas[ci]] = _cancel_cycles(c[feas[ci]], lab[feas[ci]], mk[feas[ci]], frm[ci], to[ci], valid[ci])
-        labels[active] = new
+        if new is not lab:
+            labels[active] = new
         active = active[~done]
     return labels, out_prices, {"rounds": rounds, "feasibility_rounds": feas_rounds}
 

@@ -90,7 +90,9 @@ class Tree:
                 inverse = np.zeros(len(rows), dtype=np.int64)
                 n_level = 1
             else:
-                _, inverse = np.unique(self.codes[rows, :level], axis=0, return_inverse=True)
+                # a node is its parent plus one slot: one int64 key, sorted like the code prefixes
+                key = item_path[rows, level - 1] * self.k + self.codes[rows, level - 1]
+                _, inverse = np.unique(key, return_inverse=True)
                 inverse = inverse.reshape(-1)
                 n_level = int(inverse.max()) + 1
             item_path[rows, level] = offset + inverse
@@ -120,8 +122,9 @@ class Tree:
                 self.n_items + 1 + np.where(is_leaf, 0, item_path[rows, min(level + 1, depth - 1)]),
             )
             # count distinct (node, slot, child) triples per (node, slot)
-            triples = np.unique(np.stack([node, slot, child], axis=1), axis=0)
-            np.add.at(filled, (triples[:, 0], triples[:, 1]), 1)
+            span = self.n_items + 2 + self.n_nodes  # child ids lie in [0, span)
+            pair = np.unique((node * self.k + slot) * span + child) // span
+            np.add.at(filled, (pair // self.k, pair % self.k), 1)
             children[node, slot] = child
         if (filled > 1).any():
             node, slot = np.argwhere(filled > 1)[0]
