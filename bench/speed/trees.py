@@ -209,8 +209,7 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind:
         if kind == "speed" else f"{', '.join(cfg['data'])}; d={cfg['dim']}, k={cfg['k']}"
     )
     lines = [f"# balanced builder: {kind}", "", markdown_header(info, data), ""]
-    lines.append("- GPU: no GPU lent in this task; CPU figures only (the code path takes device=cuda/auto).")
-    lines.append("- The machine is a 2-core CPU shared with other engineers' jobs while this ran: timings are upper bounds.")
+    lines.append(f"- device: {cfg.get('device', 'cpu')}; torch CPU threads: {cfg.get('threads') or 'torch default'}")
     for note in cfg.get("notes", []):
         lines.append(f"- {note}")
     lines.append("")
