@@ -1,10 +1,11 @@
-"""Shared fixtures: paths to the real datasets (slow tests skip when they are absent)."""
+"""Shared fixtures: paths to the real datasets (slow tests skip when they are absent), one torch thread."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -25,3 +26,15 @@ def beauty_path() -> Path:
 @pytest.fixture
 def sports_path() -> Path:
     return shared_dataset("amazon-sports")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one torch thread avoids OpenMP spin-waits on the small, shared CI CPU.
+
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from baselines.rqvae import add_collision_codes, build_rqvae, codebook_usage, collision_rate
 from seater.errors import ConfigError, DataError
 from seater.trees import BUILDERS, Tree
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI machine is small and shared: torch's default thread pool oversubscribes it badly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(epochs=30, batch_size=128, hidden=[64, 32], latent_dim=8)

@@ -16,13 +16,7 @@ from seater.errors import ConfigError, DataError
 from seater.retriever import RETRIEVERS
 from seater.trees import Tree
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI machine is small and shared: torch's default thread pool oversubscribes it badly."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TINY = dict(d_model=32, n_heads=2, head_dim=16, ffn_dim=64, encoder_layers=1, decoder_layers=1, max_history=8, batch_size=64, lr=3e-3)

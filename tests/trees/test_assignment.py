@@ -13,13 +13,7 @@ from seater.errors import DataError
 from seater.trees.assignment import balanced_assignment, balanced_assignment_batched, is_optimal, sizes_ok
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread avoids OpenMP spin-waits on a shared, loaded CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def slot_reference(cost: np.ndarray) -> float:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from seater.errors import ConfigError, DataError
 from seater.trees import BUILDERS
@@ -12,13 +11,7 @@ from seater.trees import balanced as balanced_mod
 from seater.trees.assignment import balanced_assignment, is_optimal
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one torch thread avoids OpenMP spin-waits on a shared, loaded CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(x, k, seed=0, **p):
