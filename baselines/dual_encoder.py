@@ -30,7 +30,7 @@ from torch import nn
 from seater.data.types import EvalSet, Split
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
-from seater.retriever import EmbeddingModel
+from seater.retriever import EmbeddingModel, check_histories
 from seater.topk import topk_inner_product
 from seater.tracking import NullTracker, Tracker
 from seater.training import TrainConfig, seed_everything, train_loop
@@ -339,11 +339,7 @@ class DualEncoder(EmbeddingModel):
     @torch.no_grad()
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         self._check_fitted()
-        histories = np.asarray(histories, dtype=np.int64)
-        if histories.ndim != 2:
-            raise DataError(f"{self.name}.recommend: histories must be (B, L), got shape {histories.shape}")
-        if histories.size and (histories.min() < 0 or histories.max() > self.n_items_):
-            raise DataError(f"{self.name}.recommend: item ids must lie in 0..{self.n_items_}")
+        histories = check_histories(histories, self.n_items_, f"{self.name}.recommend")
         was_training = self.encoder_.training
         self.encoder_.eval()
         table = self.encoder_.item_emb.weight[1 : self.n_items_ + 1].float()  # (N, d)

@@ -53,7 +53,7 @@ from torch import nn
 from seater.data.types import Split
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
-from seater.retriever import RETRIEVERS, Retriever
+from seater.retriever import RETRIEVERS, Retriever, check_histories
 from seater.tracking import NullTracker, Tracker
 from seater.training import TrainConfig, train_loop
 from seater.trees.tree import Tree
@@ -228,11 +228,7 @@ class TIGER(Retriever):
 
     def _encoder_tokens(self, histories: np.ndarray) -> torch.Tensor:
         """histories (B, L) left-padded -> encoder tokens (B, 1 + max_history * depth)."""
-        h = np.asarray(histories, dtype=np.int64)
-        if h.ndim != 2:
-            raise DataError(f"histories must be a 2-D array (B, L), got shape {h.shape}")
-        if h.size and (h.min() < 0 or h.max() > self.n_items_):
-            raise DataError(f"histories hold item ids outside 0..{self.n_items_}")
+        h = check_histories(histories, self.n_items_, "tiger")
         L = self.cfg.max_history
         h = h[:, -L:] if h.shape[1] >= L else np.pad(h, ((0, 0), (L - h.shape[1], 0)))
         if self.cfg.user_token == "history":

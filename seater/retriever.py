@@ -13,11 +13,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from seater.data.types import Split
+from seater.errors import DataError
 from seater.registry import Registry
 from seater.tracking import Tracker
 from seater.trees.tree import Tree
 
 RETRIEVERS: Registry = Registry("retriever")
+
+
+def check_histories(histories: np.ndarray, n_items: int, who: str) -> np.ndarray:
+    """Histories as int64 ``(B, L)``; one clear error for a wrong shape or ids outside 0..n_items."""
+    h = np.asarray(histories, dtype=np.int64)
+    if h.ndim != 2:
+        raise DataError(f"{who}: histories must be a 2-D array (B, L), got shape {h.shape}")
+    if h.size and (h.min() < 0 or h.max() > n_items):
+        raise DataError(f"{who}: histories hold item ids outside 0..{n_items}")
+    return h
 
 
 class Retriever(ABC):
