@@ -3,7 +3,9 @@
 Every node with n > k items is split into k children of floor(n/k) / floor(n/k)+1 items;
 the split is balanced k-means whose assignment step is optimal for the current centroids
 (`seater.trees.assignment`), so the objective (sum of squared distances) never increases.
-A node with n <= k items ends the recursion (its items take slots 0..n-1).
+A node with n <= k items ends the recursion (its items take slots 0..n-1). Large nodes are
+seeded from a uniform sample of their items (`balanced_kmeans_restarts`), so most iterations
+run on a few thousand items instead of all of them.
 
 Whole levels run at once: the nodes of a level hold floor(N/k^l) or that +1 items, so the level
 is a padded ``(nodes, max_size, d)`` tensor with at most one padding row per node, centroids are
@@ -27,9 +29,20 @@ from seater.trees.checks import check_embeddings
 from seater.trees.tree import Tree
 
 DEFAULTS = {
-    "max_iter": 10,  # balanced k-means iterations per level (fixed budget)
+    "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
     "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
-    "tol": 1e-4,  # early stop: relative objective improvement of a level below this
+    # seedings of the root: its split carries most of the tree's cost (28 of 41 at 20K items) and
+    # is one node, so restarts there are cheap (on its sample when it has one)
+    "root_n_init": 8,
+    "tol": 1e-4,  # early stop: relative objective improvement of a node below this
+    # nodes of more than sample * k items: seeding by balanced k-means on a uniform sample of
+    # sample * k items (Faiss's k-means trains on at most 256 points per centroid), at most
+    # sample_iter iterations; 0 = always seed by k-means++ on all items
+    "sample": 256,
+    "sample_iter": 20,
+    # early-stop tolerance of the exact iterations that follow a sample seeding: they start near
+    # a local optimum and then gain ~0.02% per iteration (measured at 361K items)
+    "refine_tol": 1e-3,
     # entropic Newton steps per assignment (eps from 2 to 1e-5 times the cost spread); always a cold
     # start: the last certificate's prices are stale once centroids move, and warm starts (tried)
     # left large infeasibilities that took the repair thousands of rounds
@@ -101,8 +114,21 @@ def _kmeanspp(xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator
 
 
 def _centroids(xl: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """Cluster means ``(G, k, d)`` by a one-hot matmul (deterministic on GPU, unlike atomics)."""
-    onehot = torch.nn.functional.one_hot(labels, k).to(xl.dtype) * mask[..., None].to(xl.dtype)
+    """Cluster means ``(G, k, d)``.
+
+    CPU: one ``index_add_`` over the items (sequential, so deterministic; ~3x faster than the
+    one-hot matmul at 361K items). CUDA: a one-hot matmul, because float atomics in
+    ``index_add_`` would make the sums depend on thread timing.
+    """
+    g, m, d = xl.shape
+    fm = mask.to(xl.dtype)
+    if xl.device.type != "cuda":
+        slot = (labels + torch.arange(g, device=xl.device)[:, None] * k).reshape(-1)
+        src = xl if bool(mask.all()) else xl * fm[..., None]
+        sums = torch.zeros((g * k, d), dtype=xl.dtype, device=xl.device).index_add_(0, slot, src.reshape(-1, d))
+        cnt = torch.zeros(g * k, dtype=xl.dtype, device=xl.device).index_add_(0, slot, fm.reshape(-1))
+        return (sums / cnt.clamp_min(1)[:, None]).view(g, k, d)
+    onehot = torch.nn.functional.one_hot(labels, k).to(xl.dtype) * fm[..., None]
     sums = onehot.transpose(1, 2) @ xl
     cnt = onehot.sum(1)
     return sums / cnt.clamp_min(1)[..., None]
@@ -117,32 +143,64 @@ def _node_objective(xl, cent, labels, mask) -> torch.Tensor:
     return (c.sub_(xl).square_().sum(-1) * mask).sum(1, dtype=torch.float64)
 
 
-def balanced_kmeans_restarts(xl, mask, k, gen, params) -> tuple[torch.Tensor, list[float]]:
-    """`n_init` seedings per node, run side by side as extra nodes; each node keeps its best."""
-    r = int(params["n_init"])
-    if r == 1:
-        labels, hist, _ = balanced_kmeans_level(xl, mask, k, gen, params)
-        return labels, hist
+def _sample_rows(mask: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """``(G, size)`` positions of distinct real items per node, drawn uniformly (every node holds more than `size`)."""
+    u = torch.rand(mask.shape, generator=gen, device=mask.device)
+    u = u.masked_fill(~mask, 2.0)  # padding sorts last, never drawn
+    return u.topk(size, dim=1, largest=False).indices.sort(dim=1).values
+
+
+def _restarts(xl, mask, k, gen, params, max_iter, r):
+    """`r` k-means++ seedings per node, run side by side as extra nodes; each node keeps its best.
+
+    Returns labels, objective history and the kept centroids ``(G, k, d)``.
+    """
     g = xl.shape[0]
-    labels, hist, per_node = balanced_kmeans_level(xl.repeat(r, 1, 1), mask.repeat(r, 1), k, gen, params)
-    best = per_node.view(r, g).argmin(0)
-    pick = best * g + torch.arange(g, device=xl.device)
-    return labels[pick], hist
+    if r > 1:
+        xl, mask = xl.repeat(r, 1, 1), mask.repeat(r, 1)
+    labels, hist, per_node, cent = balanced_kmeans_level(xl, mask, k, gen, params, max_iter=max_iter)
+    if r == 1:
+        return labels, hist, cent
+    pick = per_node.view(r, g).argmin(0) * g + torch.arange(g, device=xl.device)
+    return labels[pick], hist, cent[pick]
 
 
-def balanced_kmeans_level(xl, mask, k, gen, params):
-    """Balanced k-means on every node of a level.
+def balanced_kmeans_restarts(xl, mask, k, gen, params, n_init: int) -> tuple[torch.Tensor, list[float]]:
+    """Balanced k-means on every node of a level: seeding (`n_init` restarts), then exact iterations.
 
-    Returns labels ``(G, M)``, the level objective per iteration and the final per-node objective.
-    A node leaves the loop once it has converged (labels unchanged, or its own objective improved
-    by at most ``tol`` relative); the others go on, so late iterations only touch the nodes that
-    still move.
+    Nodes of more than ``sample * k`` items are seeded the way Faiss trains k-means: balanced
+    k-means (the restarts) on a uniform sample of ``sample * k`` of their items for up to
+    ``sample_iter`` iterations, then up to ``max_iter`` exact iterations on all items from those
+    centroids (early stop at ``refine_tol``). Most of the centroid movement then happens on the
+    cheap sample; measured at 20K items it also found better optima than k-means++ on all items.
     """
     # centre each node: distances are translation invariant and float32 costs ||c||^2 - 2x.c
     # lose far less precision around the node's own mean than around the origin
     fm = mask[..., None].to(xl.dtype)
     xl = (xl - (xl * fm).sum(1, keepdim=True) / fm.sum(1, keepdim=True)) * fm
-    cent = _kmeanspp(xl, mask, k, gen)
+    size = int(params["sample"]) * k
+    if size <= 0 or xl.shape[1] <= size or int(mask.sum(1).min()) <= size:
+        labels, hist, _ = _restarts(xl, mask, k, gen, params, int(params["max_iter"]), n_init)
+        return labels, hist
+    rows = _sample_rows(mask, size, gen)
+    xs = xl.gather(1, rows[..., None].expand(-1, -1, xl.shape[2]))
+    ones = torch.ones(rows.shape, dtype=torch.bool, device=xl.device)
+    _, _, cent = _restarts(xs, ones, k, gen, params, int(params["sample_iter"]), n_init)
+    labels, hist, _, _ = balanced_kmeans_level(xl, mask, k, gen, params, cent=cent, tol=float(params["refine_tol"]))
+    return labels, hist
+
+
+def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, tol=None):
+    """Balanced k-means on every node of a level, from `cent` (``(G, k, d)``) or a k-means++ seeding.
+
+    Returns labels ``(G, M)``, the level objective per iteration, the final per-node objective
+    and the centroids the final labels were assigned to. A node leaves the loop once it has converged (labels
+    unchanged, or its own objective improved by at most ``tol`` relative); the others go on, so
+    late iterations only touch the nodes that still move.
+    """
+    max_iter = int(params["max_iter"]) if max_iter is None else max_iter
+    tol = float(params["tol"]) if tol is None else tol
+    cent = _kmeanspp(xl, mask, k, gen) if cent is None else cent.clone()
     g = xl.shape[0]
     dev = xl.device
     labels = torch.zeros(mask.shape, dtype=torch.long, device=dev)
@@ -150,7 +208,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params):
     prices = torch.zeros((g, k), dtype=xl.dtype, device=dev)
     active = torch.arange(g, device=dev)
     history: list[float] = []
-    for it in range(params["max_iter"]):
+    for it in range(max_iter):
         whole = active.numel() == g
         xa, ma, ca = (xl, mask, cent) if whole else (xl[active], mask[active], cent[active])
         cost = _costs(xa, ca, params["chunk"])
@@ -169,7 +227,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params):
         if it > 0:
             prev = node_obj[active]
             changed = (lab_a != labels[active]).any(1)
-            stalled = prev - obj_a <= params["tol"] * prev.abs()
+            stalled = prev - obj_a <= tol * prev.abs()
             done = ~changed | stalled
         else:
             done = torch.zeros(active.numel(), dtype=torch.bool, device=dev)
@@ -183,9 +241,9 @@ def balanced_kmeans_level(xl, mask, k, gen, params):
         active = active[~done]
         if active.numel() == 0:
             break
-        if it + 1 < params["max_iter"]:
+        if it + 1 < max_iter:
             cent[active] = _centroids(xl[active] if active.numel() < g else xl, labels[active], mask[active], k)
-    return labels, history, node_obj
+    return labels, history, node_obj, cent
 
 
 @BUILDERS.register("balanced", defaults=DEFAULTS)
@@ -193,8 +251,9 @@ def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
     x = check_embeddings(embeddings, k)
     params = BUILDERS.params("balanced", params)
-    for key in ("max_iter", "n_init", "newton_steps", "warm_steps", "chunk"):
-        if int(params[key]) < (1 if key in ("max_iter", "n_init", "chunk") else 0):
+    positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter")
+    for key in (*positive, "newton_steps", "warm_steps", "sample"):
+        if int(params[key]) < (1 if key in positive else 0):
             raise ConfigError(f"balanced builder parameter {key} must be a positive integer, got {params[key]!r}")
     dev = resolve_device(params["device"])
     t_start = time.perf_counter()
@@ -247,7 +306,8 @@ def _build(x: np.ndarray, k: int, seed: int, dev: torch.device, params: dict):
         idx = (ss[:, None] + pos[None, :m]).clamp_max(n - 1)
         items = order[idx]
         xl = xt[items] * mask[..., None]
-        labels, hist = balanced_kmeans_restarts(xl, mask, k, gen, params)
+        n_init = int(params["root_n_init"] if level == 0 else params["n_init"])
+        labels, hist = balanced_kmeans_restarts(xl, mask, k, gen, params, n_init)
         objectives.append(hist)
         g = sz.numel()
         codes_t[items[mask], level] = labels[mask]

@@ -85,6 +85,8 @@ def test_bad_input_and_params():
         build(np.zeros((10, 2)), 2, bogus=1)
     with pytest.raises(ConfigError, match="max_iter"):
         build(np.zeros((10, 2)), 2, max_iter=0)
+    with pytest.raises(ConfigError, match="sample"):
+        build(np.zeros((10, 2)), 2, sample=-1)
 
 
 def test_registered_defaults():
@@ -98,3 +100,42 @@ def test_warm_start_option_and_per_node_stop_keep_trees_exact():
         tree = build(x, 4, **p).validate(balanced=True)
         for hist in tree.build_info["level_objective"]:
             assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
+
+
+def test_sample_rows_are_distinct_real_items():
+    import torch
+
+    mask = torch.arange(30)[None, :] < torch.tensor([[30], [29], [25]])
+    gen = torch.Generator().manual_seed(0)
+    rows = balanced_mod._sample_rows(mask, 20, gen)
+    assert rows.shape == (3, 20)
+    for g in range(3):
+        r = rows[g].tolist()
+        assert len(set(r)) == 20 and all(mask[g, i] for i in r)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "duplicates", "identical"])
+def test_sample_seeding_keeps_trees_exact_and_deterministic(kind):
+    rng = np.random.default_rng(5)
+    x = {
+        "gaussian": rng.normal(size=(900, 6)),
+        "duplicates": np.repeat(rng.normal(size=(9, 6)), 100, axis=0),
+        "identical": np.ones((900, 6)),
+    }[kind].astype(np.float32)
+    # sample * k = 32 items per node: the root (900) and its children (225) are seeded from samples
+    for n_init in (1, 3):
+        a = build(x, 4, seed=1, sample=8, sample_iter=3, n_init=n_init, root_n_init=n_init).validate(balanced=True)
+        b = build(x, 4, seed=1, sample=8, sample_iter=3, n_init=n_init, root_n_init=n_init)
+        assert np.array_equal(a.codes, b.codes)
+        for hist in a.build_info["level_objective"]:
+            assert all(q <= p * (1 + 1e-5) for p, q in zip(hist, hist[1:]))
+
+
+def test_sample_seeding_finds_planted_groups():
+    rng = np.random.default_rng(6)
+    centers = 20 * rng.normal(size=(4, 5))
+    x = np.vstack([c + rng.normal(size=(250, 5)) for c in centers]).astype(np.float32)
+    tree = build(x, 4, sample=16)  # root seeded from 64 of the 1,000 items
+    truth = np.repeat(np.arange(4), 250)
+    for j in range(4):
+        assert len(set(truth[tree.codes[:, 0] == j])) == 1
