@@ -9,6 +9,7 @@ A suite file (see ``bench/suites/quick.toml``)::
     metric = "ndcg@10"             # the leaderboard's primary metric (test split)
     device = "auto"                # auto | cpu | cuda | cuda:N
     eval_batch_size = 1024
+    exact_users = 256              # generative retrievers: beam vs exact scoring on this many test users (0 = off)
 
     [[datasets]]
     name = "synth"                 # label (default: folder name or "synthetic")
@@ -137,9 +138,11 @@ class Cell:
     retriever: RetrieverSpec | None
     device: str = "auto"
     eval_batch_size: int = 1024
+    exact_users: int = 256
 
     def identity(self) -> dict[str, Any]:
-        """Everything that determines the cell's numbers (device and batch size excluded on purpose)."""
+        """Everything that determines the cell's numbers (device, batch size and the extra beam-vs-exact
+        measurement excluded on purpose)."""
         return {
             "dataset": asdict(self.dataset),
             "seed": self.seed,
@@ -174,6 +177,7 @@ class Cell:
             "retriever": {**asdict(self.retriever), "swept": list(self.retriever.swept)} if self.retriever else None,
             "device": self.device,
             "eval_batch_size": self.eval_batch_size,
+            "exact_users": self.exact_users,
         }
 
     @classmethod
@@ -196,6 +200,7 @@ class Cell:
             retriever=ret,
             device=d["device"],
             eval_batch_size=int(d["eval_batch_size"]),
+            exact_users=int(d.get("exact_users", 256)),
         )
 
 
@@ -213,13 +218,14 @@ class Suite:
     embeddings: EmbeddingSpec | None
     trees: tuple[TreeSpec, ...]
     retrievers: tuple[tuple[RetrieverSpec, tuple[str, ...] | None], ...]  # (point, tree labels or None = all)
+    exact_users: int = 256
 
     def cells(self) -> list[Cell]:
         """The cartesian product, in a stable order (datasets, then seeds, then retrievers/trees)."""
         out: list[Cell] = []
         for ds, seed in itertools.product(self.datasets, self.seeds):
             common = dict(suite=self.name, dataset=ds, seed=seed, ks=self.ks, embeddings=self.embeddings,
-                          device=self.device, eval_batch_size=self.eval_batch_size)
+                          device=self.device, eval_batch_size=self.eval_batch_size, exact_users=self.exact_users)
             if not self.retrievers:
                 out.extend(Cell(tree=t, retriever=None, **common) for t in self.trees)
                 continue
@@ -348,7 +354,7 @@ def load_suite(path: str | Path, check_names: bool = True) -> Suite:
 def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str = "suite", check_names: bool = True) -> Suite:
     top = _Reader(file, data, "", ("suite", "datasets", "embeddings", "trees", "retrievers"))
     s = _Reader(file, top.get("suite", dict, {}), "suite",
-                ("name", "description", "seeds", "ks", "metric", "device", "eval_batch_size"))
+                ("name", "description", "seeds", "ks", "metric", "device", "eval_batch_size", "exact_users"))
     name = s.get("name", str, default_name)
     if not name or "/" in name:
         raise s.err("name", f"must be a non-empty name without '/', got {name!r}")
@@ -364,6 +370,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
     batch = s.get("eval_batch_size", int, 1024)
     if batch < 1:
         raise s.err("eval_batch_size", "must be >= 1")
+    exact_users = s.get("exact_users", int, 256)
+    if exact_users < 0:
+        raise s.err("exact_users", "must be >= 0 (0 = no beam-vs-exact measurement)")
 
     if check_names:
         from bench.registry import load_all
@@ -534,7 +543,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         raise ConfigError(f"{file}: a tree-only suite needs an [embeddings] table")
 
     suite = Suite(name, file, s.get("description", str, ""), seeds, ks, metric, device, batch,
-                  tuple(datasets), emb, tuple(trees), tuple(rets))
+                  tuple(datasets), emb, tuple(trees), tuple(rets), exact_users)
     cells = suite.cells()
     ids = [c.id for c in cells]
     if len(set(ids)) != len(ids):

@@ -168,7 +168,12 @@ def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:
         quality.remove(f"test/{primary}")
         quality.insert(0, f"test/{primary}")
     tree_quality = sorted(k for k in present if k.startswith("tree/") and k not in TREE_COLS and "_level" not in k)
-    return quality + [c for c in TREE_COLS if c in present] + tree_quality + [c for c in TIME_COLS if c in present]
+    # decoding accounting of generative retrievers: invalid / duplicate ids, and what the beam
+    # loses against exact scoring of every identifier (on a sample of test users)
+    pk = primary.partition("@")[2]
+    decoding = [c for c in ("test/invalid_rate", "test/duplicate_rate", f"test_exact/beam_{primary}", f"test_exact/{primary}",
+                            f"test_exact/overlap@{pk}") if c in present]
+    return quality + [c for c in TREE_COLS if c in present] + tree_quality + decoding + [c for c in TIME_COLS if c in present]
 
 
 def _fmt(x: float) -> str:
@@ -187,7 +192,7 @@ def _fmt(x: float) -> str:
 
 
 def _lower_better(col: str) -> bool:
-    return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or col.endswith("gini")
+    return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or col.endswith(("gini", "_rate"))
 
 
 def protocol_card(rows: list[dict[str, Any]]) -> str:

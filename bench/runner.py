@@ -308,6 +308,12 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
                 for k, arr in res.per_user.items():
                     _atomic_save_npy(per_user_dir / f"test_{k}.npy", np.asarray(arr, dtype=np.float64))
                 out["artifacts"]["per_user"] = str(per_user_dir)
+                if cell.exact_users > 0 and hasattr(model, "recommend_exact"):
+                    from seater.evaluation import beam_vs_exact
+
+                    say(f"beam vs exact scoring ({min(cell.exact_users, len(evalset))} test users)")
+                    gap = beam_vs_exact(model, evalset, cell.ks, cell.exact_users, seed=cell.seed, beam_predictions=res.predictions)
+                    out["metrics"].update({f"test_exact/{k}": float(v) for k, v in gap.items()})
         peaks = [v for k, v in out["metrics"].items() if k.startswith("mem/cuda_peak")]
         if peaks:
             out["metrics"]["mem/cuda_peak_mb"] = max(peaks)

@@ -111,3 +111,38 @@ def evaluate_retriever(
         n_empty_truth=int(np.isnan(any_key).sum()),
         prediction_checks=check_predictions(pred, n_items) if n_items is not None else {},
     )
+
+
+def beam_vs_exact(
+    retriever, evalset: EvalSet, ks: Iterable[int], n_users: int, seed: int = 0, beam_predictions: np.ndarray | None = None
+) -> dict[str, float]:
+    """How much quality a generative retriever's beam search loses against exact scoring.
+
+    On ``n_users`` users drawn at random (``seed``), compares ``retriever.recommend`` (the beam)
+    with ``retriever.recommend_exact`` (every item's full identifier scored, no pruning).
+    Returns ``{metric}`` for the exact ranking, ``beam_{metric}`` for the beam on the same users,
+    ``overlap@K`` (mean share of the beam's top-K that is in the exact top-K), ``n_users`` and
+    ``seconds`` (of the exact scoring). ``beam_predictions``: the beam's predictions for all of
+    `evalset` when already computed (rows are picked from it instead of decoding again).
+    """
+    ks = _check_ks(ks, 10**12)
+    if not hasattr(retriever, "recommend_exact"):
+        raise ConfigError(f"{type(retriever).__name__} has no recommend_exact: beam vs exact only applies to generative retrievers")
+    m = min(int(n_users), len(evalset))
+    if m < 1:
+        raise ConfigError(f"beam vs exact needs at least one user, got n_users={n_users} and {len(evalset)} users")
+    rows = np.sort(np.random.default_rng(seed).choice(len(evalset), m, replace=False))
+    hist = evalset.histories[rows]
+    truth = [evalset.truth[i] for i in rows]
+    k_max = max(ks)
+    beam = beam_predictions[rows] if beam_predictions is not None else np.asarray(retriever.recommend(hist, k_max))
+    t0 = time.perf_counter()
+    exact = np.asarray(retriever.recommend_exact(hist, k_max))
+    seconds = time.perf_counter() - t0
+    out = {"n_users": float(m), "seconds": seconds}
+    out.update(summarize(per_user_metrics(exact, truth, ks)))
+    out.update({f"beam_{k}": v for k, v in summarize(per_user_metrics(beam, truth, ks)).items()})
+    for k in ks:
+        shared = [len(np.intersect1d(b[:k][b[:k] > 0], e[:k])) / k for b, e in zip(beam, exact)]
+        out[f"overlap@{k}"] = float(np.mean(shared))
+    return out

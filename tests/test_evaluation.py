@@ -57,3 +57,34 @@ def test_check_predictions_rates():
     assert r["invalid_rate"] == pytest.approx(2 / 8)
     assert r["padding_rate"] == pytest.approx(1 / 8)
     assert r["duplicate_rate"] == pytest.approx(2 / 8)  # the second 1 and the second 2
+
+
+class BeamAndExact:
+    """Beam ranks items 1, 2, 3, ...; exact scoring ranks 7, 1, 3, ... (top-2 share item 1)."""
+
+    def recommend(self, histories, k):
+        return np.tile(np.arange(1, k + 1), (len(histories), 1))
+
+    def recommend_exact(self, histories, k):
+        row = np.r_[[7, 1], np.arange(3, k + 1)]
+        return np.tile(row, (len(histories), 1))
+
+
+def test_beam_vs_exact_hand_case():
+    from seater.evaluation import beam_vs_exact
+
+    n = 6
+    ev = EvalSet(users=np.arange(n), histories=np.zeros((n, 2), dtype=np.int64), truth=[np.array([2])] * 3 + [np.array([7])] * 3)
+    out = beam_vs_exact(BeamAndExact(), ev, ks=(1, 2), n_users=100, seed=0)
+    assert out["n_users"] == 6
+    # beam [1, 2]: users with truth 2 hit at rank 2; exact [7, 1]: users with truth 7 hit at rank 1
+    assert out["beam_recall@1"] == 0.0 and out["beam_recall@2"] == 0.5
+    assert out["recall@1"] == 0.5 and out["recall@2"] == 0.5
+    assert out["ndcg@2"] == pytest.approx(0.5) and out["beam_ndcg@2"] == pytest.approx(0.5 / np.log2(3))
+    assert out["overlap@1"] == 0.0 and out["overlap@2"] == 0.5  # {1, 2} vs {7, 1}
+    # a sample of users, reproducible per seed; rows taken from given beam predictions
+    a = beam_vs_exact(BeamAndExact(), ev, ks=(2,), n_users=3, seed=1)
+    b = beam_vs_exact(BeamAndExact(), ev, ks=(2,), n_users=3, seed=1, beam_predictions=BeamAndExact().recommend(ev.histories, 2))
+    assert a["n_users"] == 3 and a["recall@2"] == b["recall@2"] and a["beam_recall@2"] == b["beam_recall@2"]
+    with pytest.raises(ConfigError, match="recommend_exact"):
+        beam_vs_exact(LastItemPlusOne(), ev, ks=(2,), n_users=3)

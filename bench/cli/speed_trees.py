@@ -60,7 +60,7 @@ def trees(
 def trees_quality(
     sizes: str = typer.Option("5000,20000", help="catalog sizes (real data: random item subsamples; larger = all items)"),
     seeds: str = typer.Option("0,1,2", help="seeds (data draw/subsample and both builders)"),
-    data: str = typer.Option("synthetic,beauty", help="synthetic and/or beauty (co-occurrence SVD of amazon-beauty)"),
+    data: str = typer.Option("synthetic,beauty", help="synthetic, beauty (co-occurrence SVD of amazon-beauty) and/or paths to .npy item embeddings"),
     k: int = typer.Option(16, help="branching factor"),
     dim: int = typer.Option(64, help="embedding dimension"),
     beauty_path: Path = typer.Option(Path("../shared/data/amazon-beauty"), help="folder with sequences.txt"),

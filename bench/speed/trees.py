@@ -169,6 +169,7 @@ def run_tree_quality(
     builders = _builders()
     rows = []
     real = None
+    files: dict[str, np.ndarray] = {}
     for data in cfg.data:
         for n in cfg.sizes:
             ratios = []
@@ -180,8 +181,14 @@ def run_tree_quality(
                         real = cooccurrence_embeddings(Path(cfg.beauty_path), cfg.dim)
                     rng = np.random.default_rng(seed)
                     x = real if n >= len(real) else real[np.sort(rng.choice(len(real), n, replace=False))]
+                elif data.endswith(".npy"):
+                    if data not in files:
+                        files[data] = _load_embeddings(Path(data))
+                    rng = np.random.default_rng(seed)
+                    full = files[data]
+                    x = full if n >= len(full) else full[np.sort(rng.choice(len(full), n, replace=False))]
                 else:
-                    raise DataError(f"unknown data {data!r}; known: synthetic, beauty")
+                    raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
                 tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {"threads": cfg.threads})
                 tc, c = _time_build(builders, "constrained", x, cfg.k, seed, {})
                 cb, cc = total_cost(b, x), total_cost(c, x)
@@ -195,7 +202,21 @@ def run_tree_quality(
     return {"config": asdict(cfg), "rows": rows}
 
 
+def _load_embeddings(path: Path) -> np.ndarray:
+    """A float ``(N, d)`` .npy (no pickles), e.g. a cached SASRec item table."""
+    if not path.is_file():
+        raise DataError(f"embeddings file {path} does not exist")
+    x = np.load(path, allow_pickle=False)
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
+        raise DataError(f"{path}: expected a 2-D float array (items, dim), got {x.dtype} {x.shape}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 # --------------------------------------------------------------------------- output
+def _opt(row: dict[str, Any], key: str, fmt: str) -> str:
+    return format(row[key], fmt) if key in row else "–"
+
+
 def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind: str) -> list[Path]:
     from bench.provenance import markdown_header
 
@@ -220,7 +241,7 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind:
             lines.append(
                 f"| {r['n_items']:,} | {r['builder']} | {r['best_s']:.2f} | {r['median_s']:.2f} | "
                 f"{', '.join(f'{t:.1f}' for t in r['runs_s'])} | {r['depth']} | {'yes' if r['balanced'] else 'no'} | "
-                f"{r['total_cost']:.4f} | {r.get('speedup_vs_constrained', float('nan')):.1f} | {r.get('cost_ratio_vs_constrained', float('nan')):.4f} |"
+                f"{r['total_cost']:.4f} | {_opt(r, 'speedup_vs_constrained', '.1f')} | {_opt(r, 'cost_ratio_vs_constrained', '.4f')} |"
             )
     else:
         lines.append("| data | items | seed | balanced cost | constrained cost | ratio | balanced s | constrained s |")

@@ -24,7 +24,7 @@ from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
-from seater.retriever import RETRIEVERS, Retriever
+from seater.retriever import RETRIEVERS, Retriever, check_histories
 from seater.tracking import NullTracker, Tracker
 from seater.trees.tree import Tree
 
@@ -150,15 +150,12 @@ class SEATERRetriever(Retriever):
         return self
 
     def _histories(self, histories: np.ndarray) -> torch.Tensor:
-        h = np.asarray(histories)
-        if h.ndim != 2:
-            raise DataError(f"histories must be a 2-D int array (B, L), got shape {h.shape}")
+        h = check_histories(histories, self.tree_.n_items, "seater")
         L = self.max_history_
         if h.shape[1] > L:
             h = h[:, -L:]  # keep the most recent items
         elif h.shape[1] < L:
             h = np.pad(h, ((0, 0), (L - h.shape[1], 0)))
-        h = np.where((h >= 0) & (h <= self.tree_.n_items), h, 0)
         return torch.as_tensor(h, dtype=torch.long, device=self.device_)
 
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:

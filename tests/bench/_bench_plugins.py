@@ -55,6 +55,10 @@ class TreePopular(MostPopular):
                 tracker.log_metrics({"train/loss": 1.0 / (e + 1)}, step=e)
         return super().fit(split)
 
+    def recommend_exact(self, histories, k):
+        """As a generative retriever's exhaustive scoring would: here the same ranking as `recommend`."""
+        return self.recommend(histories, k)
+
 
 def _split_codes(n: int, k: int) -> np.ndarray:
     if n <= k:

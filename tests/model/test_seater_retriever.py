@@ -65,3 +65,10 @@ def test_learns_planted_clusters_far_above_most_popular(split, cluster_tree):
     r.p["beam_size"] = split.n_items
     h = split.test.histories[:4]
     np.testing.assert_array_equal(r.recommend(h, 10), r.recommend_exact(h, 10))
+    # ids outside 0..n_items are an error, not silently read as padding
+    bad = h.copy()
+    bad[0, -1] = split.n_items + 1
+    with pytest.raises(DataError, match="outside"):
+        r.recommend(bad, 10)
+    with pytest.raises(DataError, match="2-D"):
+        r.recommend(h[0], 10)

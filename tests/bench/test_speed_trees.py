@@ -1,0 +1,60 @@
+"""`seater-bench speed trees` / `trees-quality`: tables from real builds on tiny inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.speed.trees import TreeQualityConfig, TreeSpeedConfig, run_tree_quality, run_tree_speed, write_results
+from seater.errors import DataError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+from bench.provenance import provenance
+
+INFO = provenance()
+
+
+def test_speed_rows_compare_against_constrained_on_the_same_data(tmp_path):
+    cfg = TreeSpeedConfig(sizes=(200, 300), k=4, dim=8, repeats=2, compare_constrained_at=300)
+    result = run_tree_speed(cfg, log=lambda _: None)
+    rows = result["rows"]
+    assert [(r["n_items"], r["builder"]) for r in rows] == [(200, "balanced"), (300, "balanced"), (300, "constrained")]
+    bal, con = rows[1], rows[2]
+    assert len(bal["runs_s"]) == 2 and bal["best_s"] == min(bal["runs_s"]) and bal["balanced"]
+    assert bal["speedup_vs_constrained"] == pytest.approx(con["best_s"] / bal["best_s"])
+    assert bal["cost_ratio_vs_constrained"] == pytest.approx(bal["total_cost"] / con["total_cost"])
+    md, js = write_results(result, tmp_path / "speed.md", INFO, "speed")
+    text = md.read_text()
+    assert "| 200 | balanced |" in text and "nan" not in text
+    assert json.loads(js.read_text())["rows"][2]["builder"] == "constrained"
+
+
+def test_quality_reads_an_npy_file_and_reports_the_median(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "items.npy"
+    np.save(path, rng.normal(size=(250, 6)).astype(np.float32))
+    cfg = TreeQualityConfig(sizes=(120, 10_000), seeds=(0, 1, 2), data=(str(path),), k=4, dim=6)
+    result = run_tree_quality(cfg, log=lambda _: None)
+    rows = result["rows"]
+    per_seed = [r for r in rows if r["seed"] != "median"]
+    medians = [r for r in rows if r["seed"] == "median"]
+    assert [r["n_items"] for r in per_seed] == [120] * 3 + [250] * 3  # subsample, then all items
+    for r in per_seed:
+        assert r["ratio"] == pytest.approx(r["balanced_cost"] / r["constrained_cost"])
+    assert medians[0]["ratio"] == pytest.approx(float(np.median([r["ratio"] for r in per_seed[:3]])))
+    md, _ = write_results(result, tmp_path / "q.md", INFO, "quality")
+    assert "**median**" in md.read_text()
+
+
+def test_quality_rejects_bad_data(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(tmp_path / "missing.npy"),), k=4), log=lambda _: None)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.arange(10))
+    with pytest.raises(DataError, match="2-D float"):
+        run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(bad),), k=4), log=lambda _: None)
+    with pytest.raises(DataError, match="unknown data"):
+        run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("nope",), k=4), log=lambda _: None)
