@@ -125,6 +125,10 @@ class RetrieverSpec:
         return self.name + (f"({extra})" if extra else "")
 
 
+# test users on which a generative retriever's beam is compared with exact scoring (suite `exact_users`)
+EXACT_USERS = 256
+
+
 @dataclass(frozen=True)
 class Cell:
     """One independent unit of work: a dataset, a seed, at most one tree and at most one retriever."""
@@ -138,7 +142,7 @@ class Cell:
     retriever: RetrieverSpec | None
     device: str = "auto"
     eval_batch_size: int = 1024
-    exact_users: int = 256
+    exact_users: int = EXACT_USERS
 
     def identity(self) -> dict[str, Any]:
         """Everything that determines the cell's numbers (device, batch size and the extra beam-vs-exact
@@ -200,7 +204,7 @@ class Cell:
             retriever=ret,
             device=d["device"],
             eval_batch_size=int(d["eval_batch_size"]),
-            exact_users=int(d.get("exact_users", 256)),
+            exact_users=int(d.get("exact_users", EXACT_USERS)),
         )
 
 
@@ -218,7 +222,7 @@ class Suite:
     embeddings: EmbeddingSpec | None
     trees: tuple[TreeSpec, ...]
     retrievers: tuple[tuple[RetrieverSpec, tuple[str, ...] | None], ...]  # (point, tree labels or None = all)
-    exact_users: int = 256
+    exact_users: int = EXACT_USERS
 
     def cells(self) -> list[Cell]:
         """The cartesian product, in a stable order (datasets, then seeds, then retrievers/trees)."""
@@ -370,7 +374,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
     batch = s.get("eval_batch_size", int, 1024)
     if batch < 1:
         raise s.err("eval_batch_size", "must be >= 1")
-    exact_users = s.get("exact_users", int, 256)
+    exact_users = s.get("exact_users", int, EXACT_USERS)
     if exact_users < 0:
         raise s.err("exact_users", "must be >= 0 (0 = no beam-vs-exact measurement)")
 

@@ -167,6 +167,8 @@ def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:
     if f"test/{primary}" in quality:
         quality.remove(f"test/{primary}")
         quality.insert(0, f"test/{primary}")
+    if f"valid/{primary}" in present:  # what tuning selects on (the test columns are for reporting)
+        quality.insert(1, f"valid/{primary}")
     tree_quality = sorted(k for k in present if k.startswith("tree/") and k not in TREE_COLS and "_level" not in k)
     # decoding accounting of generative retrievers: invalid / duplicate ids, and what the beam
     # loses against exact scoring of every identifier (on a sample of test users)

@@ -179,14 +179,11 @@ def run_tree_quality(
                 elif data == "beauty":
                     if real is None:
                         real = cooccurrence_embeddings(Path(cfg.beauty_path), cfg.dim)
-                    rng = np.random.default_rng(seed)
-                    x = real if n >= len(real) else real[np.sort(rng.choice(len(real), n, replace=False))]
+                    x = _subsample(real, n, seed)
                 elif data.endswith(".npy"):
                     if data not in files:
                         files[data] = _load_embeddings(Path(data))
-                    rng = np.random.default_rng(seed)
-                    full = files[data]
-                    x = full if n >= len(full) else full[np.sort(rng.choice(len(full), n, replace=False))]
+                    x = _subsample(files[data], n, seed)
                 else:
                     raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
                 tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {"threads": cfg.threads})
@@ -200,6 +197,13 @@ def run_tree_quality(
                     on_rows({"config": asdict(cfg), "rows": rows})
             rows.append({"data": data, "n_items": len(x), "seed": "median", "ratio": statistics.median(ratios)})
     return {"config": asdict(cfg), "rows": rows}
+
+
+def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n random rows of x in their original order (all of x when n >= len(x))."""
+    if n >= len(x):
+        return x
+    return x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
 
 
 def _load_embeddings(path: Path) -> np.ndarray:
