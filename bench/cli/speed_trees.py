@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -65,6 +66,7 @@ def trees_quality(
     dim: int = typer.Option(64, help="embedding dimension"),
     beauty_path: Path = typer.Option(Path("../shared/data/amazon-beauty"), help="folder with sequences.txt"),
     threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
+    param: Optional[list[str]] = typer.Option(None, help="balanced builder parameter key=value (repeatable)"),
     out: Path = typer.Option(Path("results/trees/balanced_quality.md"), help="markdown path (JSON beside it)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
@@ -72,9 +74,14 @@ def trees_quality(
     from bench.provenance import provenance
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
 
+    from bench.cli.trees import parse_params
+    from seater.trees import BUILDERS
+
+    params = parse_params(param)
+    BUILDERS.params("balanced", params)  # unknown keys fail here, before any build
     cfg = TreeQualityConfig(
         sizes=_ints(sizes, "sizes"), seeds=_ints(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
-        k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, notes=list(note),
+        k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params, notes=list(note),
     )
     info = provenance()
     result = run_tree_quality(cfg, log=_log, on_rows=lambda partial: write_results(partial, out, info, "quality"))

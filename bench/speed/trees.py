@@ -158,6 +158,7 @@ class TreeQualityConfig:
     dim: int = 64
     beauty_path: str = "../shared/data/amazon-beauty"
     threads: int = 0
+    params: dict[str, Any] = field(default_factory=dict)  # balanced builder parameters (defaults otherwise)
     notes: list[str] = field(default_factory=list)
 
 
@@ -186,7 +187,7 @@ def run_tree_quality(
                     x = _subsample(files[data], n, seed)
                 else:
                     raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
-                tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {"threads": cfg.threads})
+                tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {**cfg.params, "threads": cfg.threads})
                 tc, c = _time_build(builders, "constrained", x, cfg.k, seed, {})
                 cb, cc = total_cost(b, x), total_cost(c, x)
                 ratios.append(cb / cc)
@@ -235,6 +236,9 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind:
     )
     lines = [f"# balanced builder: {kind}", "", markdown_header(info, data), ""]
     lines.append(f"- device: {cfg.get('device', 'cpu')}; torch CPU threads: {cfg.get('threads') or 'torch default'}")
+    if kind == "quality":
+        given = ", ".join(f"{k}={v}" for k, v in cfg.get("params", {}).items())
+        lines.append(f"- balanced builder parameters: {given or 'defaults'}")
     for note in cfg.get("notes", []):
         lines.append(f"- {note}")
     lines.append("")

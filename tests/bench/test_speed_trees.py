@@ -46,7 +46,13 @@ def test_quality_reads_an_npy_file_and_reports_the_median(tmp_path):
         assert r["ratio"] == pytest.approx(r["balanced_cost"] / r["constrained_cost"])
     assert medians[0]["ratio"] == pytest.approx(float(np.median([r["ratio"] for r in per_seed[:3]])))
     md, _ = write_results(result, tmp_path / "q.md", INFO, "quality")
-    assert "**median**" in md.read_text()
+    assert "**median**" in md.read_text() and "parameters: defaults" in md.read_text()
+    # balanced parameters reach the builder (and the table says which)
+    cfg = TreeQualityConfig(sizes=(120,), seeds=(0,), data=(str(path),), k=4, dim=6, params={"n_init": 2, "max_iter": 1})
+    one = run_tree_quality(cfg, log=lambda _: None)
+    assert one["rows"][0]["balanced_cost"] != pytest.approx(per_seed[0]["balanced_cost"], rel=1e-9)
+    md, _ = write_results(one, tmp_path / "q2.md", INFO, "quality")
+    assert "parameters: n_init=2, max_iter=1" in md.read_text()
 
 
 def test_quality_rejects_bad_data(tmp_path):
