@@ -6,19 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bench.cli.speed import speed_app
-
-
-def _ints(text: str, name: str) -> tuple[int, ...]:
-    from seater.errors import ConfigError
-
-    try:
-        vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise ConfigError(f"--{name} must list positive integers, got {text!r}")
-    return vals
+from bench.cli.speed import int_list, speed_app
 
 
 @speed_app.command("retrieval")
@@ -45,7 +33,7 @@ def retrieval(
 
     dev = resolve_device(device)
     cfg = RetrievalSpeedConfig(
-        sizes=_ints(sizes, "sizes"), k=k, beam=beam, topk=topk, beams=_ints(beams, "beams"), users=users, users_large=users_large,
+        sizes=int_list(sizes, "sizes", minimum=1), k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
     )
     result = run_retrieval_speed(cfg, log=typer.echo)

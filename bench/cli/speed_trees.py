@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from bench.cli.speed import speed_app
-
-
-def _ints(text: str, name: str) -> tuple[int, ...]:
-    from seater.errors import ConfigError
-
-    try:
-        vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
-    if not vals or min(vals) < 0:
-        raise ConfigError(f"--{name} must list non-negative integers, got {text!r}")
-    return vals
-
-
-def _log(text: str) -> None:
-    typer.echo(text)
-    sys.stdout.flush()  # progress shows in a log file while a long run is going
+from bench.cli.speed import int_list, log_line, speed_app
 
 
 @speed_app.command("trees")
@@ -48,11 +30,11 @@ def trees(
     from seater.device import resolve_device
 
     cfg = TreeSpeedConfig(
-        sizes=_ints(sizes, "sizes"), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
+        sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, notes=list(note),
     )
     info = provenance()
-    result = run_tree_speed(cfg, log=_log, on_rows=lambda partial: write_results(partial, out, info, "speed"))
+    result = run_tree_speed(cfg, log=log_line, on_rows=lambda partial: write_results(partial, out, info, "speed"))
     for path in write_results(result, out, info, "speed"):
         typer.echo(f"wrote {path}")
 
@@ -80,10 +62,10 @@ def trees_quality(
     params = parse_params(param)
     BUILDERS.params("balanced", params)  # unknown keys fail here, before any build
     cfg = TreeQualityConfig(
-        sizes=_ints(sizes, "sizes"), seeds=_ints(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
+        sizes=int_list(sizes, "sizes", minimum=1), seeds=int_list(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
         k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params, notes=list(note),
     )
     info = provenance()
-    result = run_tree_quality(cfg, log=_log, on_rows=lambda partial: write_results(partial, out, info, "quality"))
+    result = run_tree_quality(cfg, log=log_line, on_rows=lambda partial: write_results(partial, out, info, "quality"))
     for path in write_results(result, out, info, "quality"):
         typer.echo(f"wrote {path}")
