@@ -49,6 +49,8 @@ def trees_quality(
     beauty_path: Path = typer.Option(Path("../shared/data/amazon-beauty"), help="folder with sequences.txt"),
     threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
     param: Optional[list[str]] = typer.Option(None, help="balanced builder parameter key=value (repeatable)"),
+    reuse_constrained: Optional[Path] = typer.Option(
+        None, help="JSON of an earlier trees-quality run: reuse its constrained costs for the same data, size and seed"),
     out: Path = typer.Option(Path("results/trees/balanced_quality.md"), help="markdown path (JSON beside it)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
@@ -63,7 +65,8 @@ def trees_quality(
     BUILDERS.params("balanced", params)  # unknown keys fail here, before any build
     cfg = TreeQualityConfig(
         sizes=int_list(sizes, "sizes", minimum=1), seeds=int_list(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
-        k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params, notes=list(note),
+        k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params,
+        reuse_constrained=str(reuse_constrained) if reuse_constrained else None, notes=list(note),
     )
     info = provenance()
     result = run_tree_quality(cfg, log=log_line, on_rows=lambda partial: write_results(partial, out, info, "quality"))

@@ -64,3 +64,20 @@ def test_quality_rejects_bad_data(tmp_path):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(bad),), k=4), log=lambda _: None)
     with pytest.raises(DataError, match="unknown data"):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("nope",), k=4), log=lambda _: None)
+
+
+def test_quality_reuses_recorded_constrained_costs_for_the_same_data(tmp_path):
+    first = run_tree_quality(TreeQualityConfig(sizes=(150,), seeds=(0, 1), data=("synthetic",), k=4, dim=6), log=lambda _: None)
+    _, js = write_results(first, tmp_path / "q.md", INFO, "quality")
+    cfg = TreeQualityConfig(sizes=(150, 160), seeds=(0, 1), data=("synthetic",), k=4, dim=6, params={"n_init": 2},
+                            reuse_constrained=str(js))
+    second = run_tree_quality(cfg, log=lambda _: None)
+    rows = [r for r in second["rows"] if r["seed"] != "median"]
+    old = [r for r in first["rows"] if r["seed"] != "median"]
+    assert [r["constrained_reused"] for r in rows] == [True, True, False, False]  # 160 items: not recorded
+    assert [r["constrained_cost"] for r in rows[:2]] == [r["constrained_cost"] for r in old]
+    md, _ = write_results(second, tmp_path / "q2.md", INFO, "quality")
+    assert "(recorded)" in md.read_text()
+    with pytest.raises(DataError, match="k=4"):
+        run_tree_quality(TreeQualityConfig(sizes=(150,), seeds=(0,), data=("synthetic",), k=3, dim=6, reuse_constrained=str(js)),
+                         log=lambda _: None)
