@@ -109,7 +109,24 @@ def group_rows(rows: list[dict[str, Any]]) -> list[Group]:
         g.rows.append(r)
     for g in groups.values():
         g.rows.sort(key=lambda r: r["cell"]["seed"])
+    _disambiguate(list(groups.values()))
     return list(groups.values())
+
+
+def _disambiguate(groups: list[Group]) -> None:
+    """Groups of one dataset with the same label (e.g. a suite edited between runs) get the
+    retriever parameters that tell them apart appended: ``bert4rec [patience=10]``."""
+    by_label: dict[tuple[str, str], list[Group]] = {}
+    for g in groups:
+        by_label.setdefault((g.dataset, g.label), []).append(g)
+    for same in by_label.values():
+        if len(same) < 2:
+            continue
+        params = [((g.config.get("retriever") or {}).get("params") or {}) for g in same]
+        keys = sorted({k for p in params for k in p if len({json.dumps(q.get(k), default=str) for q in params}) > 1})
+        for g, p in zip(same, params):
+            diff = ",".join(f"{k}={p.get(k, '–')}" for k in keys) or "tree/embedding settings differ"
+            g.label = f"{g.label} [{diff}]"
 
 
 def mean_std_ci(x: np.ndarray) -> tuple[float, float, float]:

@@ -87,3 +87,15 @@ def test_build_time_plot_when_sizes_vary(tmp_path):
     out = write_leaderboard(runfile, results_dir=tmp_path / "res")
     assert [p.name for p in out.plots] == ["build_time_vs_items.png"]
     assert out.plots[0].stat().st_size > 1000
+
+
+def test_same_name_different_params_get_distinct_labels(tmp_path):
+    from bench.leaderboard import group_rows
+
+    rows = []
+    for patience in (3, 10):
+        r = _row(tmp_path, f"bert4rec-p{patience}", 0, np.full(10, 0.1 * patience))
+        r["cell"]["retriever"].update(name="bert4rec", params={"lr": 0.002, "patience": patience})
+        rows.append(r)
+    labels = sorted(g.label for g in group_rows(rows))
+    assert labels == ["bert4rec [patience=10]", "bert4rec [patience=3]"]
