@@ -28,6 +28,9 @@ from seater.trees.assignment import balanced_assignment_batched
 from seater.trees.checks import check_embeddings
 from seater.trees.tree import Tree
 
+# Defaults favour speed. root_n_init=32, n_init=3 is the setting that matched constrained k-means'
+# cost on synthetic data (median ratio 0.9982 at 5K, 0.9988 at 20K; about 3x the build time):
+# results/trees/balanced_quality_synthetic_preset.md
 DEFAULTS = {
     "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
     "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
@@ -46,8 +49,9 @@ DEFAULTS = {
     # entropic Newton steps per assignment (eps from 2 to 1e-5 times the cost spread); always a cold
     # start: the last certificate's prices are stale once centroids move, and warm starts (tried)
     # left large infeasibilities that took the repair thousands of rounds
-    # (30: at 20 some nodes still ended hundreds of items off and the repair took ~200 rounds);
-    # a node stops as soon as its hard sizes are feasible, so most need far fewer
+    # (30: at 20 some nodes still ended hundreds of items off and the repair took ~200 rounds;
+    # at 15 the 20K build took 7x longer); a node stops as soon as its hard sizes are feasible
+    # (measured at 20K items: ~25 steps on average)
     "newton_steps": 30,
     # > 0: from the 2nd iteration on, warm_steps Newton steps from the node's last exact dual prices
     # (eps from warm_eps x the cost spread), cold schedule for nodes still infeasible. Off: measured
