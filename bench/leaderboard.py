@@ -122,11 +122,21 @@ def _disambiguate(groups: list[Group]) -> None:
     for same in by_label.values():
         if len(same) < 2:
             continue
-        params = [((g.config.get("retriever") or {}).get("params") or {}) for g in same]
+        params = [_flat_settings(g.config) for g in same]
         keys = sorted({k for p in params for k in p if len({json.dumps(q.get(k), default=str) for q in params}) > 1})
-        for g, p in zip(same, params):
-            diff = ",".join(f"{k}={p.get(k, '–')}" for k in keys) or "tree/embedding settings differ"
+        for i, (g, p) in enumerate(zip(same, params)):
+            diff = ",".join(f"{k}={p.get(k, '–')}" for k in keys) or f"#{i + 1}"
             g.label = f"{g.label} [{diff}]"
+
+
+def _flat_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Retriever params, then ``tree.*`` and ``embeddings.*`` settings, as one flat dict."""
+    out = dict((config.get("retriever") or {}).get("params") or {})
+    tree = config.get("tree") or {}
+    out.update({f"tree.{k}": v for k, v in (tree.get("params") or {}).items()})
+    emb = config.get("embeddings") or {}
+    out.update({f"embeddings.{k}": v for k, v in emb.items()})
+    return out
 
 
 def mean_std_ci(x: np.ndarray) -> tuple[float, float, float]:

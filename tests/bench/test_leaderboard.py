@@ -99,3 +99,12 @@ def test_same_name_different_params_get_distinct_labels(tmp_path):
         rows.append(r)
     labels = sorted(g.label for g in group_rows(rows))
     assert labels == ["bert4rec [patience=10]", "bert4rec [patience=3]"]
+    # differing tree parameters (not swept) tell rows apart too
+    tree = {"label": "balanced", "builder": "balanced", "k": 16, "swept": []}
+    rows = []
+    for n_init in (1, 3):
+        r = _row(tmp_path, f"seater-n{n_init}", 0, np.full(10, 0.1), tree={**tree, "params": {"n_init": n_init}})
+        r["cell"]["retriever"]["name"] = "seater"
+        rows.append(r)
+    labels = sorted(g.label for g in group_rows(rows))
+    assert labels == ["seater + balanced:k=16 [tree.n_init=1]", "seater + balanced:k=16 [tree.n_init=3]"]
