@@ -183,6 +183,8 @@ def run_tree_quality(
 ) -> dict[str, Any]:
     """Cost ratio balanced / constrained per (data, size, seed): the seed drives both the data
     (synthetic draw, or the subsample of real items) and both builders."""
+    from bench.runner import array_hash
+
     builders = _builders()
     recorded = _recorded_constrained(cfg.reuse_constrained, cfg)
     rows = []
@@ -205,7 +207,7 @@ def run_tree_quality(
                 else:
                     raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
                 tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {**cfg.params, "threads": cfg.threads})
-                cb, digest = total_cost(b, x), array_digest(x)
+                cb, digest = total_cost(b, x), array_hash(x)
                 old = recorded.get((data, len(x), seed))
                 if old is not None and old.get("data_hash", digest) == digest:
                     cc, tc, reused = old["constrained_cost"], old["constrained_s"], True
@@ -222,15 +224,6 @@ def run_tree_quality(
                     on_rows({"config": asdict(cfg), "rows": rows})
             rows.append({"data": data, "n_items": len(x), "seed": "median", "ratio": statistics.median(ratios)})
     return {"config": asdict(cfg), "rows": rows}
-
-
-def array_digest(x: np.ndarray) -> str:
-    """Content hash of an array (shape, dtype and bytes), to match recorded rows to the same data."""
-    import hashlib
-
-    h = hashlib.sha1(f"{x.shape}{x.dtype}".encode())
-    h.update(np.ascontiguousarray(x).tobytes())
-    return h.hexdigest()[:16]
 
 
 def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
