@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from bench.cli import app
-from seater.errors import ConfigError, DataError
+from seater.errors import ConfigError
 
 trees_app = typer.Typer(help="Build and compare identifier trees.", no_args_is_help=True)
 app.add_typer(trees_app, name="trees")
@@ -38,17 +38,6 @@ def _int_list(text: str | None, flag: str) -> list[int] | None:
         raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
 
 
-def load_embeddings(path: Path) -> "np.ndarray":  # noqa: F821
-    import numpy as np
-
-    if not path.is_file():
-        raise DataError(f"embeddings file not found: {path}")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: not a .npy array ({e})") from None
-
-
 def _summary(q: dict, seconds: float) -> str:
     levels = ", ".join(f"{c:.4f}" for c in q["cost_per_level"])
     return (
@@ -69,6 +58,7 @@ def build(
 ) -> None:
     """Build one tree, save it, print its quality."""
     from seater.trees import BUILDERS
+    from seater.trees.checks import load_embeddings
     from seater.trees.quality import tree_quality
 
     entry = BUILDERS.get(builder)
@@ -110,6 +100,8 @@ def compare(
         x = synthetic_embeddings(synthetic, dim, seed=data_seed)
         data = f"synthetic_embeddings({synthetic}, dim={dim}, seed={data_seed})"
     else:
+        from seater.trees.checks import load_embeddings
+
         x = load_embeddings(embeddings)
         data = str(embeddings)
     per_builder: dict[str, dict] = {}

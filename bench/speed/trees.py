@@ -235,9 +235,11 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def _load_embeddings(path: Path) -> np.ndarray:
     """A float ``(N, d)`` .npy (no pickles), e.g. a cached SASRec item table."""
-    if not path.is_file():
+    from seater.trees.checks import load_embeddings
+
+    if not path.is_file():  # this command's own wording, kept for its users
         raise DataError(f"embeddings file {path} does not exist")
-    x = np.load(path, allow_pickle=False)
+    x = load_embeddings(path)
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
         raise DataError(f"{path}: expected a 2-D float array (items, dim), got {x.dtype} {x.shape}")
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from seater.errors import ConfigError, DataError
@@ -26,3 +28,14 @@ def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
         rows = np.flatnonzero(bad)
         raise DataError(f"embeddings contain NaN or inf in {len(rows)} row(s), first: row {rows[0]} (item {rows[0] + 1})")
     return x
+
+
+def load_embeddings(path: Path) -> np.ndarray:
+    """An ``.npy`` array from `path`, never unpickled; a missing or non-.npy file is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"embeddings file not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a .npy array ({e})") from None

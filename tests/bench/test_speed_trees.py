@@ -62,6 +62,10 @@ def test_quality_rejects_bad_data(tmp_path):
     np.save(bad, np.arange(10))
     with pytest.raises(DataError, match="2-D float"):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(bad),), k=4), log=lambda _: None)
+    junk = tmp_path / "junk.npy"
+    junk.write_bytes(b"not an array")
+    with pytest.raises(DataError, match="not a .npy array"):
+        run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(junk),), k=4), log=lambda _: None)
     with pytest.raises(DataError, match="unknown data"):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("nope",), k=4), log=lambda _: None)
 
