@@ -183,7 +183,7 @@ def balanced_kmeans_restarts(xl, mask, k, gen, params, n_init: int) -> tuple[tor
     fm = mask[..., None].to(xl.dtype)
     xl = (xl - (xl * fm).sum(1, keepdim=True) / fm.sum(1, keepdim=True)) * fm
     size = int(params["sample"]) * k
-    if size <= 0 or xl.shape[1] <= size or int(mask.sum(1).min()) <= size:
+    if size <= 0 or int(mask.sum(1).min()) <= size:
         labels, hist, _ = _restarts(xl, mask, k, gen, params, int(params["max_iter"]), n_init)
         return labels, hist
     rows = _sample_rows(mask, size, gen)
@@ -257,8 +257,9 @@ def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     params = BUILDERS.params("balanced", params)
     positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter")
     for key in (*positive, "newton_steps", "warm_steps", "sample"):
-        if int(params[key]) < (1 if key in positive else 0):
-            raise ConfigError(f"balanced builder parameter {key} must be a positive integer, got {params[key]!r}")
+        least = 1 if key in positive else 0
+        if int(params[key]) < least:
+            raise ConfigError(f"balanced builder parameter {key} must be an integer >= {least}, got {params[key]!r}")
     dev = resolve_device(params["device"])
     t_start = time.perf_counter()
     with _threads(int(params["threads"])):
