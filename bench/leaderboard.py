@@ -109,8 +109,9 @@ def group_rows(rows: list[dict[str, Any]]) -> list[Group]:
         g.rows.append(r)
     for g in groups.values():
         g.rows.sort(key=lambda r: r["cell"]["seed"])
-    _disambiguate(list(groups.values()))
-    return list(groups.values())
+    out = list(groups.values())
+    _disambiguate(out)
+    return out
 
 
 def _disambiguate(groups: list[Group]) -> None:

@@ -55,10 +55,9 @@ def trees_quality(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Total clustering cost of `balanced` / `constrained` on the same embeddings, median over seeds."""
+    from bench.cli.trees import parse_params
     from bench.provenance import provenance
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
-
-    from bench.cli.trees import parse_params
     from seater.trees import BUILDERS
 
     params = parse_params(param)
