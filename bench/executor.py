@@ -4,10 +4,12 @@
 each one ends (the runner records it there), return the rows. A row's ``status`` is FINISHED
 or FAILED; an executor never raises because a cell failed.
 
-`LocalExecutor` runs cells one after another, each in a fresh Python process
+`LocalExecutor` runs each cell in a fresh Python process
 (``python -m bench.runner CELL.json RESULT.json``), so a crash, an ``os._exit`` or the OOM
 killer ends that cell only: the parent then records it FAILED with the exit status and the
-last lines of the cell's log (``<run dir>/logs/<cell id>.log``).
+last lines of the cell's log (``<run dir>/logs/<cell id>.log``). With ``workers > 1`` it keeps
+that many cells running at once (a CPU grid on a many-core machine); rows are still recorded
+by the calling thread, one at a time, in the order cells end.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -74,17 +77,29 @@ def _raise_on_sigterm():
 
 
 class LocalExecutor:
-    """Sequential, one subprocess per cell.
+    """One subprocess per cell, `workers` of them at a time.
 
     timeout_s: a cell running longer is killed and recorded FAILED (None = no limit).
-    show_output: forward the cell's output (its progress bars) to this process's stderr.
+    show_output: forward the cell's output (its progress bars) to this process's stderr; only
+        with one worker (the bars of parallel cells would interleave: read their logs instead).
     progress: a tqdm bar over the grid.
+    workers: cells run at once. Each then gets ``cpu_count // workers`` CPU threads (through
+        OMP_NUM_THREADS / MKL_NUM_THREADS, unless those are set already), so parallel cells do
+        not oversubscribe the cores. Results do not depend on it; timings do.
     """
 
-    def __init__(self, timeout_s: float | None = None, show_output: bool = True, progress: bool = True):
+    def __init__(self, timeout_s: float | None = None, show_output: bool = True, progress: bool = True, workers: int = 1):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            from seater.errors import ConfigError
+
+            raise ConfigError(f"workers must be a positive integer, got {workers!r}")
         self.timeout_s = timeout_s
-        self.show_output = show_output
+        self.workers = workers
+        self.show_output = show_output and workers == 1
         self.progress = progress
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._stopping = False  # set when the grid is interrupted: a cell starting now is killed at once
 
     def submit(self, cells: Sequence[Cell], context: CellContext, on_result: OnResult | None = None) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
@@ -93,22 +108,59 @@ class LocalExecutor:
         bar = tqdm(total=len(cells), desc="grid", unit="cell", disable=not self.progress, position=0)
         n_failed = 0
         previous = _raise_on_sigterm()
+        self._stopping = False
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cell")
+        pending: dict[Any, tuple[int, Cell]] = {}
         try:
-            for cell in cells:
-                bar.set_postfix_str(cell.name[-60:])
-                row = self.run_one(cell, context)
-                n_failed += row["status"] != "FINISHED"
-                if on_result is not None:
-                    on_result(row)
-                rows.append(row)
-                bar.update(1)
+            if self.workers > 1:
+                bar.write(f"{len(cells)} cells, {self.workers} at a time; their output: {context.run_dir / 'logs'}/<cell id>.log")
+            pending = {pool.submit(self.run_one, cell, context): (i, cell) for i, cell in enumerate(cells)}
+            while pending:
+                bar.set_postfix_str(min(pending.values(), key=lambda p: p[0])[1].name[-60:])
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=lambda f: pending[f][0]):
+                    pending.pop(fut)
+                    row = fut.result()
+                    n_failed += row["status"] != "FINISHED"
+                    if on_result is not None:
+                        on_result(row)
+                    rows.append(row)
+                    bar.update(1)
+                    if self.workers > 1:
+                        bar.write(f"{row['status']} {row['name']}")
                 if n_failed:
                     bar.set_description(f"grid ({n_failed} failed)")
+        except BaseException:  # Ctrl-C / kill of the grid: take the running cells down with it
+            for fut in pending:
+                fut.cancel()
+            self._kill_all()
+            raise
         finally:
+            pool.shutdown(wait=True)
             bar.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         return rows
+
+    def _kill_all(self) -> None:
+        with self._lock:
+            self._stopping = True
+            procs = list(self._procs)
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _cell_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env.setdefault("TQDM_MININTERVAL", "2")  # progress bars end up in log files: a line every 2 s at most
+        if self.workers > 1:
+            threads = str(max(1, (os.cpu_count() or 1) // self.workers))
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(var, threads)
+        return env
 
     def run_one(self, cell: Cell, context: CellContext) -> dict[str, Any]:
         from bench.runner import make_row
@@ -123,13 +175,16 @@ class LocalExecutor:
             "cell": cell.to_json(), "run_dir": str(context.run_dir), "cache_dir": str(context.cache_dir),
             "provenance": context.provenance, "progress": self.show_output,
         }))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env = self._cell_env()
         started = time.time()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "bench.runner", str(spec_path), str(result_path)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                     preexec_fn=_die_with_parent)
+            with self._lock:
+                self._procs.add(proc)
+                if self._stopping:
+                    os.killpg(proc.pid, signal.SIGKILL)
             pump = threading.Thread(target=self._pump, args=(proc.stdout, log), daemon=True)
             pump.start()
             timed_out = False
@@ -143,6 +198,9 @@ class LocalExecutor:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise
+            finally:
+                with self._lock:
+                    self._procs.discard(proc)
             pump.join(timeout=10)
         if result_path.is_file() and not timed_out:
             return json.loads(result_path.read_text())

@@ -10,6 +10,11 @@ length, seed, source and its parameters; loaded with ``allow_pickle=False``) and
 ``trees/<builder>-<key>.npz`` (key = builder, k, parameters, seed and the embeddings' hash).
 A cached tree reports the build time measured when it was built.
 
+Models that train with `seater.training.train_loop` checkpoint every epoch, the harness telling
+them where (``<run dir>/checkpoints/<cell id>``, or next to the embedding cache file): a killed
+cell's rerun resumes from its last finished epoch (``time/train_s`` then counts the resumed part
+only); the checkpoint is deleted once the cell has finished.
+
 Timing is recorded separately: ``time/embeddings_s`` (0 when cached), ``time/tree_build_s``,
 ``time/train_s`` (fit only, tree build excluded), ``time/infer_ms_per_user`` (test split,
 `recommend` calls only), ``mem/peak_mb`` (max RSS of the cell process) and on CUDA
@@ -32,6 +37,7 @@ import time
 import traceback
 import uuid
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +66,25 @@ def _atomic_save_npy(path: Path, x: np.ndarray) -> None:
     with open(tmp, "wb") as fh:
         np.save(fh, x, allow_pickle=False)
     os.replace(tmp, path)
+
+
+@contextmanager
+def _cache_lock(path: Path):
+    """Hold an exclusive lock on ``<path>.lock`` while one cell computes or reads `path`: parallel
+    cells that need the same embeddings or tree then compute them once and the others wait.
+    No-op where fcntl is missing (Windows): the atomic writes keep the cache correct anyway."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load_data(cell: Cell):
@@ -145,11 +170,18 @@ def _emb_key(cell: Cell) -> dict[str, Any]:
     return key
 
 
-def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, Any]) -> np.ndarray:
-    """float32 ``(n_items, d)`` from the cell's embedding source, through the cache."""
+def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, Any], progress: bool = False) -> np.ndarray:
+    """float32 ``(n_items, d)`` from the cell's embedding source, through the cache (a model
+    trained for them checkpoints next to the cache file, so a killed cell resumes its training)."""
     emb = cell.embeddings
     assert emb is not None
     path = cache_dir / "emb" / f"{emb.source if emb.kind != 'file' else 'file'}-{_sha(_emb_key(cell))}.npy"
+    with _cache_lock(path):
+        return _item_embeddings(cell, inter, split, path, out, progress)
+
+
+def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], progress: bool) -> np.ndarray:
+    emb = cell.embeddings
     if path.is_file():
         x = np.load(path, allow_pickle=False)
         out["metrics"]["time/embeddings_s"] = 0.0
@@ -167,9 +199,12 @@ def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, An
         else:
             from bench.registry import retrievers
 
-            model = retrievers().get(emb.source).factory(**emb.params, device=cell.device, seed=cell.seed)
+            ckpt = path.with_name(path.stem + ".ckpt")
+            entry = retrievers().get(emb.source)
+            model = entry.factory(**_runtime_params(entry, emb.params, ckpt, progress), device=cell.device, seed=cell.seed)
             model.fit(split)
             x = np.asarray(model.item_embeddings(), dtype=np.float32)
+            shutil.rmtree(ckpt, ignore_errors=True)
         out["metrics"]["time/embeddings_s"] = time.perf_counter() - t0
         out["params"]["embeddings.cached"] = False
         if x.ndim != 2 or x.shape[0] != inter.n_items:
@@ -179,30 +214,12 @@ def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, An
 
 
 def build_tree(cell: Cell, x: np.ndarray, emb_hash: str, cache_dir: Path, out: dict[str, Any]):
-    from bench.registry import builders
-    from seater.trees.tree import Tree
-
     spec = cell.tree
     assert spec is not None
     key = _sha({"builder": spec.builder, "k": spec.k, "params": spec.params, "seed": cell.seed, "embeddings": emb_hash})
     path = cache_dir / "trees" / f"{spec.builder}-{key}.npz"
-    if path.is_file():
-        tree = Tree.load(path)
-        out["params"]["tree.cached"] = True
-        seconds = float(tree.build_info.get("wall_seconds", tree.build_info.get("seconds", float("nan"))))
-    else:
-        fn = builders().get(spec.builder).factory
-        t0 = time.perf_counter()
-        tree = fn(x, spec.k, seed=cell.seed, **spec.params)
-        seconds = time.perf_counter() - t0
-        if not isinstance(tree, Tree):
-            raise SeaterError(f"builder {spec.builder!r} returned {type(tree).__name__}, not a Tree")
-        tree.build_info["wall_seconds"] = seconds
-        tree.build_info.setdefault("builder", spec.builder)
-        out["params"]["tree.cached"] = False
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tree.save(tmp)
-        os.replace(tmp, path)
+    with _cache_lock(path):
+        tree, seconds = _cached_tree(cell, x, path, out)
     out["metrics"].update({
         "time/tree_build_s": seconds,
         "tree/depth": tree.depth,
@@ -214,6 +231,31 @@ def build_tree(cell: Cell, x: np.ndarray, emb_hash: str, cache_dir: Path, out: d
     out["lineage"]["tree_hash"] = tree.hash()
     out["artifacts"]["tree"] = str(path)
     return tree
+
+
+def _cached_tree(cell: Cell, x: np.ndarray, path: Path, out: dict[str, Any]):
+    """(tree, build seconds): loaded from `path`, or built and saved there (atomically)."""
+    from bench.registry import builders
+    from seater.trees.tree import Tree
+
+    spec = cell.tree
+    if path.is_file():
+        tree = Tree.load(path)
+        out["params"]["tree.cached"] = True
+        return tree, float(tree.build_info.get("wall_seconds", tree.build_info.get("seconds", float("nan"))))
+    fn = builders().get(spec.builder).factory
+    t0 = time.perf_counter()
+    tree = fn(x, spec.k, seed=cell.seed, **spec.params)
+    seconds = time.perf_counter() - t0
+    if not isinstance(tree, Tree):
+        raise SeaterError(f"builder {spec.builder!r} returned {type(tree).__name__}, not a Tree")
+    tree.build_info["wall_seconds"] = seconds
+    tree.build_info.setdefault("builder", spec.builder)
+    out["params"]["tree.cached"] = False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tree.save(tmp)
+    os.replace(tmp, path)
+    return tree, seconds
 
 
 def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
@@ -267,7 +309,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
     tree = None
     if cell.tree is not None:
         say(f"item embeddings ({cell.embeddings.source})")
-        x = item_embeddings(cell, inter, split, cache_dir, out)
+        x = item_embeddings(cell, inter, split, cache_dir, out, progress)
         say(f"tree ({cell.tree.builder}, k={cell.tree.k})")
         emb_hash = array_hash(x)
         out["lineage"]["embeddings_hash"] = emb_hash
@@ -278,7 +320,9 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         from seater.evaluation import evaluate_retriever
 
         spec = cell.retriever
-        model = retrievers().get(spec.name).factory(**spec.params, device=cell.device, seed=cell.seed)
+        entry = retrievers().get(spec.name)
+        ckpt = run_dir / "checkpoints" / _cell_id(cell)
+        model = entry.factory(**_runtime_params(entry, spec.params, ckpt, progress), device=cell.device, seed=cell.seed)
         rec = RecordingTracker()
         say(f"fit {spec.name}")
         with _Timer(cuda) as t_fit:
@@ -317,12 +361,25 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         peaks = [v for k, v in out["metrics"].items() if k.startswith("mem/cuda_peak")]
         if peaks:
             out["metrics"]["mem/cuda_peak_mb"] = max(peaks)
+        shutil.rmtree(ckpt, ignore_errors=True)  # the cell is done: its rerun never resumes
     out["metrics"]["mem/peak_mb"] = _peak_rss_mb()
     return out
 
 
 def _cell_id(cell: Cell) -> str:
     return cell.id
+
+
+def _runtime_params(entry, params: dict[str, Any], checkpoint_dir: Path, progress: bool) -> dict[str, Any]:
+    """`params` plus what the harness sets at run time and leaves out of the cell's identity:
+    a checkpoint folder (a killed cell's rerun resumes training from its last epoch) and
+    per-epoch progress, for models that take them and were not given them by the suite."""
+    extra: dict[str, Any] = {}
+    if "checkpoint_dir" in entry.defaults and params.get("checkpoint_dir") is None:
+        extra["checkpoint_dir"] = str(checkpoint_dir)
+    if "progress" in entry.defaults and progress:
+        extra["progress"] = True
+    return {**params, **extra}
 
 
 # ---------------------------------------------------------------------------------- rows

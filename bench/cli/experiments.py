@@ -45,6 +45,7 @@ def run(
     timeout: Optional[float] = typer.Option(None, help="Kill and record as FAILED a cell running longer than this (seconds)."),
     device: Optional[str] = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not forward the cells' own output."),
+    workers: int = typer.Option(1, help="Cells run at once, each on cpu_count // workers threads (output then only in the cells' logs)."),
     retry_failed: bool = typer.Option(True, help="Rerun cells recorded as FAILED (finished cells are always skipped)."),
     leaderboard: bool = typer.Option(True, help="Write and print the leaderboard at the end."),
 ) -> None:
@@ -65,7 +66,7 @@ def run(
     cells = s.cells()
     typer.echo(f"suite {s.name}: {len(cells)} cells ({s.path})", err=True)
     summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri,
-                        executor=LocalExecutor(timeout_s=timeout, show_output=not quiet), retry_failed=retry_failed)
+                        executor=LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers), retry_failed=retry_failed)
     typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished; "
                f"results: {summary.runfile}", err=True)
     for r in summary.failed:

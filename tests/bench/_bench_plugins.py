@@ -1,10 +1,14 @@
 """Test-only components loaded through SEATER_BENCH_EXTRA_MODULES (into the cells too).
 
 `crash` fails in the way named by its `mode`: "raise" (an exception), "exit" (os._exit, as a
-segfault or the OOM killer would end the process), "sleep" (hangs for 10 minutes). `tree_popular` needs a tree and checks the
+segfault or the OOM killer would end the process), "sleep" (hangs for 10 minutes). `rendezvous`
+answers like `tree_popular` once `n` cells have checked in under `folder` (proof that they ran at
+once; it gives up after a minute). `die_once` dies the
+first time it trains and resumes from the checkpoint folder the harness gives it the second
+time. `tree_popular` needs a tree and checks the
 tree it gets covers the catalogue, then answers like most-popular, so the tree step of the
 harness is exercised without a model. `split_tree` is a deterministic balanced builder
-(items in id order, cut into k nearly equal groups, recursively).
+(items in id order, cut into k nearly equal groups, recursively; `delay` makes it slow).
 """
 
 from __future__ import annotations
@@ -38,6 +42,24 @@ class Crash(Retriever):
         return np.zeros((len(histories), k), dtype=np.int64)
 
 
+@RETRIEVERS.register("die_once", defaults={"checkpoint_dir": None, "progress": False})
+class DieOnce(MostPopular):
+    """Most-popular whose first fit leaves a 'checkpoint' and dies (os._exit); the next resumes."""
+
+    def __init__(self, checkpoint_dir=None, progress=False, device: str = "auto", seed: int = 0):
+        super().__init__(device=device, seed=seed)
+        self.checkpoint_dir = checkpoint_dir
+
+    def fit(self, split, tree=None, tracker=None):
+        marker = os.path.join(self.checkpoint_dir, "last.pt")
+        if not os.path.exists(marker):
+            os.makedirs(self.checkpoint_dir, exist_ok=True)
+            open(marker, "w").close()
+            os._exit(3)
+        self.fit_info_ = {"resumed": 1}
+        return super().fit(split)
+
+
 @RETRIEVERS.register("tree_popular", defaults={"epochs": 2})
 class TreePopular(MostPopular):
     """Most-popular that insists on a tree and logs a fake training curve."""
@@ -60,6 +82,26 @@ class TreePopular(MostPopular):
         return self.recommend(histories, k)
 
 
+@RETRIEVERS.register("rendezvous", defaults={"folder": "", "n": 2, "tag": ""})
+class Rendezvous(TreePopular):
+    """tree_popular that first waits for `n` cells to check in (tests of parallel workers); `tag`
+    only tells cells apart."""
+
+    def __init__(self, folder: str = "", n: int = 2, tag: str = "", device: str = "auto", seed: int = 0):
+        super().__init__(device=device, seed=seed)
+        self.folder, self.n = folder, n
+
+    def fit(self, split, tree=None, tracker=None):
+        os.makedirs(self.folder, exist_ok=True)
+        open(os.path.join(self.folder, f"{os.getpid()}"), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(self.folder)) < self.n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(os.listdir(self.folder))} of {self.n} cells ran at once")
+            time.sleep(0.05)
+        return super().fit(split, tree, tracker)
+
+
 def _split_codes(n: int, k: int) -> np.ndarray:
     if n <= k:
         return np.arange(n)[:, None]
@@ -72,9 +114,11 @@ def _split_codes(n: int, k: int) -> np.ndarray:
     return np.vstack([np.pad(r, ((0, 0), (0, depth - r.shape[1])), constant_values=-1) for r in rows])
 
 
-@BUILDERS.register("split_tree", defaults={"reverse": False})
-def split_tree(embeddings, k, seed=0, reverse=False):
-    """Balanced tree over items in id order (deterministic, no clustering)."""
+@BUILDERS.register("split_tree", defaults={"reverse": False, "delay": 0.0})
+def split_tree(embeddings, k, seed=0, reverse=False, delay=0.0):
+    """Balanced tree over items in id order (deterministic, no clustering); `delay` seconds of
+    sleep stand for a slow build."""
+    time.sleep(delay)
     codes = _split_codes(len(embeddings), k)
     if reverse:
         codes = codes[::-1].copy()

@@ -51,7 +51,7 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
     assert "synth/popular/s0" in names
     assert "synth/tree_popular(epochs=1)/split_tree:k=4,reverse=True/s1" in names
     t = next(c for c in cells if c.tree is not None)
-    assert t.tree.params == {"reverse": False} and t.retriever.params == {"epochs": 1}
+    assert t.tree.params == {"reverse": False, "delay": 0.0} and t.retriever.params == {"epochs": 1}
     # ids are a function of the resolved parameters only: reloading gives the same ids
     assert [c.id for c in _load(tmp_path, BASE).cells()] == [c.id for c in cells]
     # and an explicit default does not change them

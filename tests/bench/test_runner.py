@@ -128,3 +128,64 @@ def test_cell_caches_embeddings_and_tree(tmp_path):
     (emb_file,) = (tmp_path / "cache" / "emb").glob("*.npy")
     x = np.load(emb_file, allow_pickle=False)
     np.testing.assert_array_equal(x, make_synthetic(n_users=60, n_items=40, seed=3).extra["item_latent"])
+
+
+
+PARALLEL = """
+[suite]
+name = "parallel"
+seeds = [0]
+ks = [10]
+
+[[datasets]]
+name = "synth"
+source = "synthetic"
+synthetic = { n_users = 60, n_items = 40, seed = 3 }
+
+[embeddings]
+source = "latent"
+
+[[trees]]
+builder = "split_tree"
+k = 4
+params = { delay = 4.0 }
+
+[[retrievers]]
+name = "rendezvous"
+params = { folder = "FOLDER", n = 2 }
+sweep = { tag = ["a", "b"] }
+"""
+
+
+def test_parallel_workers_run_cells_at_once_and_share_the_cache(tmp_path):
+    from bench.executor import LocalExecutor
+    from seater.errors import ConfigError
+
+    path = tmp_path / "parallel.toml"
+    path.write_text(PARALLEL.replace("FOLDER", str(tmp_path / "meet")))
+    suite = load_suite(path)
+    # the two cells wait for each other in fit: they can only finish side by side
+    s = run_suite(suite, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", tracking_uri="none",
+                  executor=LocalExecutor(show_output=False, progress=False, workers=2))
+    rows = read_rows(tmp_path / "run" / "results.jsonl")
+    assert len(s.ran) == 2 and all(r["status"] == "FINISHED" for r in rows), [r.get("error") for r in rows]
+    assert len(list((tmp_path / "meet").iterdir())) == 2
+    # both needed the same tree at the same moment: the cache lock let one build it, the other read it
+    assert sorted(r["params"]["tree.cached"] for r in rows) == [False, True]
+    assert rows[0]["metrics"]["test/recall@10"] == rows[1]["metrics"]["test/recall@10"]
+    with pytest.raises(ConfigError, match="workers"):
+        LocalExecutor(workers=0)
+
+
+def test_killed_cell_resumes_from_its_checkpoint(tmp_path):
+    path = tmp_path / "die.toml"
+    path.write_text(PARALLEL.split("[embeddings]")[0].replace('"parallel"', '"die"') + '[[retrievers]]\nname = "die_once"\n')
+    suite = load_suite(path)
+    kw = dict(run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
+    first = run_suite(suite, **kw)
+    assert [r["status"] for r in first.ran] == ["FAILED"]
+    (ckpt,) = (tmp_path / "run" / "checkpoints").iterdir()
+    assert ckpt.name == suite.cells()[0].id and (ckpt / "last.pt").is_file()
+    second = run_suite(suite, **kw)
+    assert [r["status"] for r in second.ran] == ["FINISHED"] and second.ran[0]["metrics"]["fit/resumed"] == 1.0
+    assert not ckpt.exists()  # removed once the cell finished
