@@ -61,10 +61,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seater.data.loaders import FORMATS
 from seater.errors import ConfigError, UnknownNameError
 
 PROTOCOLS = ("leave_one_out", "user_split")
-FORMATS = ("s3rec", "comirec", "lightgcn")
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
 
 

@@ -15,7 +15,7 @@ app.add_typer(data_app, name="data")
 @data_app.command("stats")
 def stats(
     path: Path = typer.Argument(..., help="Dataset directory or file."),
-    format: str = typer.Option("auto", "--format", "-f", help="auto, s3rec, comirec or lightgcn."),
+    format: str = typer.Option("auto", "--format", "-f", help="auto, s3rec, comirec, lightgcn or yambda."),
 ) -> None:
     """Print users, items, interactions, density and sequence lengths of a dataset."""
     import numpy as np

@@ -8,6 +8,7 @@ from seater.data.loaders import (
     load_dataset,
     load_lightgcn,
     load_s3rec,
+    load_yambda,
     write_s3rec,
 )
 from seater.data.splits import PROTOCOLS, leave_one_out, make_split, pad_left, user_split
@@ -26,6 +27,7 @@ __all__ = [
     "load_dataset",
     "load_lightgcn",
     "load_s3rec",
+    "load_yambda",
     "leave_one_out",
     "make_split",
     "make_synthetic",

@@ -1,4 +1,4 @@
-"""Dataset readers (S3-Rec/TIGER, ComiRec/SEATER, LightGCN text formats) and the S3-Rec writer.
+"""Dataset readers (S3-Rec/TIGER, ComiRec/SEATER, LightGCN text formats, Yambda parquet) and the S3-Rec writer.
 
 Formats accepted, exactly:
 
@@ -18,6 +18,14 @@ Formats accepted, exactly:
 ``lightgcn``: a directory with ``train.txt`` and optionally ``test.txt``, lines
     ``user item item ...`` (a bare ``user`` line is allowed, as LightGCN writes them); a
     user's sequence is their train items then their test items.
+``yambda``: a Yambda parquet file (``likes.parquet``, ``listens.parquet``,
+    ``multi_event.parquet``, ...) or a directory holding ``likes.parquet``; the flat layout
+    (one row per event: ``uid``, ``timestamp``, ``item_id``, ...) or the sequential one (one
+    row per user, the same columns as lists). A user's items are ordered by timestamp (file
+    order breaks ties). Positive events only: a listen counts when ``played_ratio_pct`` >=
+    `YAMBDA_MIN_PLAYED` (our choice, the usual "listened to at least half" rule), and in
+    ``multi_event`` files only ``listen`` and ``like`` rows are kept (dislikes, unlikes and
+    undislikes are not interactions to predict).
 
 User and item ids may be any non-negative integers: items are renumbered 1..n_items in
 increasing order of their original id (contiguous 1..N data keeps its ids), users keep file
@@ -39,7 +47,8 @@ import numpy as np
 from seater.data.interactions import Interactions
 from seater.errors import ConfigError, DataError
 
-FORMATS = ("s3rec", "comirec", "lightgcn")
+FORMATS = ("s3rec", "comirec", "lightgcn", "yambda")
+YAMBDA_MIN_PLAYED = 50  # percent of a track played for a listen to count as an interaction
 _INTS = re.compile(r"-?\d+(?:[ \t]+-?\d+)*")
 _INT = re.compile(r"-?\d+")
 
@@ -292,6 +301,87 @@ def load_lightgcn(path: str | Path) -> Interactions:
     return _build(np.asarray(keep, dtype=np.int64), flat, lengths, _dataset_name(path), source=str(path))
 
 
+# --------------------------------------------------------------------------- yambda
+def _yambda_file(path: Path) -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: path not found")
+    if path.is_dir():
+        if (path / "likes.parquet").is_file():
+            return path / "likes.parquet"
+        found = sorted(p.name for p in path.glob("*.parquet"))
+        raise DataError(f"{path}: no likes.parquet here; pass one of the parquet files itself"
+                        + (f" ({', '.join(found)})" if found else " (this directory has none)"))
+    return path
+
+
+def _yambda_column(table, name: str, path: Path, sequential: bool) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if sequential:
+        if not pa.types.is_list(col.type) and not pa.types.is_large_list(col.type):
+            raise DataError(f"{path}: column {name!r} is {col.type}, expected a list like 'item_id' (sequential layout)")
+        col = pc.list_flatten(col)
+    if col.null_count:
+        raise DataError(f"{path}: column {name!r} has {col.null_count} missing values")
+    return col.to_numpy(zero_copy_only=False)
+
+
+def load_yambda(path: str | Path) -> Interactions:
+    """Yambda events (see the module docstring): a parquet file, or a directory with likes.parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    file = _yambda_file(Path(path))
+    try:
+        schema = pq.read_schema(file)
+    except (OSError, pa.ArrowException) as e:
+        raise DataError(f"{file}: not a readable parquet file ({e})") from None
+    missing = [c for c in ("uid", "item_id", "timestamp") if c not in schema.names]
+    if missing:
+        raise DataError(f"{file}: missing column(s) {', '.join(missing)}; Yambda files have uid, timestamp, item_id")
+    extra = [c for c in ("played_ratio_pct", "event_type") if c in schema.names]
+    table = pq.read_table(file, columns=["uid", "item_id", "timestamp", *extra])
+    sequential = pa.types.is_list(schema.field("item_id").type) or pa.types.is_large_list(schema.field("item_id").type)
+    if sequential:
+        import pyarrow.compute as pc
+
+        if table.column("uid").null_count:
+            raise DataError(f"{file}: column 'uid' has {table.column('uid').null_count} missing values")
+        lengths = pc.list_value_length(table.column("item_id")).to_numpy(zero_copy_only=False)
+        uid = np.repeat(table.column("uid").to_numpy(zero_copy_only=False), lengths)
+    else:
+        uid = _yambda_column(table, "uid", file, False)
+    item = _yambda_column(table, "item_id", file, sequential)
+    ts = _yambda_column(table, "timestamp", file, sequential)
+    for name, values in (("uid", uid), ("item_id", item), ("timestamp", ts)):
+        if not np.issubdtype(values.dtype, np.integer):
+            raise DataError(f"{file}: column {name!r} holds {values.dtype}, expected integers")
+        if values.size and values.min() < 0:
+            raise DataError(f"{file}: column {name!r} has a negative value ({values.min()})")
+    keep = np.ones(len(item), dtype=bool)
+    if "event_type" in extra:
+        events = _yambda_column(table, "event_type", file, sequential).astype(str)
+        keep &= np.isin(events, ("listen", "like"))
+        is_listen = events == "listen"
+    else:
+        is_listen = np.full(len(item), file.stem.startswith("listens"))
+    if "played_ratio_pct" in extra:
+        played = table.column("played_ratio_pct")
+        if sequential:
+            import pyarrow.compute as pc
+
+            played = pc.list_flatten(played)
+        ratio = played.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (non-listen rows) -> nan
+        keep &= ~is_listen | (ratio >= YAMBDA_MIN_PLAYED)
+    uid, item, ts = uid[keep].astype(np.int64), item[keep].astype(np.int64), ts[keep].astype(np.int64)
+    order = np.lexsort((np.arange(len(uid)), ts, uid))  # by user, then time, then file order
+    uid, item = uid[order], item[order]
+    users, counts = np.unique(uid, return_counts=True)
+    return _build(users, item, counts, _dataset_name(Path(path)), source=str(file))
+
+
 # --------------------------------------------------------------------------- dispatch
 def detect_format(path: str | Path) -> str:
     """Guess the format of `path` from file names (and the first line of a lone file)."""
@@ -305,9 +395,13 @@ def detect_format(path: str | Path) -> str:
             return "lightgcn"
         if any(p.suffix in (".tsv", ".csv") or p.stem.endswith(("_train", "_valid", "_test")) for p in path.iterdir()):
             return "comirec"
-        raise DataError(f"{path}: cannot tell the format (no sequences.txt, train.txt or .tsv/.csv files); pass --format")
+        if (path / "likes.parquet").is_file():
+            return "yambda"
+        raise DataError(f"{path}: cannot tell the format (no sequences.txt, train.txt, .tsv/.csv or likes.parquet files); pass --format")
     if path.name == "sequences.txt":
         return "s3rec"
+    if path.suffix == ".parquet":
+        return "yambda"
     if path.suffix in (".tsv", ".csv"):
         return "comirec"
     first = next((line for line in _read_lines(path) if line.strip()), "")
@@ -315,10 +409,10 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_dataset(path: str | Path, format: str = "auto") -> Interactions:
-    """Load `path` in `format` (``auto``, ``s3rec``, ``comirec`` or ``lightgcn``)."""
+    """Load `path` in `format` (``auto``, ``s3rec``, ``comirec``, ``lightgcn`` or ``yambda``)."""
     if format == "auto":
         format = detect_format(path)
-    loaders = {"s3rec": load_s3rec, "comirec": load_comirec, "lightgcn": load_lightgcn}
+    loaders = {"s3rec": load_s3rec, "comirec": load_comirec, "lightgcn": load_lightgcn, "yambda": load_yambda}
     if format not in loaders:
         raise ConfigError(f"unknown dataset format {format!r}; known: auto, {', '.join(FORMATS)}")
     return loaders[format](path)

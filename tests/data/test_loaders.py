@@ -13,6 +13,7 @@ from seater.data.loaders import (
     load_dataset,
     load_lightgcn,
     load_s3rec,
+    load_yambda,
 )
 from seater.errors import ConfigError, DataError
 
@@ -139,7 +140,7 @@ def test_missing_paths_and_unknown_format(tmp_path):
     with pytest.raises(DataError, match="cannot tell the format"):
         load_dataset(tmp_path)
     (tmp_path / "sequences.txt").write_text("1 2\n")
-    with pytest.raises(ConfigError, match="unknown dataset format 'csv'; known: auto, s3rec, comirec, lightgcn"):
+    with pytest.raises(ConfigError, match="unknown dataset format 'csv'; known: auto, s3rec, comirec, lightgcn, yambda"):
         load_dataset(tmp_path, format="csv")
 
 
@@ -158,3 +159,73 @@ def test_bad_attribute_json(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+# ------------------------------------------------------------------ yambda (parquet written here)
+def _parquet(path, **columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_yambda_flat_likes_sorted_by_time(tmp_path):
+    import pyarrow as pa
+
+    u32 = pa.uint32()
+    _parquet(tmp_path / "likes.parquet",
+             uid=pa.array([30, 10, 30, 30, 10], u32), timestamp=pa.array([50, 7, 5, 50, 3], u32),
+             item_id=pa.array([900, 11, 700, 800, 12], u32), is_organic=pa.array([1, 0, 1, 1, 0], pa.uint8()))
+    for path in (tmp_path, tmp_path / "likes.parquet"):  # the folder picks likes.parquet
+        assert detect_format(path) == "yambda"
+        inter = load_dataset(path)
+        # by time; the tie at t=50 keeps file order (900 before 800)
+        assert _seqs(inter) == {10: [12, 11], 30: [700, 900, 800]}
+        assert inter.n_items == 5 and inter.item_ids[1:].tolist() == [11, 12, 700, 800, 900]
+
+
+def test_yambda_listens_and_multi_event_keep_positive_events(tmp_path):
+    import pyarrow as pa
+
+    _parquet(tmp_path / "listens.parquet", uid=[1, 1, 1], timestamp=[1, 2, 3], item_id=[5, 6, 7],
+             played_ratio_pct=[100, 49, 50], track_length_seconds=[200, 200, 200])
+    assert _seqs(load_yambda(tmp_path / "listens.parquet")) == {1: [5, 7]}  # 49% played is not a listen
+    _parquet(tmp_path / "multi_event.parquet", uid=[2, 2, 2, 2, 2], timestamp=[1, 2, 3, 4, 5], item_id=[5, 6, 7, 8, 9],
+             event_type=["listen", "like", "dislike", "listen", "unlike"],
+             played_ratio_pct=pa.array([80, None, None, 10, None], pa.uint16()))
+    assert _seqs(load_yambda(tmp_path / "multi_event.parquet")) == {2: [5, 6]}
+
+
+def test_yambda_sequential_layout(tmp_path):
+    import pyarrow as pa
+
+    _parquet(tmp_path / "likes.parquet", uid=pa.array([4, 9], pa.uint32()),
+             timestamp=pa.array([[3, 1, 2], [8]], pa.list_(pa.uint32())),
+             item_id=pa.array([[30, 10, 20], [10]], pa.list_(pa.uint32())))
+    assert _seqs(load_yambda(tmp_path)) == {4: [10, 20, 30], 9: [10]}
+
+
+def test_yambda_bad_input(tmp_path):
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match=r"x.parquet: not a readable parquet file"):
+        load_yambda(tmp_path / "x.parquet")
+    with pytest.raises(DataError, match=r"no likes.parquet here; pass one of the parquet files itself \(x.parquet\)"):
+        load_yambda(tmp_path)
+    _parquet(tmp_path / "a.parquet", uid=[1], item=[2])
+    with pytest.raises(DataError, match=r"a.parquet: missing column\(s\) item_id, timestamp"):
+        load_yambda(tmp_path / "a.parquet")
+    _parquet(tmp_path / "b.parquet", uid=[1, None], timestamp=[1, 2], item_id=[2, 3])
+    with pytest.raises(DataError, match=r"b.parquet: column 'uid' has 1 missing values"):
+        load_yambda(tmp_path / "b.parquet")
+    _parquet(tmp_path / "c.parquet", uid=[1], timestamp=[1], item_id=[-2])
+    with pytest.raises(DataError, match=r"c.parquet: column 'item_id' has a negative value \(-2\)"):
+        load_yambda(tmp_path / "c.parquet")
+    _parquet(tmp_path / "d.parquet", uid=[1], timestamp=[1], item_id=["song"])
+    with pytest.raises(DataError, match=r"d.parquet: column 'item_id' holds object, expected integers"):
+        load_yambda(tmp_path / "d.parquet")
+    _parquet(tmp_path / "listens.parquet", uid=[1], timestamp=[1], item_id=[2], played_ratio_pct=[3])
+    with pytest.raises(DataError, match="no user has any item"):
+        load_yambda(tmp_path / "listens.parquet")
+    with pytest.raises(DataError, match="nope: path not found"):
+        load_yambda(tmp_path / "nope")
