@@ -173,7 +173,7 @@ class LocalExecutor:
         result_path.unlink(missing_ok=True)
         spec_path.write_text(json.dumps({
             "cell": cell.to_json(), "run_dir": str(context.run_dir), "cache_dir": str(context.cache_dir),
-            "provenance": context.provenance, "progress": self.show_output,
+            "provenance": context.provenance, "progress": True,  # the log file gets it even when not forwarded
         }))
         env = self._cell_env()
         started = time.time()
