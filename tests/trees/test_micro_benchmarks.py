@@ -35,3 +35,16 @@ def test_tree_quality_20k(benchmark, x):
     tree = BUILDERS.get("random").factory(x, 16, seed=0)
     q = benchmark(tree_quality, tree, x)
     assert q["balanced"] and q["depth"] == 4 and 0 < q["total_cost"] < 4 * q["root_cost"]
+
+
+def test_swap_refine_256_nodes_of_78(benchmark, x):
+    """One level of a 20K-item tree: 256 nodes of 78 items, k = 16, 20 exchange passes."""
+    import torch
+
+    from seater.trees.swaps import swap_refine
+
+    xl = torch.from_numpy(x[: 256 * 78]).view(256, 78, 64)
+    mask = torch.ones(256, 78, dtype=torch.bool)
+    labels = (torch.arange(78) % 16).expand(256, -1).contiguous()
+    new, gain = benchmark(swap_refine, xl, mask, labels, 16, 20)
+    assert bool((gain > 0).all()) and torch.equal(new.sort(1).values, labels.sort(1).values)
