@@ -29,9 +29,10 @@ from seater.trees.checks import check_embeddings
 from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
-# Defaults favour speed. root_n_init=32, n_init=3 is the setting that matched constrained k-means'
-# cost on synthetic data (median ratio 0.9982 at 5K, 0.9988 at 20K; about 3x the build time):
-# results/trees/balanced_quality_synthetic_preset.md
+# Defaults favour speed; they beat constrained k-means' cost on Beauty SASRec embeddings (median
+# ratio 0.9940 at 5K, 0.9975 at 12,101 items) but not on our synthetic mixtures (1.0080, 1.0034),
+# where the root split decides. root_n_init=32, n_init=3 beats it on both (synthetic 0.9950 /
+# 0.9944, Beauty 0.9928 / 0.9965) for about 3x the build time: results/trees/balanced_quality_*.md
 DEFAULTS = {
     "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
     "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
