@@ -15,7 +15,7 @@ budget runs out. Every applied exchange lowers the objective, so the refined spl
 worse than the one it starts from.
 
 Cost per pass is ``O(M^2)`` per node of M items (``O(N M)`` for a level), which is why the
-builder only refines nodes up to a size (`swap_max`).
+builder only refines levels up to a total work (`swap_work` = items x node size).
 """
 
 from __future__ import annotations

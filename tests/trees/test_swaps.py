@@ -57,7 +57,7 @@ def test_builder_refines_small_nodes_and_stays_exact():
     x = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
     build = BUILDERS.get("balanced").factory
     on = build(x, 4, seed=0).validate(balanced=True)
-    off = build(x, 4, seed=0, swap_max=0).validate(balanced=True)
+    off = build(x, 4, seed=0, swap_work=0).validate(balanced=True)
     # the root split is k-means' result, then exchanges: one more, lower, entry in its history
     h_on, h_off = on.build_info["level_objective"][0], off.build_info["level_objective"][0]
     assert h_on[:-1] == h_off and h_on[-1] < h_off[-1]
