@@ -64,7 +64,8 @@ DEFAULTS = {
     # pairwise exchanges between clusters (`seater.trees.swaps`), at most swap_passes passes.
     # k-means' fixed points on small nodes are weak (Beauty SASRec, 12,101 items: total cost
     # -1.2%); a pass costs O(items x node size), so the default refines the levels of catalogs up
-    # to ~20K items and leaves larger levels alone (it would add ~35% to a 361K build, 90% at 1M).
+    # to ~20K items and leaves larger levels alone (refining every level of <= 1,024-item nodes
+    # took a 361K build from 28.4 s to 30.6 s and a 1M build from 87.5 s to 134.7 s).
     # 0 = off
     "swap_work": 1 << 24,
     "swap_passes": 20,
