@@ -331,6 +331,7 @@ def _yambda_column(table, name: str, path: Path, sequential: bool) -> np.ndarray
 def load_yambda(path: str | Path) -> Interactions:
     """Yambda events (see the module docstring): a parquet file, or a directory with likes.parquet."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     file = _yambda_file(Path(path))
@@ -345,8 +346,6 @@ def load_yambda(path: str | Path) -> Interactions:
     table = pq.read_table(file, columns=["uid", "item_id", "timestamp", *extra])
     sequential = pa.types.is_list(schema.field("item_id").type) or pa.types.is_large_list(schema.field("item_id").type)
     if sequential:
-        import pyarrow.compute as pc
-
         if table.column("uid").null_count:
             raise DataError(f"{file}: column 'uid' has {table.column('uid').null_count} missing values")
         lengths = pc.list_value_length(table.column("item_id")).to_numpy(zero_copy_only=False)
@@ -370,8 +369,6 @@ def load_yambda(path: str | Path) -> Interactions:
     if "played_ratio_pct" in extra:
         played = table.column("played_ratio_pct")
         if sequential:
-            import pyarrow.compute as pc
-
             played = pc.list_flatten(played)
         ratio = played.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (non-listen rows) -> nan
         keep &= ~is_listen | (ratio >= YAMBDA_MIN_PLAYED)
