@@ -22,6 +22,12 @@ to fill do.
 `hybrid`: greedy while a node holds more than `threshold` items (default 2000),
 constrained k-means (`seater.trees.constrained`) at and below it.
 
+``refine_iters`` > 0 (off by default: the study's greedy has none): that many Lloyd rounds after
+the first assignment, centroids re-estimated as the means of the balanced groups and the greedy
+assignment rerun (stops early when labels repeat). Faiss's centroids are fitted to unbalanced
+clusters; on planted clusters of unequal sizes the rounds move them to where the balanced
+groups are.
+
 ``exact_repair=True`` hands greedy's labels to
 `seater.trees.assignment.balanced_assignment`, which returns the optimal balanced
 assignment for the same centroids.
@@ -98,18 +104,33 @@ def _repair(cost: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.asarray(balanced_assignment(cost.astype(np.float64), init=labels), dtype=np.int64)
 
 
-def greedy_split(x: np.ndarray, k: int, rng: np.random.Generator, niter: int = 20, exact_repair: bool = False) -> np.ndarray:
+def _group_means(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels, minlength=k)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.add.reduceat(x[order].astype(np.float64), starts, axis=0) / counts[:, None]
+
+
+def greedy_split(
+    x: np.ndarray, k: int, rng: np.random.Generator, niter: int = 20, exact_repair: bool = False, refine_iters: int = 0,
+) -> np.ndarray:
     cost = sq_distances(x, faiss_centroids(x, k, seed_from(rng), niter))
     labels = greedy_balanced_assignment(cost)
+    for _ in range(refine_iters):  # Lloyd rounds on the balanced groups: Faiss's centroids serve unbalanced clusters
+        cost = sq_distances(x, _group_means(x, labels, k).astype(np.float32))
+        new = greedy_balanced_assignment(cost)
+        if np.array_equal(new, labels):
+            break
+        labels = new
     return _repair(cost, labels) if exact_repair else labels
 
 
 def hybrid_split(
     x: np.ndarray, k: int, rng: np.random.Generator, threshold: int = 2000, niter: int = 20,
-    exact_repair: bool = False, n_init: int = 10, max_iter: int = 300,
+    exact_repair: bool = False, n_init: int = 10, max_iter: int = 300, refine_iters: int = 0,
 ):
     if x.shape[0] > threshold:
-        return greedy_split(x, k, rng, niter=niter, exact_repair=exact_repair)
+        return greedy_split(x, k, rng, niter=niter, exact_repair=exact_repair, refine_iters=refine_iters)
     return constrained_split(x, k, rng, n_init=n_init, max_iter=max_iter)
 
 
@@ -120,32 +141,43 @@ def _check_bool(name: str, value) -> None:
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
-@BUILDERS.register("greedy", defaults={"niter": 20, "exact_repair": False, "workers": 1})
+def _check_refine_iters(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        from seater.errors import ConfigError
+
+        raise ConfigError(f"refine_iters must be an integer >= 0, got {value!r}")
+
+
+@BUILDERS.register("greedy", defaults={"niter": 20, "exact_repair": False, "refine_iters": 0, "workers": 1})
 def build_greedy(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Faiss k-means centroids + global-greedy capacity-limited assignment, recursively."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("greedy", params)
     _check_bool("exact_repair", p["exact_repair"])
+    _check_refine_iters(p["refine_iters"])
     return build_recursive(
-        x, k, greedy_split, seed=seed, params={"niter": p["niter"], "exact_repair": p["exact_repair"]},
+        x, k, greedy_split, seed=seed,
+        params={"niter": p["niter"], "exact_repair": p["exact_repair"], "refine_iters": int(p["refine_iters"])},
         workers=p["workers"], builder="greedy", build_params=p,
     )
 
 
 @BUILDERS.register(
     "hybrid",
-    defaults={"threshold": 2000, "niter": 20, "exact_repair": False, "n_init": 10, "max_iter": 300, "workers": 1, "time_limit": None},
+    defaults={"threshold": 2000, "niter": 20, "exact_repair": False, "refine_iters": 0, "n_init": 10, "max_iter": 300,
+              "workers": 1, "time_limit": None},
 )
 def build_hybrid(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Greedy while a node holds more than `threshold` items, constrained k-means below."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("hybrid", params)
     _check_bool("exact_repair", p["exact_repair"])
+    _check_refine_iters(p["refine_iters"])
     if isinstance(p["threshold"], bool) or not isinstance(p["threshold"], (int, np.integer)) or p["threshold"] < 0:
         from seater.errors import ConfigError
 
         raise ConfigError(f"hybrid threshold must be an integer >= 0, got {p['threshold']!r}")
-    split_params = {k_: p[k_] for k_ in ("threshold", "niter", "exact_repair", "n_init", "max_iter")}
+    split_params = {k_: p[k_] for k_ in ("threshold", "niter", "exact_repair", "refine_iters", "n_init", "max_iter")}
     return build_recursive(
         x, k, hybrid_split, seed=seed, params=split_params, workers=p["workers"],
         time_limit=p["time_limit"], builder="hybrid", build_params=p,

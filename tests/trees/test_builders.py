@@ -199,3 +199,19 @@ def test_greedy_assignment_sizes_with_ties():
 
 def test_errors_are_seater_errors():
     assert issubclass(DataError, SeaterError) and issubclass(TreeBuildError, SeaterError)
+
+
+def test_greedy_refine_iters_fixes_centroids_fitted_to_unequal_clusters():
+    from seater.errors import ConfigError
+    from seater.trees.quality import tree_quality
+
+    rng = np.random.default_rng(0)  # 55 Gaussian clusters of very unequal sizes
+    sizes = rng.multinomial(3000, rng.dirichlet(np.ones(55)))
+    x = (np.repeat(rng.normal(0, 1, size=(55, 16)), sizes, axis=0) + 0.3 * rng.normal(size=(3000, 16))).astype(np.float32)
+    build = BUILDERS.get("greedy").factory
+    plain = build(x, 8, seed=0).validate(balanced=True)
+    refined = build(x, 8, seed=0, refine_iters=10).validate(balanced=True)
+    assert tree_quality(refined, x)["total_cost"] < 0.95 * tree_quality(plain, x)["total_cost"]
+    BUILDERS.get("hybrid").factory(x, 8, seed=0, refine_iters=2, threshold=500).validate(balanced=True)
+    with pytest.raises(ConfigError, match="refine_iters"):
+        build(x, 8, refine_iters=-1)
