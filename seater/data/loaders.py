@@ -345,13 +345,9 @@ def load_yambda(path: str | Path) -> Interactions:
     extra = [c for c in ("played_ratio_pct", "event_type") if c in schema.names]
     table = pq.read_table(file, columns=["uid", "item_id", "timestamp", *extra])
     sequential = pa.types.is_list(schema.field("item_id").type) or pa.types.is_large_list(schema.field("item_id").type)
+    uid = _yambda_column(table, "uid", file, False)  # one per row, in both layouts
     if sequential:
-        if table.column("uid").null_count:
-            raise DataError(f"{file}: column 'uid' has {table.column('uid').null_count} missing values")
-        lengths = pc.list_value_length(table.column("item_id")).to_numpy(zero_copy_only=False)
-        uid = np.repeat(table.column("uid").to_numpy(zero_copy_only=False), lengths)
-    else:
-        uid = _yambda_column(table, "uid", file, False)
+        uid = np.repeat(uid, pc.list_value_length(table.column("item_id")).to_numpy(zero_copy_only=False))
     item = _yambda_column(table, "item_id", file, sequential)
     ts = _yambda_column(table, "timestamp", file, sequential)
     for name, values in (("uid", uid), ("item_id", item), ("timestamp", ts)):
