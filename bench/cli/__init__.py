@@ -14,6 +14,19 @@ from seater.errors import SeaterError
 app = typer.Typer(help="seater-bench: identifier trees and generative retrievers under one harness.", no_args_is_help=True)
 
 
+def int_list(text: str, name: str, minimum: int = 0) -> tuple[int, ...]:
+    """A comma-separated option such as ``--sizes 20000,361245`` as a tuple of ints >= minimum."""
+    from seater.errors import ConfigError
+
+    try:
+        vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
+    if not vals or min(vals) < minimum:
+        raise ConfigError(f"--{name} must list integers >= {minimum}, got {text!r}")
+    return vals
+
+
 def _register() -> None:
     # Each module adds its commands/groups to `app`; imports stay light (heavy ones inside commands).
     from bench.cli import data, experiments, speed, speed_retrieval, speed_trees, trees  # noqa: F401

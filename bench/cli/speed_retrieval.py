@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from bench.cli.speed import int_list, speed_app
+from bench.cli import int_list
+from bench.cli.speed import speed_app
 
 
 @speed_app.command("retrieval")

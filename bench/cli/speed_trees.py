@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from bench.cli.speed import int_list, log_line, speed_app
+from bench.cli import int_list
+from bench.cli.speed import log_line, speed_app
 
 
 @speed_app.command("trees")

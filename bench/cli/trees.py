@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import app
+from bench.cli import app, int_list
 from seater.errors import ConfigError
 
 trees_app = typer.Typer(help="Build and compare identifier trees.", no_args_is_help=True)
@@ -27,15 +27,6 @@ def parse_params(items: list[str] | None) -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = {"True": True, "False": False, "None": None}.get(value, value)
     return out
-
-
-def _int_list(text: str | None, flag: str) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag} expects comma-separated integers, got {text!r}") from None
 
 
 def _summary(q: dict, seconds: float) -> str:
@@ -111,8 +102,8 @@ def compare(
             raise ConfigError(f"--param {item!r}: expected builder:key=value")
         per_builder.setdefault(name, {}).update(parse_params([rest]))
     result = run_compare(
-        x, k, [b.strip() for b in builders.split(",") if b.strip()], seeds=_int_list(seeds, "--seeds") or [0],
-        threshold_sweep=_int_list(threshold_sweep, "--threshold-sweep"), max_constrained=max_constrained,
+        x, k, [b.strip() for b in builders.split(",") if b.strip()], seeds=list(int_list(seeds, "seeds")) if seeds else [0],
+        threshold_sweep=list(int_list(threshold_sweep, "threshold-sweep")) if threshold_sweep else None, max_constrained=max_constrained,
         params=per_builder, log=typer.echo,
     )
     typer.echo(table(result))

@@ -56,3 +56,10 @@ def test_compare_writes_json_and_markdown(emb, tmp_path):
     assert all(r["balanced"] and r["seconds"] > 0 and r["depth"] == 5 for r in rows.values())
     text = md.read_text()
     assert "- commit:" in text and "| greedy |" in text and "max-constrained" in text
+
+
+@pytest.mark.parametrize("flag,value", [("--seeds", "0,x"), ("--threshold-sweep", "100,,abc"), ("--seeds", ",")])
+def test_compare_rejects_a_bad_integer_list(emb, flag, value):
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "random", flag, value])
+    assert isinstance(res.exception, ConfigError)
+    assert flag in str(res.exception) and value in str(res.exception)
