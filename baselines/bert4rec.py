@@ -9,21 +9,17 @@ over all items (tied item table). At inference a mask token is appended to the l
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from baselines.dual_encoder import (
     DualEncoder,
     DualEncoderConfig,
-    Encoder,
-    TransformerBlock,
+    TransformerEncoder,
     fit_history,
     item_windows,
-    padding_attention_mask,
     registered_defaults,
 )
 from seater.data.types import Split
@@ -38,28 +34,10 @@ class BERT4RecConfig(DualEncoderConfig):
     mask_prob: float = 0.2  # Cloze masking rate (BERT4Rec paper: 0.2 on Beauty)
 
 
-class BERT4RecEncoder(Encoder):
+class BERT4RecEncoder(TransformerEncoder):
     def __init__(self, n_items: int, cfg: BERT4RecConfig):
-        super().__init__()
+        super().__init__(n_items + 2, cfg, causal=False)  # 0 pad, 1..N items, N+1 mask
         self.mask_token = n_items + 1
-        self.item_emb = nn.Embedding(n_items + 2, cfg.dim, padding_idx=0)  # 0 pad, 1..N items, N+1 mask
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_blocks))
-        self.ln = nn.LayerNorm(cfg.dim)
-        self.scale = math.sqrt(cfg.dim)
-        nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
-        with torch.no_grad():
-            self.item_emb.weight[0].zero_()
-
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(seq.shape[1], device=seq.device).flip(0)  # recency positions
-        x = self.item_emb(seq) * self.scale + self.pos_emb(pos)  # (B, L, d)
-        x = self.drop(x) * (seq > 0).unsqueeze(-1)
-        mask = padding_attention_mask(seq, causal=False)  # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.ln(x)  # (B, L, d)
 
 
 def cloze_mask(windows: torch.Tensor, mask_prob: float, mask_token: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ and says how histories become model inputs; everything else lives here:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -183,6 +184,37 @@ class Encoder(nn.Module):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:  # (B, L) -> (B, L, d)
         raise NotImplementedError
+
+
+class TransformerEncoder(Encoder):
+    """Token + recency-position embeddings, then `n_blocks` transformer blocks and a final LayerNorm.
+
+    SASRec runs it causally, BERT4Rec bidirectionally with one extra (mask) token; the rest is
+    the same model. Positions count back from the most recent item (left padding keeps the last
+    column = most recent), so a position embedding means "recency" whatever the history length.
+    """
+
+    def __init__(self, n_tokens: int, cfg: Any, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.item_emb = nn.Embedding(n_tokens, cfg.dim, padding_idx=0)  # row 0 = padding
+        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_blocks))
+        self.ln = nn.LayerNorm(cfg.dim)
+        self.scale = math.sqrt(cfg.dim)
+        nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(seq.shape[1], device=seq.device).flip(0)  # seq (B, L) left-padded ids
+        x = self.item_emb(seq) * self.scale + self.pos_emb(pos)  # (B, L, d)
+        x = self.drop(x) * (seq > 0).unsqueeze(-1)
+        mask = padding_attention_mask(seq, causal=self.causal)  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln(x)  # (B, L, d)
 
 
 class DualEncoder(EmbeddingModel):
