@@ -83,9 +83,10 @@ class DecoderLayer(nn.Module):
         self.ffn = FeedForward(c.d_model, c.d_ff, c.dropout)
         self.drop = nn.Dropout(c.dropout)
 
-    def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_mask: torch.Tensor, self_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """self_mask (T, T) True = attend; None = causal."""
         h = self.ln1(x)
-        x = x + self.drop(self.self_attn(h, h, causal=True))
+        x = x + self.drop(self.self_attn(h, h, self_mask, causal=self_mask is None))
         x = x + self.drop(self.cross_attn(self.ln2(x), mem, mem_mask))
         return x + self.drop(self.ffn(self.ln3(x)))
 
@@ -163,6 +164,24 @@ class SEATER(nn.Module):
             x = layer(x, mem, mask)
         return self.dec_ln(x)
 
+    def decode_many(self, mem: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing of C identifiers per user at once: tokens (B, C, T) -> states (B, C, T, d).
+
+        The C sequences are laid side by side as one row of C*T tokens whose self-attention mask
+        is block-diagonal and causal, so each attends only to its own earlier steps (the same
+        states as C separate `decode` calls) while the cross-attention keys and values of the
+        user's memory are computed once, not once per candidate.
+        """
+        B, C, T = tokens.shape
+        dev = tokens.device
+        block = torch.arange(C * T, device=dev) // T
+        step = torch.arange(C * T, device=dev) % T
+        self_mask = (block[:, None] == block[None, :]) & (step[:, None] >= step[None, :])  # (CT, CT)
+        x = self.drop(self.tok_emb(tokens.reshape(B, C * T)) + self.dec_pos(step))  # (B, CT, d)
+        for layer in self.decoder:
+            x = layer(x, mem, mask, self_mask)
+        return self.dec_ln(x).view(B, C, T, -1)
+
     # ------------------------------------------------------------------ training
     def loss(self, hist: torch.Tensor, targets: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """hist (B, L), targets (B,) item ids -> {"loss", "gen", "align", "rank"} (scalars)."""
@@ -170,7 +189,16 @@ class SEATER(nn.Module):
         seq = self.item_tokens[targets]  # (B, D+1) root .. item, 0-padded
         dec_in, dec_out = seq[:, :-1], seq[:, 1:]  # (B, D)
         mem, mask = self.encode(hist)
-        states = self.decode(mem, mask, dec_in)  # (B, D, d)
+        rank = c.use_rank and c.lambda_rank > 0
+        if rank:  # the target's and the negatives' identifiers in one decoder pass
+            neg, shared, valid = sample_rank_negatives(
+                targets, c.q, self.item_path, self.lengths, self.node_start, self.node_size, self.item_pos, self.sorted_items, generator
+            )  # (B, q') each
+            neg_in = self.item_tokens[neg][:, :, :-1]  # (B, q', D)
+            all_states = self.decode_many(mem, mask, torch.cat([dec_in.unsqueeze(1), neg_in], 1))  # (B, 1+q', D, d)
+            states = all_states[:, 0]
+        else:
+            states = self.decode(mem, mask, dec_in)  # (B, D, d)
         child = self.next_table[dec_in]  # (B, D, k)
         emb = self.tok_emb.weight
         gen = generation_loss(child_logits(states, child, emb), child, dec_out)
@@ -180,8 +208,8 @@ class SEATER(nn.Module):
             tokens = torch.unique(seq[seq > 0])  # sorted unique tree tokens of the batch
             out["align"] = alignment_loss(emb, tokens, self.parent_token, c.tau)
             total = total + c.lambda_align * out["align"]
-        if c.use_rank and c.lambda_rank > 0:
-            out["rank"] = self._rank_loss(hist, targets, mem, mask, states, generator)
+        if rank:
+            out["rank"] = self._rank_loss(hist, mem, dec_in, neg_in, all_states, targets, shared, valid)
             total = total + c.lambda_rank * out["rank"]
         out["loss"] = total
         return out
@@ -194,25 +222,15 @@ class SEATER(nn.Module):
         w = (dec_in > 0).float().unsqueeze(-1)  # (..., D, 1)
         return self.rank_y((states * w).sum(-2) / w.sum(-2).clamp(min=1.0))  # (..., d)
 
-    def _rank_loss(self, hist, targets, mem, mask, states, generator) -> torch.Tensor:
-        c = self.config
-        neg, shared, valid = sample_rank_negatives(
-            targets, c.q, self.item_path, self.lengths, self.node_start, self.node_size, self.item_pos, self.sorted_items, generator
-        )  # (B, q') each
-        B, q = neg.shape
-        neg_in = self.item_tokens[neg][:, :, :-1]  # (B, q, D)
-        neg_states = self.decode(
-            mem.repeat_interleave(q, 0), mask.repeat_interleave(q, 0), neg_in.reshape(B * q, -1)
-        ).view(B, q, *states.shape[1:])  # (B, q, D, d)
+    def _rank_loss(self, hist, mem, dec_in, neg_in, all_states, targets, shared, valid) -> torch.Tensor:
+        """Pairwise ranking of the target (column 0) and its negatives by shared-prefix length."""
         x = self._pooled_enc(hist, mem)  # (B, d)
-        y_pos = self._pooled_dec(states, self.item_tokens[targets][:, :-1]).unsqueeze(1)  # (B, 1, d)
-        y_neg = self._pooled_dec(neg_states, neg_in)  # (B, q, d)
-        y = torch.cat([y_pos, y_neg], 1)  # (B, 1+q, d)
+        y = self._pooled_dec(all_states, torch.cat([dec_in.unsqueeze(1), neg_in], 1))  # (B, 1+q, d)
         scores = torch.sigmoid(torch.einsum("bd,de,bce->bc", x, self.rank_w, y))  # (B, 1+q)
         full = self.lengths[targets - 1].unsqueeze(1)  # the target shares its whole identifier
         all_shared = torch.cat([full, shared], 1)
         all_valid = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)
-        return ranking_loss(scores, all_shared, all_valid, c.beta)
+        return ranking_loss(scores, all_shared, all_valid, self.config.beta)
 
     # ------------------------------------------------------------------ scoring and decoding
     @torch.no_grad()
