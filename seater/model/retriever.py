@@ -172,15 +172,13 @@ class SEATERRetriever(Retriever):
         return out
 
     @torch.no_grad()
-    def recommend_exact(self, histories: np.ndarray, k: int, users_per_call: int = 8) -> np.ndarray:
+    def recommend_exact(self, histories: np.ndarray, k: int, users_per_call: int = 32) -> np.ndarray:
         """Top-k by the exact log-probability of every item's identifier (no beam pruning)."""
         h = self._histories(histories)
         self.model_.eval()
         n = self.tree_.n_items
         out = np.zeros((len(h), k), dtype=np.int64)
         for s in range(0, len(h), users_per_call):
-            hb = h[s : s + users_per_call]
-            items = torch.arange(1, n + 1, device=h.device).expand(len(hb), n)
-            lp = self.model_.identifier_log_prob(hb, items)  # (b, n)
-            out[s : s + len(hb)] = (lp.topk(min(k, n), dim=1).indices + 1).cpu().numpy()
+            lp = self.model_.catalog_log_prob(h[s : s + users_per_call])  # (b, n)
+            out[s : s + len(lp)] = (lp.topk(min(k, n), dim=1).indices + 1).cpu().numpy()
         return out

@@ -104,7 +104,17 @@ def tree_tensors(tree: Tree) -> dict[str, torch.Tensor]:
     node_start = np.full(tree.n_nodes, n, dtype=np.int64)
     rows, levels = np.nonzero(tree.item_path >= 0)
     np.minimum.at(node_start, tree.item_path[rows, levels], item_pos[rows + 1])
+    # every node's token prefix root .. node, right-padded with 0: the decoder input whose last
+    # state scores the node's children (`catalog_log_prob`)
+    node_prefix = np.zeros((tree.n_nodes, D), dtype=np.int64)
+    anc, up = np.arange(tree.n_nodes), 0
+    while (live := tree.node_level - up >= 0).any():
+        rows = np.flatnonzero(live)
+        node_prefix[rows, tree.node_level[rows] - up] = n + 1 + anc[rows]
+        anc = np.where(live, tree.parent[np.maximum(anc, 0)], -1)
+        up += 1
     tables = {
+        "node_prefix": node_prefix,  # (n_nodes, D)
         "item_tokens": tree.item_tokens(),  # (N+1, D+1)
         "next_table": tree.next_token_table(),  # (n_tokens, k)
         "parent_token": parent_token,  # (n_tokens,)
@@ -249,6 +259,42 @@ class SEATER(nn.Module):
         slot = (child == dec_out.unsqueeze(-1)).float().argmax(-1)  # (BM, D)
         step = logp.gather(-1, slot.unsqueeze(-1)).squeeze(-1).masked_fill(dec_out == 0, 0.0)
         return step.sum(-1).view(B, M)
+
+    @torch.no_grad()
+    def catalog_log_prob(self, hist: torch.Tensor, max_rows: int = 1 << 15, side_by_side: int = 16) -> torch.Tensor:
+        """Exact log-probability of every item's identifier, hist (B, L) -> (B, N) (eval mode).
+
+        Equals `identifier_log_prob` over all items, at a fraction of the cost: the decoder state
+        that scores a node's children depends only on the node's prefix, so one teacher-forced
+        pass per tree node (about N / (k - 1) of them) gives every step of every identifier;
+        an item's log-probability is then the sum of its path's child log-probabilities.
+        `side_by_side` prefixes share one `decode_many` row, so the memory's cross-attention
+        keys/values are computed once per that many prefixes; `max_rows` bounds the
+        (user, prefix) rows decoded at once.
+        """
+        B = hist.shape[0]
+        P, D = self.node_prefix.shape
+        C = side_by_side
+        dev = hist.device
+        mem, mask = self.encode(hist)
+        pad = -P % C  # empty prefixes (no children) fill the last row
+        prefix = torch.cat([self.node_prefix, self.node_prefix.new_zeros(pad, D)])  # (P', D)
+        child = torch.cat([self.next_table[self.config.n_items + 1 :], self.next_table.new_full((pad, self.next_table.shape[1]), -1)])
+        last = ((prefix > 0).sum(1) - 1).clamp(min=0)  # (P',) position of the node in its prefix
+        edge = torch.zeros(B, self.config.n_tokens, device=dev)  # log p(token | its parent's prefix)
+        groups = max(1, max_rows // (B * C))  # rows of C prefixes per user per call
+        for a in range(0, prefix.shape[0], groups * C):
+            pre, c, pos = prefix[a : a + groups * C], child[a : a + groups * C], last[a : a + groups * C]
+            g = pre.shape[0] // C
+            tokens = pre.view(1, g, C, D).expand(B, -1, -1, -1).reshape(B * g, C, D)
+            states = self.decode_many(mem.repeat_interleave(g, 0), mask.repeat_interleave(g, 0), tokens)  # (Bg, C, D, d)
+            states = states.reshape(B, g * C, D, -1)
+            h = states.gather(2, pos.view(1, -1, 1, 1).expand(B, -1, 1, states.shape[-1])).squeeze(2)  # (B, gC, d)
+            logp = torch.log_softmax(child_logits(h, c.expand(B, -1, -1), self.tok_emb.weight), -1)  # (B, gC, k)
+            ok = c >= 0
+            edge[:, c[ok]] = logp[:, ok]
+        path = self.item_tokens[1:, 1:]  # (N, D): every token after the root, 0-padded
+        return (edge[:, path] * (path > 0)).sum(-1)  # (B, N)
 
     def step_fn(self, mem: torch.Tensor, mask: torch.Tensor):
         """The `beam_search` step for these users: incremental decoding with a key/value cache.

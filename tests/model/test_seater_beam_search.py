@@ -152,3 +152,18 @@ def test_seater_cached_decoding_matches_teacher_forcing(kind, k):
     torch.testing.assert_close(scores, ref.sort(1, descending=True).values, rtol=1e-4, atol=1e-4)
     # log-probabilities of all identifiers sum to one for every user
     torch.testing.assert_close(ref.exp().sum(1), torch.ones(3), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind,k", [("balanced", 2), ("balanced", 3), ("unbalanced", 8)])
+def test_catalog_log_prob_equals_scoring_every_identifier(kind, k):
+    """One decoder pass per tree node gives every item's exact identifier log-probability."""
+    torch.manual_seed(0)
+    tree = make_tree(kind, 40, k, seed=5)
+    model = SEATER(SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6), tree).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    hist = torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
+    ref = model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1))  # (3, N)
+    for max_rows, side in ((1 << 15, 16), (7, 2), (1, 1), (100, 5)):  # one call; many calls; one prefix per row
+        torch.testing.assert_close(model.catalog_log_prob(hist, max_rows, side), ref, rtol=1e-5, atol=1e-5)
