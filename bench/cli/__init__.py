@@ -9,15 +9,13 @@ import sys
 
 import typer
 
-from seater.errors import SeaterError
+from seater.errors import ConfigError, SeaterError
 
 app = typer.Typer(help="seater-bench: identifier trees and generative retrievers under one harness.", no_args_is_help=True)
 
 
 def int_list(text: str, name: str, minimum: int = 0) -> tuple[int, ...]:
     """A comma-separated option such as ``--sizes 20000,361245`` as a tuple of ints >= minimum."""
-    from seater.errors import ConfigError
-
     try:
         vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
     except ValueError:
