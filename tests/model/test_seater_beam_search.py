@@ -136,16 +136,21 @@ def test_sampling_is_seeded_valid_and_scored_exactly():
         beam_search(fake_step(U), table, tree.root_token, tree.n_items, 3, 6, 6, mode="nucleus")
 
 
-@pytest.mark.parametrize("kind,k", [("balanced", 3), ("unbalanced", 8)])
-def test_seater_cached_decoding_matches_teacher_forcing(kind, k):
-    """SEATER's incremental (cached) beam search == exact teacher-forced scoring of every item."""
+def random_seater(tree: Tree) -> tuple[SEATER, torch.Tensor]:
+    """An eval-mode SEATER over `tree` with large random weights (peaked, distinct scores) and 3 histories."""
     torch.manual_seed(0)
-    tree = make_tree(kind, 30, k, seed=4)
     model = SEATER(SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6), tree).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.3)
-    hist = torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
+    return model, torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
+
+
+@pytest.mark.parametrize("kind,k", [("balanced", 3), ("unbalanced", 8)])
+def test_seater_cached_decoding_matches_teacher_forcing(kind, k):
+    """SEATER's incremental (cached) beam search == exact teacher-forced scoring of every item."""
+    tree = make_tree(kind, 30, k, seed=4)
+    model, hist = random_seater(tree)
     items, scores = model.recommend(hist, beam_size=tree.n_items, topk=tree.n_items)
     ref = model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1))  # (3, N)
     assert torch.equal(items, ref.argsort(1, descending=True) + 1)
@@ -157,13 +162,8 @@ def test_seater_cached_decoding_matches_teacher_forcing(kind, k):
 @pytest.mark.parametrize("kind,k", [("balanced", 2), ("balanced", 3), ("unbalanced", 8)])
 def test_catalog_log_prob_equals_scoring_every_identifier(kind, k):
     """One decoder pass per tree node gives every item's exact identifier log-probability."""
-    torch.manual_seed(0)
     tree = make_tree(kind, 40, k, seed=5)
-    model = SEATER(SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6), tree).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    hist = torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
+    model, hist = random_seater(tree)
     ref = model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1))  # (3, N)
     for max_rows, side in ((1 << 15, 16), (7, 2), (1, 1), (100, 5)):  # one call; many calls; one prefix per row
         torch.testing.assert_close(model.catalog_log_prob(hist, max_rows, side), ref, rtol=1e-5, atol=1e-5)
