@@ -127,9 +127,9 @@ def test_ablation_switches_drop_the_loss_terms():
     assert set(only) == {"loss", "gen"} and torch.equal(only["loss"], only["gen"])
 
 
-@pytest.mark.parametrize("depth_items,k", [(64, 4), (50, 3)])  # 50 items, k = 3: identifiers of unequal length
-def test_decode_many_equals_one_decode_per_candidate(depth_items, k):
-    tree = balanced_random_tree(depth_items, k, seed=1)
+@pytest.mark.parametrize("n_items,k", [(64, 4), (50, 3)])  # 50 items, k = 3: identifiers of unequal length
+def test_decode_many_equals_one_decode_per_candidate(n_items, k):
+    tree = balanced_random_tree(n_items, k, seed=1)
     model = _model(tree).eval()
     hist = torch.tensor([[0, 0, 0, 1, 2], [0, 3, 4, 5, 6], [7, 8, 9, 10, 11]])
     cands = torch.tensor([[1, 5, 9, 20], [2, 2, 30, 49], [10, 11, 12, 13]])  # (B, C) items
