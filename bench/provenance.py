@@ -49,8 +49,11 @@ def hardware() -> str:
 
 
 def provenance(command: str | None = None) -> dict[str, Any]:
-    """Commit (with a `-dirty` mark when the tree has uncommitted changes), hardware and versions."""
-    commit = _git("rev-parse", "--short=10", "HEAD") or "unknown"
+    """Commit (with a `-dirty` mark when the tree has uncommitted changes), hardware and versions.
+
+    Without git (a copy of the tree on a lent GPU machine) the commit comes from $SEATER_BENCH_COMMIT.
+    """
+    commit = _git("rev-parse", "--short=10", "HEAD") or os.environ.get("SEATER_BENCH_COMMIT", "unknown")
     if _git("status", "--porcelain", "--untracked-files=no"):
         commit += "-dirty"
     info: dict[str, Any] = {

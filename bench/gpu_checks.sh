@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The GPU checks, as one prepared command for a session that the `device` tool lends a GPU
+# (15 minutes of device time, 10 per command; its image has torch, numpy, typer, pytest but no
+# faiss, mlflow or k-means-constrained, and nothing below needs them):
+#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=580)
+# (the copy on that machine has no .git, so the result headers take the commit from that variable)
+# 1. tests/test_cuda.py: the CUDA paths give the CPU paths' answers (builder, exact assignment,
+#    beam search, mixed-precision training, top-K);
+# 2. `seater-bench speed trees --device cuda` at 361,245 and 1M items (issue 5: <= 1 s and <= 2 s
+#    end to end), then 10M items (must not run out of memory);
+# 3. `seater-bench speed retrieval --device cuda` at the issue-7 settings (beam 50, top-50,
+#    batch 1024; training batch 2048) beside exact inner-product top-50.
+# Everything lands in $OUT (or results/gpu when run by hand); each step has its own time limit so
+# one slow step cannot eat the others' time. Copy the files into results/trees and results/seater.
+set -uo pipefail
+out=${OUT:-results/gpu}
+device=${DEVICE:-cuda}
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# seater-bench without installing the package (named so in the result headers)
+sb=(python3 -c 'import sys; sys.argv[0] = "seater-bench"; from bench.cli import main; main()')
+step() {  # step SECONDS NAME COMMAND...: run with a time limit, log to $out/checks.log
+    local limit=$1 name=$2
+    shift 2
+    echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$out/checks.log"
+    timeout "$limit" "$@" 2>&1 | tee -a "$out/checks.log"
+    echo "=== $name: exit ${PIPESTATUS[0]}" | tee -a "$out/checks.log"
+}
+
+step 10 gpu bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; echo commit ${SEATER_BENCH_COMMIT:-unknown}'
+step 120 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 150 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
+    --compare-constrained-at 0 --out "$out/balanced_speed_gpu.md" --note "bench/gpu_checks.sh"
+step 120 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
+    --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
+step 150 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
+    --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
+    --out "$out" --note "bench/gpu_checks.sh"

@@ -1,0 +1,103 @@
+"""The CUDA paths give the CPU paths' answers (skipped without a GPU; `bench/gpu_checks.sh` runs them on one).
+
+CI has no GPU, so these are the only checks of the device code: the balanced builder and the exact
+assignment (certificate), SEATER's beam search and exact scoring, mixed-precision training of
+SEATER and the dual encoders, exact top-K. Each compares against the CPU result or an independent
+reference, never against a recorded number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.popular import MostPopular
+from baselines.sasrec import SASRec
+from bench.speed.retrieval import balanced_random_tree
+from seater.data.splits import leave_one_out
+from seater.data.synthetic import make_synthetic, synthetic_embeddings
+from seater.evaluation import evaluate_retriever
+from seater.model import SEATER, SEATERConfig
+from seater.model.retriever import SEATERRetriever
+from seater.topk import topk_inner_product
+from seater.trees.assignment import balanced_assignment, is_optimal
+from seater.trees.balanced import build as build_balanced
+from seater.trees.quality import tree_quality
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_exact_assignment_on_cuda_is_certified_and_equals_cpu():
+    rng = np.random.default_rng(0)
+    for n, k in ((1000, 16), (997, 7), (5000, 2)):
+        cost = rng.normal(size=(n, k)) ** 2
+        gpu = balanced_assignment(torch.as_tensor(cost, device="cuda"))
+        cpu = balanced_assignment(cost)
+        assert is_optimal(cost, gpu)
+        total = lambda lab: cost[np.arange(n), lab].sum()
+        assert abs(total(gpu) - total(cpu)) <= 1e-9 * abs(total(cpu))
+
+
+@pytest.mark.parametrize("n", [1, 15, 17, 5000])
+def test_balanced_tree_on_cuda_is_balanced_and_costs_what_the_cpu_tree_costs(n):
+    x = synthetic_embeddings(n, 32, seed=1) if n > 1 else np.zeros((1, 32), np.float32)
+    gpu = build_balanced(x, 16, seed=0, device="cuda")
+    gpu.validate()
+    if n >= 1000:
+        cpu = build_balanced(x, 16, seed=0, device="cpu")
+        ratio = tree_quality(gpu, x)["total_cost"] / tree_quality(cpu, x)["total_cost"]
+        assert 0.99 <= ratio <= 1.01, ratio  # different random streams, same method
+
+
+def test_balanced_tree_on_cuda_with_identical_points():
+    build_balanced(np.ones((3000, 8), np.float32), 16, seed=0, device="cuda").validate()
+
+
+def _random_seater(tree, device):
+    torch.manual_seed(0)
+    cfg = SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6)
+    model = SEATER(cfg, tree).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    hist = torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
+    return model.to(device), hist.to(device)
+
+
+def test_seater_beam_search_on_cuda_is_exact_and_matches_cpu():
+    tree = balanced_random_tree(40, 3, seed=2)
+    model, hist = _random_seater(tree, "cuda")
+    items, scores = model.recommend(hist, beam_size=tree.n_items, topk=tree.n_items)
+    exact = model.catalog_log_prob(hist)  # (3, N) on the GPU
+    assert torch.equal(items, exact.argsort(1, descending=True) + 1)
+    cpu_model, cpu_hist = _random_seater(tree, "cpu")
+    torch.testing.assert_close(exact.cpu(), cpu_model.catalog_log_prob(cpu_hist), rtol=1e-4, atol=1e-4)
+    items10, _ = model.recommend(hist, beam_size=10, topk=10)
+    assert all(len(set(row)) == 10 and min(row) >= 1 for row in items10.tolist())
+
+
+@pytest.fixture(scope="module")
+def split():
+    return leave_one_out(make_synthetic(n_users=400, n_items=200, seed=0))
+
+
+def test_seater_trains_with_mixed_precision_on_cuda(split):
+    tree = balanced_random_tree(split.n_items, 4, seed=0)
+    r = SEATERRetriever(device="cuda", seed=0, epochs=2, batch_size=128, lr=3e-3, beam_size=20, val_users=50)
+    r.fit(split, tree)
+    assert r.fit_info_["epochs"] == 2 and all(np.isfinite(h["train/loss"]) for h in r.train_result_.history)
+    pred = r.recommend(split.test.histories[:50], 10)
+    assert ((pred >= 1) & (pred <= split.n_items)).all()
+
+
+def test_sasrec_learns_on_cuda_and_its_top_k_is_exact(split):
+    model = SASRec(dim=32, epochs=8, patience=8, lr=5e-3, batch_size=64, device="cuda", seed=0).fit(split)
+    recall = evaluate_retriever(model, split.test, ks=(10,)).metrics["recall@10"]
+    pop = evaluate_retriever(MostPopular().fit(split), split.test, ks=(10,)).metrics["recall@10"]
+    assert recall > 2 * pop, (recall, pop)
+    q = torch.randn(64, 32, device="cuda")
+    items = torch.randn(1000, 32, device="cuda")
+    _, got = topk_inner_product(q, items, 10, chunk=300)
+    ref = (q.cpu() @ items.cpu().T).topk(10).indices + 1
+    assert torch.equal(got.cpu().sort(1).values, ref.sort(1).values)
