@@ -253,8 +253,12 @@ def protocol_card(rows: list[dict[str, Any]]) -> str:
 
 
 def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", metric: str | None = None,
-                      command: str | None = None) -> LeaderboardFiles:
-    """Aggregate `runfile` and write the markdown, CSV and plots; return their paths."""
+                      command: str | None = None, suite: str | None = None) -> LeaderboardFiles:
+    """Aggregate `runfile` and write the markdown, CSV and plots to `<results_dir>/<suite>/`; return their paths.
+
+    `suite` defaults to the suite of the last row, which is not the run's own when the run file also
+    holds finished rows copied in from other suites' runs (reused cells).
+    """
     from bench.provenance import markdown_header, provenance
     from bench.tracking import read_rows
 
@@ -262,7 +266,7 @@ def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", 
     rows = read_rows(runfile)
     if not rows:
         raise DataError(f"{runfile}: no results rows yet")
-    suite = rows[-1].get("suite") or runfile.parent.name
+    suite = suite or rows[-1].get("suite") or runfile.parent.name
     metric = metric or _suite_metric(runfile, rows)
     ks = sorted({int(k) for r in rows for k in r["cell"]["ks"]})
     groups = group_rows(rows)

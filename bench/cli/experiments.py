@@ -79,7 +79,7 @@ def run(
     if leaderboard:
         from bench.leaderboard import write_leaderboard
 
-        out = write_leaderboard(summary.runfile, results_dir=results_dir)
+        out = write_leaderboard(summary.runfile, results_dir=results_dir, suite=summary.suite)
         typer.echo(out.markdown_path.read_text())
         typer.echo(f"leaderboard: {out.markdown_path}", err=True)
     if summary.failed:

@@ -108,3 +108,13 @@ def test_same_name_different_params_get_distinct_labels(tmp_path):
         rows.append(r)
     labels = sorted(g.label for g in group_rows(rows))
     assert labels == ["seater + balanced:k=16 [tree.n_init=1]", "seater + balanced:k=16 [tree.n_init=3]"]
+
+
+def test_leaderboard_goes_to_the_named_suite_when_rows_come_from_several(tmp_path):
+    rows = [_row(tmp_path, "a", 0, np.full(20, 0.5)), {**_row(tmp_path, "b", 0, np.full(20, 0.4)), "suite": "other"}]
+    runfile = tmp_path / "results.jsonl"
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert write_leaderboard(runfile, results_dir=tmp_path / "res").markdown_path.parent.name == "other"  # last row's
+    out = write_leaderboard(runfile, results_dir=tmp_path / "res", suite="lb")
+    assert out.markdown_path == tmp_path / "res" / "lb" / "leaderboard.md"
+    assert "| a |" in out.markdown_path.read_text() and "| b |" in out.markdown_path.read_text()
