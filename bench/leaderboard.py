@@ -266,6 +266,11 @@ def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", 
     rows = read_rows(runfile)
     if not rows:
         raise DataError(f"{runfile}: no results rows yet")
+    for r in rows:  # a run folder that was moved or copied: its per-user files lie beside the run file
+        local = runfile.parent / "per_user" / str(r.get("cell_id"))
+        recorded = r.get("artifacts", {}).get("per_user")
+        if (not recorded or not Path(recorded).is_dir()) and local.is_dir():
+            r.setdefault("artifacts", {})["per_user"] = str(local)
     suite = suite or rows[-1].get("suite") or runfile.parent.name
     metric = metric or _suite_metric(runfile, rows)
     ks = sorted({int(k) for r in rows for k in r["cell"]["ks"]})

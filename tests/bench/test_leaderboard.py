@@ -118,3 +118,17 @@ def test_leaderboard_goes_to_the_named_suite_when_rows_come_from_several(tmp_pat
     out = write_leaderboard(runfile, results_dir=tmp_path / "res", suite="lb")
     assert out.markdown_path == tmp_path / "res" / "lb" / "leaderboard.md"
     assert "| a |" in out.markdown_path.read_text() and "| b |" in out.markdown_path.read_text()
+
+
+def test_paired_test_finds_per_user_files_of_a_moved_run_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.random(100)
+    rows = [_row(tmp_path / "old", "good", 0, base + 0.1), _row(tmp_path / "old", "bad", 0, base)]
+    moved = tmp_path / "moved"
+    (tmp_path / "old").rename(moved)  # the recorded per_user paths no longer exist
+    for r in rows:
+        (moved / "per_user" / r["artifacts"]["per_user"].split("/")[-1]).rename(moved / "per_user" / r["cell_id"])
+    (moved / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    md = write_leaderboard(moved / "results.jsonl", results_dir=tmp_path / "res").markdown_path.read_text()
+    bad = [ln for ln in md.splitlines() if ln.startswith("| bad")][0]
+    assert bad.rstrip(" |").endswith("*")  # p-value computed (and significant), not "–"
