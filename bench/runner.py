@@ -40,7 +40,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -492,12 +492,48 @@ class RunSummary:
     runfile: Path
     ran: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)  # cell ids whose rows were copied from other runs
     tracking_uri: str | None = None
     tracking_errors: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
         return [r for r in self.ran if r["status"] != "FINISHED"]
+
+
+def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) -> list[str]:
+    """Append to ``run_dir/results.jsonl`` the FINISHED rows of `cells` found in other runs.
+
+    A cell id is a hash of everything that defines the cell (data, embeddings, tree, retriever,
+    seed), so equal ids are the same experiment. The per-user metric files travel too (the paired
+    tests need them). Cells already finished here are left alone. Returns the reused cell ids.
+    """
+    from bench.tracking import JsonlTracker, iter_cells_done, latest_rows, read_rows
+
+    runfile = run_dir / "results.jsonl"
+    have = set(iter_cells_done(read_rows(runfile))) if runfile.is_file() else set()
+    wanted = {c.id for c in cells} - have
+    jsonl = JsonlTracker(runfile)
+    reused: list[str] = []
+    for src in sources:
+        srcfile = Path(src) / "results.jsonl" if Path(src).is_dir() else Path(src)
+        if not srcfile.is_file():
+            raise ConfigError(f"--reuse {src}: no results.jsonl there")
+        if srcfile.resolve() == runfile.resolve():
+            continue
+        for cid, row in latest_rows(read_rows(srcfile)).items():
+            if cid not in wanted or row["status"] != "FINISHED":
+                continue
+            per_user = Path(row.get("artifacts", {}).get("per_user") or srcfile.parent / "per_user" / cid)
+            if not per_user.is_dir():
+                per_user = srcfile.parent / "per_user" / cid
+            if per_user.is_dir():
+                shutil.copytree(per_user, run_dir / "per_user" / cid, dirs_exist_ok=True)
+                row.setdefault("artifacts", {})["per_user"] = str(run_dir / "per_user" / cid)
+            jsonl.append(row)
+            wanted.discard(cid)
+            reused.append(cid)
+    return reused
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -514,11 +550,15 @@ def run_suite(
     show_output: bool = True,
     command: str | None = None,
     retry_failed: bool = True,
+    reuse: Iterable[str | Path] = (),
 ) -> RunSummary:
     """Run every cell of `suite` not yet FINISHED in ``run_dir/results.jsonl``.
 
     tracking_uri: an MLflow URI; None = sqlite under the run folder; "none" = JSON lines only.
     retry_failed: rerun cells whose latest row is FAILED (off: only cells never recorded run).
+    reuse: other run folders (or their results.jsonl): their FINISHED rows of this suite's cells
+        are copied in first (`reuse_rows`), so a grid that shares cells with an earlier one only
+        runs the new ones.
     """
     from bench.executor import CellContext, LocalExecutor
     from bench.provenance import provenance
@@ -535,6 +575,7 @@ def run_suite(
     summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
 
     cells = suite.cells()
+    summary.reused = reuse_rows(cells, run_dir, reuse)
     done = set(iter_cells_done(read_rows(runfile), include_failed=not retry_failed)) if runfile.is_file() else set()
     todo = [c for c in cells if c.id not in done]
     summary.skipped = [c.id for c in cells if c.id in done]

@@ -48,6 +48,7 @@ def run(
     workers: int = typer.Option(1, help="Cells run at once, each on cpu_count // workers threads (output then only in the cells' logs)."),
     retry_failed: bool = typer.Option(True, help="Rerun cells recorded as FAILED (finished cells are always skipped)."),
     leaderboard: bool = typer.Option(True, help="Write and print the leaderboard at the end."),
+    reuse: list[Path] = typer.Option([], help="Another run folder whose finished cells of this suite are copied in, not rerun (repeatable)."),
 ) -> None:
     """Run every cell of a suite that has not finished yet, then print its leaderboard."""
     import dataclasses
@@ -66,8 +67,10 @@ def run(
     cells = s.cells()
     typer.echo(f"suite {s.name}: {len(cells)} cells ({s.path})", err=True)
     summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri,
-                        executor=LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers), retry_failed=retry_failed)
-    typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished; "
+                        executor=LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers),
+                        retry_failed=retry_failed, reuse=reuse)
+    reused = f" ({len(summary.reused)} copied from --reuse)" if summary.reused else ""
+    typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished{reused}; "
                f"results: {summary.runfile}", err=True)
     for r in summary.failed:
         typer.echo(f"  FAILED {r['name']}: {r['error']}", err=True)

@@ -189,3 +189,24 @@ def test_killed_cell_resumes_from_its_checkpoint(tmp_path):
     second = run_suite(suite, **kw)
     assert [r["status"] for r in second.ran] == ["FINISHED"] and second.ran[0]["metrics"]["fit/resumed"] == 1.0
     assert not ckpt.exists()  # removed once the cell finished
+
+
+def test_reuse_copies_finished_cells_of_another_run_instead_of_rerunning_them(tmp_path):
+    from seater.errors import ConfigError
+
+    first_suite = SUITE.split('[[retrievers]]\nname = "crash"')[0]
+    (tmp_path / "a.toml").write_text(first_suite)
+    (tmp_path / "b.toml").write_text(first_suite.replace('"tiny"', '"bigger"') + '[[retrievers]]\nname = "popular"\n')
+    kw = dict(cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
+    a = run_suite(load_suite(tmp_path / "a.toml"), run_dir=tmp_path / "a", **kw)
+    (shared,) = [r["cell_id"] for r in a.ran]
+    b = run_suite(load_suite(tmp_path / "b.toml"), run_dir=tmp_path / "b", reuse=[tmp_path / "a"], **kw)
+    assert b.reused == [shared] and [r["name"].split("/")[1] for r in b.ran] == ["popular"]
+    rows = {r["cell_id"]: r for r in read_rows(tmp_path / "b" / "results.jsonl")}
+    assert rows[shared]["metrics"] == a.ran[0]["metrics"] and len(rows) == 2
+    assert rows[shared]["artifacts"]["per_user"] == str(tmp_path / "b" / "per_user" / shared)
+    assert any((tmp_path / "b" / "per_user" / shared).iterdir())
+    again = run_suite(load_suite(tmp_path / "b.toml"), run_dir=tmp_path / "b", reuse=[tmp_path / "a"], **kw)
+    assert again.reused == [] and again.ran == []  # nothing copied twice, nothing rerun
+    with pytest.raises(ConfigError, match="no results.jsonl"):
+        run_suite(load_suite(tmp_path / "b.toml"), run_dir=tmp_path / "c", reuse=[tmp_path / "nowhere"], **kw)
