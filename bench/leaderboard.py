@@ -260,17 +260,16 @@ def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", 
     holds finished rows copied in from other suites' runs (reused cells).
     """
     from bench.provenance import markdown_header, provenance
-    from bench.tracking import read_rows
+    from bench.tracking import per_user_dir, read_rows
 
     runfile = Path(runfile)
     rows = read_rows(runfile)
     if not rows:
         raise DataError(f"{runfile}: no results rows yet")
-    for r in rows:  # a run folder that was moved or copied: its per-user files lie beside the run file
-        local = runfile.parent / "per_user" / str(r.get("cell_id"))
-        recorded = r.get("artifacts", {}).get("per_user")
-        if (not recorded or not Path(recorded).is_dir()) and local.is_dir():
-            r.setdefault("artifacts", {})["per_user"] = str(local)
+    for r in rows:  # a run folder that was moved: its per-user files lie beside the run file
+        found = per_user_dir(r, runfile)
+        if found is not None:
+            r.setdefault("artifacts", {})["per_user"] = str(found)
     suite = suite or rows[-1].get("suite") or runfile.parent.name
     metric = metric or _suite_metric(runfile, rows)
     ks = sorted({int(k) for r in rows for k in r["cell"]["ks"]})

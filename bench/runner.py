@@ -508,7 +508,7 @@ def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) 
     seed), so equal ids are the same experiment. The per-user metric files travel too (the paired
     tests need them). Cells already finished here are left alone. Returns the reused cell ids.
     """
-    from bench.tracking import JsonlTracker, iter_cells_done, latest_rows, read_rows
+    from bench.tracking import JsonlTracker, iter_cells_done, latest_rows, per_user_dir, read_rows
 
     runfile = run_dir / "results.jsonl"
     have = set(iter_cells_done(read_rows(runfile))) if runfile.is_file() else set()
@@ -524,10 +524,8 @@ def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) 
         for cid, row in latest_rows(read_rows(srcfile)).items():
             if cid not in wanted or row["status"] != "FINISHED":
                 continue
-            per_user = Path(row.get("artifacts", {}).get("per_user") or srcfile.parent / "per_user" / cid)
-            if not per_user.is_dir():
-                per_user = srcfile.parent / "per_user" / cid
-            if per_user.is_dir():
+            per_user = per_user_dir(row, srcfile)
+            if per_user is not None:
                 shutil.copytree(per_user, run_dir / "per_user" / cid, dirs_exist_ok=True)
                 row.setdefault("artifacts", {})["per_user"] = str(run_dir / "per_user" / cid)
             jsonl.append(row)

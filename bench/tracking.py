@@ -130,6 +130,16 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def per_user_dir(row: dict[str, Any], runfile: str | Path) -> Path | None:
+    """A row's per-user metric folder: the recorded path, else ``<run folder>/per_user/<cell id>``
+    (a run folder that was moved, or a row copied in from another run); None if neither exists."""
+    recorded = row.get("artifacts", {}).get("per_user")
+    for path in (Path(recorded) if recorded else None, Path(runfile).parent / "per_user" / str(row.get("cell_id"))):
+        if path is not None and path.is_dir():
+            return path
+    return None
+
+
 def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last row of every cell id (a rerun supersedes an earlier failure)."""
     out: dict[str, dict[str, Any]] = {}
