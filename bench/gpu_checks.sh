@@ -2,7 +2,7 @@
 # The GPU checks, as one prepared command for a session that the `device` tool lends a GPU
 # (15 minutes of device time, 10 per command; its image has torch, numpy, typer, pytest but no
 # faiss, mlflow or k-means-constrained, and nothing below needs them):
-#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=580)
+#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=590; the steps below are limited to 560 s in all)
 # (the copy on that machine has no .git, so the result headers take the commit from that variable)
 # 1. tests/test_cuda.py: the CUDA paths give the CPU paths' answers (builder, exact assignment,
 #    beam search, mixed-precision training, top-K);
@@ -28,10 +28,10 @@ step() {  # step SECONDS NAME COMMAND...: run with a time limit, log to $out/che
 }
 
 step 10 gpu bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; echo commit ${SEATER_BENCH_COMMIT:-unknown}'
-step 120 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
-step 150 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
+step 100 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 130 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu.md" --note "bench/gpu_checks.sh"
-step 120 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
+step 170 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
 step 150 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
     --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
