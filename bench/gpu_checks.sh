@@ -2,7 +2,8 @@
 # The GPU checks, as one prepared command for a session that the `device` tool lends a GPU
 # (15 minutes of device time, 10 per command; its image has torch, numpy, typer, pytest but no
 # faiss, mlflow or k-means-constrained, and nothing below needs them):
-#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=590; the steps below are limited to 560 s in all)
+#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=590)
+# (the steps below are limited to 560 s in all)
 # (the copy on that machine has no .git, so the result headers take the commit from that variable)
 # 1. tests/test_cuda.py: the CUDA paths give the CPU paths' answers (builder, exact assignment,
 #    beam search, mixed-precision training, top-K);
