@@ -38,3 +38,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def random_seater():
+    """Factory: an eval-mode SEATER over a tree with large random weights (peaked, distinct scores) and 3 histories.
+
+    Seeded, so two calls on the same tree give the same model (the CUDA tests compare devices with it).
+    """
+    from seater.model import SEATER, SEATERConfig
+
+    def make(tree):
+        torch.manual_seed(0)
+        cfg = SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6)
+        model = SEATER(cfg, tree).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, 0.3)
+        return model, torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
+
+    return make

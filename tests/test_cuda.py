@@ -18,7 +18,6 @@ from bench.speed.retrieval import balanced_random_tree
 from seater.data.splits import leave_one_out
 from seater.data.synthetic import make_synthetic, synthetic_embeddings
 from seater.evaluation import evaluate_retriever
-from seater.model import SEATER, SEATERConfig
 from seater.model.retriever import SEATERRetriever
 from seater.topk import topk_inner_product
 from seater.trees.assignment import balanced_assignment, is_optimal
@@ -54,24 +53,14 @@ def test_balanced_tree_on_cuda_with_identical_points():
     build_balanced(np.ones((3000, 8), np.float32), 16, seed=0, device="cuda").validate()
 
 
-def _random_seater(tree, device):
-    torch.manual_seed(0)
-    cfg = SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6)
-    model = SEATER(cfg, tree).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    hist = torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
-    return model.to(device), hist.to(device)
-
-
-def test_seater_beam_search_on_cuda_is_exact_and_matches_cpu():
+def test_seater_beam_search_on_cuda_is_exact_and_matches_cpu(random_seater):
     tree = balanced_random_tree(40, 3, seed=2)
-    model, hist = _random_seater(tree, "cuda")
+    cpu_model, cpu_hist = random_seater(tree)
+    model, hist = random_seater(tree)
+    model, hist = model.to("cuda"), hist.to("cuda")
     items, scores = model.recommend(hist, beam_size=tree.n_items, topk=tree.n_items)
     exact = model.catalog_log_prob(hist)  # (3, N) on the GPU
     assert torch.equal(items, exact.argsort(1, descending=True) + 1)
-    cpu_model, cpu_hist = _random_seater(tree, "cpu")
     torch.testing.assert_close(exact.cpu(), cpu_model.catalog_log_prob(cpu_hist), rtol=1e-4, atol=1e-4)
     items10, _ = model.recommend(hist, beam_size=10, topk=10)
     assert all(len(set(row)) == 10 and min(row) >= 1 for row in items10.tolist())

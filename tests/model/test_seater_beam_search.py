@@ -8,7 +8,7 @@ import torch
 
 from bench.speed.retrieval import balanced_random_tree
 from seater.errors import ConfigError
-from seater.model import SEATER, SEATERConfig, beam_search
+from seater.model import beam_search
 from seater.trees.tree import Tree
 
 
@@ -136,18 +136,8 @@ def test_sampling_is_seeded_valid_and_scored_exactly():
         beam_search(fake_step(U), table, tree.root_token, tree.n_items, 3, 6, 6, mode="nucleus")
 
 
-def random_seater(tree: Tree) -> tuple[SEATER, torch.Tensor]:
-    """An eval-mode SEATER over `tree` with large random weights (peaked, distinct scores) and 3 histories."""
-    torch.manual_seed(0)
-    model = SEATER(SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=6), tree).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    return model, torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
-
-
 @pytest.mark.parametrize("kind,k", [("balanced", 3), ("unbalanced", 8)])
-def test_seater_cached_decoding_matches_teacher_forcing(kind, k):
+def test_seater_cached_decoding_matches_teacher_forcing(kind, k, random_seater):
     """SEATER's incremental (cached) beam search == exact teacher-forced scoring of every item."""
     tree = make_tree(kind, 30, k, seed=4)
     model, hist = random_seater(tree)
@@ -160,7 +150,7 @@ def test_seater_cached_decoding_matches_teacher_forcing(kind, k):
 
 
 @pytest.mark.parametrize("kind,k", [("balanced", 2), ("balanced", 3), ("unbalanced", 8)])
-def test_catalog_log_prob_equals_scoring_every_identifier(kind, k):
+def test_catalog_log_prob_equals_scoring_every_identifier(kind, k, random_seater):
     """One decoder pass per tree node gives every item's exact identifier log-probability."""
     tree = make_tree(kind, 40, k, seed=5)
     model, hist = random_seater(tree)
