@@ -252,26 +252,44 @@ def protocol_card(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", metric: str | None = None,
-                      command: str | None = None, suite: str | None = None) -> LeaderboardFiles:
-    """Aggregate `runfile` and write the markdown, CSV and plots to `<results_dir>/<suite>/`; return their paths.
-
-    `suite` defaults to the suite of the last row, which is not the run's own when the run file also
-    holds finished rows copied in from other suites' runs (reused cells).
-    """
-    from bench.provenance import markdown_header, provenance
+def merged_rows(runfiles: list[Path]) -> list[dict[str, Any]]:
+    """The rows of several run files as one run: per-user paths resolved against each row's own
+    file, and a cell finished in any file kept finished (another run's failure of the same cell
+    id, e.g. a killed rerun, does not hide it)."""
     from bench.tracking import per_user_dir, read_rows
 
-    runfile = Path(runfile)
-    rows = read_rows(runfile)
+    rows: list[dict[str, Any]] = []
+    for f in runfiles:
+        if not f.is_file():
+            raise DataError(f"no results file {f}")
+        for r in read_rows(f):
+            found = per_user_dir(r, f)  # a moved run folder: its per-user files lie beside the run file
+            if found is not None:
+                r.setdefault("artifacts", {})["per_user"] = str(found)
+            rows.append(r)
+    finished = {r["cell_id"] for r in rows if r.get("status") == "FINISHED"}
+    return [r for r in rows if r.get("status") == "FINISHED" or r["cell_id"] not in finished]
+
+
+def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str | Path = "results", metric: str | None = None,
+                      command: str | None = None, suite: str | None = None) -> LeaderboardFiles:
+    """Aggregate `runfile` (or several run files as one table) and write the markdown, CSV and plots
+    to `<results_dir>/<suite>/`; return their paths.
+
+    `suite` defaults to the suite of the last row, which is not the run's own when the run file also
+    holds finished rows copied in from other suites' runs (reused cells). Several run files: rows
+    of the same cell id count once, so runs that share cells (``run --reuse``) merge cleanly.
+    """
+    from bench.provenance import markdown_header, provenance
+
+    runfiles = [Path(f) for f in (runfile if isinstance(runfile, (list, tuple)) else [runfile])]
+    if not runfiles:
+        raise DataError("no results files given")
+    rows = merged_rows(runfiles)
     if not rows:
-        raise DataError(f"{runfile}: no results rows yet")
-    for r in rows:  # a run folder that was moved: its per-user files lie beside the run file
-        found = per_user_dir(r, runfile)
-        if found is not None:
-            r.setdefault("artifacts", {})["per_user"] = str(found)
-    suite = suite or rows[-1].get("suite") or runfile.parent.name
-    metric = metric or _suite_metric(runfile, rows)
+        raise DataError(f"{', '.join(map(str, runfiles))}: no results rows yet")
+    suite = suite or rows[-1].get("suite") or runfiles[0].parent.name
+    metric = metric or _suite_metric(runfiles[0], rows)
     ks = sorted({int(k) for r in rows for k in r["cell"]["ks"]})
     groups = group_rows(rows)
     out_dir = Path(results_dir) / suite
@@ -286,7 +304,8 @@ def write_leaderboard(runfile: str | Path, results_dir: str | Path = "results", 
     n_failed = sum(r["status"] != "FINISHED" for r in latest)
 
     md = [f"# Leaderboard: {suite}", "", markdown_header(info, data=data_desc),
-          f"- results file: `{runfile}` ({len(latest)} cells, {n_failed} failed)", "", protocol_card(latest)]
+          f"- results file{'s' if len(runfiles) > 1 else ''}: {', '.join(f'`{f}`' for f in runfiles)} "
+          f"({len(latest)} cells, {n_failed} failed)", "", protocol_card(latest)]
     csv_rows: list[dict[str, Any]] = []
     for ds in sorted({g.dataset for g in groups}):
         gs = [g for g in groups if g.dataset == ds]

@@ -104,14 +104,24 @@ def import_cmd(
 
 @app.command("leaderboard")
 def leaderboard_cmd(
-    suite_or_runfile: str = typer.Argument(..., help="A results.jsonl, a run folder, a suite TOML or a suite name."),
+    suite_or_runfile: list[str] = typer.Argument(
+        ..., help="A results.jsonl, a run folder, a suite TOML or a suite name; several = one merged table (needs --name)."),
     results_dir: Path = typer.Option(Path("results"), help="Write to <results-dir>/<suite>/."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
+    name: Optional[str] = typer.Option(None, help="Folder name under --results-dir [default: the rows' suite]."),
 ) -> None:
-    """Aggregate a run over seeds into results/<suite>/leaderboard.md, .csv and plots."""
-    from bench.leaderboard import find_runfile, write_leaderboard
+    """Aggregate a run over seeds into results/<suite>/leaderboard.md, .csv and plots.
 
-    out = write_leaderboard(find_runfile(suite_or_runfile, runs_dir), results_dir=results_dir)
+    Several runs give one table (cells they share count once): e.g. a loss ablation and a k sweep
+    run as separate suites, compared in one table with p-values against one best row.
+    """
+    from bench.leaderboard import find_runfile, write_leaderboard
+    from seater.errors import ConfigError
+
+    if len(suite_or_runfile) > 1 and not name:
+        raise ConfigError("several runs make one merged table: name its folder with --name")
+    runfiles = [find_runfile(x, runs_dir) for x in suite_or_runfile]
+    out = write_leaderboard(runfiles, results_dir=results_dir, suite=name)
     typer.echo(out.markdown_path.read_text())
     for p in out.files:
         typer.echo(f"wrote {p}", err=True)

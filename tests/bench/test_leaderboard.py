@@ -132,3 +132,46 @@ def test_paired_test_finds_per_user_files_of_a_moved_run_folder(tmp_path):
     md = write_leaderboard(moved / "results.jsonl", results_dir=tmp_path / "res").markdown_path.read_text()
     bad = [ln for ln in md.splitlines() if ln.startswith("| bad")][0]
     assert bad.rstrip(" |").endswith("*")  # p-value computed (and significant), not "–"
+
+
+def test_several_run_files_make_one_table_with_shared_cells_once(tmp_path):
+    rng = np.random.default_rng(2)
+    base = rng.random(100)
+    shared = [_row(tmp_path / "a", "full", s, base + 0.1) for s in (0, 1)]
+    run_a = [*shared, *(_row(tmp_path / "a", "ablated", s, base) for s in (0, 1))]
+    # run b reused the shared cells (same cell ids) and also holds a failed retry of one of them
+    failed = {**shared[0], "status": "FAILED", "error": "killed", "metrics": {}}
+    run_b = [*shared, failed, *(_row(tmp_path / "b", "k8", s, base + 0.05) for s in (0, 1))]
+    for folder, rows in (("a", run_a), ("b", run_b)):
+        (tmp_path / folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = write_leaderboard([tmp_path / "a" / "results.jsonl", tmp_path / "b" / "results.jsonl"],
+                            results_dir=tmp_path / "res", suite="merged")
+    md = out.markdown_path.read_text()
+    assert out.markdown_path == tmp_path / "res" / "merged" / "leaderboard.md"
+    table = [ln for ln in md.splitlines() if ln.startswith("| ") and "seeds" not in ln]
+    assert [ln.split(" | ")[0] for ln in table] == ["| full", "| k8", "| ablated"]
+    assert all(ln.split(" | ")[1] == "2" for ln in table)  # each shared cell once per seed, the failure ignored
+    assert "0 failed" in md and "Failed cells" not in md
+    assert table[2].rstrip(" |").endswith("*")  # p-value from the per-user files of run a
+    assert table[1].rstrip(" |").endswith("*")  # ... and of run b
+
+
+def test_leaderboard_cli_merges_runs_only_under_a_name(tmp_path):
+    from typer.testing import CliRunner
+
+    import bench.cli
+    from seater.errors import ConfigError, DataError
+
+    bench.cli._register()
+    for folder in ("a", "b"):
+        r = _row(tmp_path / folder, folder, 0, np.full(10, 0.5 if folder == "a" else 0.4))
+        (tmp_path / folder / "results.jsonl").write_text(json.dumps(r) + "\n")
+    runs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    res = CliRunner().invoke(bench.cli.app, ["leaderboard", *runs, "--results-dir", str(tmp_path / "res")])
+    assert isinstance(res.exception, ConfigError) and "--name" in str(res.exception)
+    res = CliRunner().invoke(bench.cli.app, ["leaderboard", *runs, "--results-dir", str(tmp_path / "res"), "--name", "both"])
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "res" / "both" / "leaderboard.md").read_text()
+    assert "| a |" in md and "| b |" in md
+    res = CliRunner().invoke(bench.cli.app, ["leaderboard", str(tmp_path / "missing"), "--runs-dir", str(tmp_path)])
+    assert isinstance(res.exception, DataError) and "missing" in str(res.exception)
