@@ -1,6 +1,8 @@
 """Compare tree builders on one embedding matrix: build time, peak memory, clustering cost.
 
-Each (builder, params, seed) runs in a fresh `spawn`ed process, so its peak memory is its
+A builder may be named twice as variants, ``NAME@LABEL`` (e.g. ``greedy,greedy@refined`` with
+``--param greedy@refined:refine_iters=10``), so one command's table holds a builder at its
+defaults and with options. Each (builder, params, seed) runs in a fresh `spawn`ed process, so its peak memory is its
 own (``peak_mb`` = peak resident memory during the build minus the resident memory just
 before it, data and libraries already loaded) and no builder warms caches for the next.
 """
@@ -34,14 +36,14 @@ def _run_one(x_path: str, builder: str, params: dict[str, Any], k: int, seed: in
     from seater.trees.quality import tree_quality
 
     x = np.load(x_path, allow_pickle=False)
-    entry = BUILDERS.get(builder)
+    entry = BUILDERS.get(builder.partition("@")[0])
     before = _rss_mb()
     t0 = time.perf_counter()
     tree = entry.factory(x, k, seed=seed, **params)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     q = tree_quality(tree, x)
-    if builder != "kmeans":
+    if entry.name != "kmeans":
         tree.validate()
     return {
         "builder": builder,
@@ -64,15 +66,23 @@ def plan_runs(
     runs: list[tuple[str, dict]] = []
     skipped: list[dict] = []
     params = params or {}
+    if len(set(builders)) < len(builders):
+        raise ConfigError(f"a builder is listed twice in {','.join(builders)}; name variants NAME@LABEL")
+    unknown = set(params) - set(builders)
+    if unknown:
+        raise ConfigError(f"--param for {', '.join(sorted(unknown))}, which is not among the builders {','.join(builders)}")
     for name in builders:
-        BUILDERS.get(name)  # unknown names raise, listing the known ones
+        builder, at, label = name.partition("@")
+        if at and not label:
+            raise ConfigError(f"builder variant {name!r}: give a label after @, e.g. {builder}@refined")
+        BUILDERS.get(builder)  # unknown names raise, listing the known ones
         base = dict(params.get(name, {}))
-        BUILDERS.params(name, base)
-        if name == "constrained" and max_constrained is not None and n_items > max_constrained:
+        BUILDERS.params(builder, base)
+        if builder == "constrained" and max_constrained is not None and n_items > max_constrained:
             reason = f"skipped: {n_items} items > --max-constrained {max_constrained} (constrained k-means would take hours on this machine)"
             skipped.append({"builder": name, "params": base, "skipped": reason})
             continue
-        if name == "hybrid" and threshold_sweep:
+        if builder == "hybrid" and threshold_sweep:
             runs.extend((name, {**base, "threshold": t}) for t in threshold_sweep)
         else:
             runs.append((name, base))

@@ -12,8 +12,7 @@ is checked (group sizes must be floor(n/k) / floor(n/k) + 1), and on failure:
 1. retry once on the node's points plus tiny jitter (1e-6 of their spread, drawn from the
    node's RNG) with the next seed, which breaks exact ties between duplicates;
 2. otherwise keep the last centroids the library produced (Faiss k-means centroids if it
-   produced none) and assign exactly balanced: `seater.trees.assignment.balanced_assignment`
-   when available, else the global-greedy assignment of `greedy`.
+   produced none) and assign exactly balanced (`seater.trees.assignment.balanced_assignment`).
 
 Each fallback is recorded in ``build_info["notes"]``; the tree is never silently wrong
 (the recursion driver re-checks every split). Guards against runaway cost:
@@ -30,21 +29,11 @@ import numpy as np
 
 from seater.errors import ConfigError, TreeBuildError
 from seater.trees import BUILDERS
+from seater.trees.assignment import balanced_assignment
 from seater.trees.checks import check_embeddings
 from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive, check_balanced_labels
 from seater.trees.tree import Tree
-
-
-def _exact_or_greedy(cost: np.ndarray) -> tuple[np.ndarray, str]:
-    from seater.trees.greedy import greedy_balanced_assignment
-
-    labels = greedy_balanced_assignment(cost)
-    try:
-        from seater.trees.assignment import balanced_assignment
-    except ImportError:
-        return labels, "global-greedy balanced assignment (exact solver not available)"
-    return np.asarray(balanced_assignment(cost.astype(np.float64), init=labels), dtype=np.int64), "exact balanced assignment"
 
 
 def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 10, max_iter: int = 300, max_items: int | None = None):
@@ -85,8 +74,8 @@ def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: i
         source = "Faiss k-means centroids"
     else:
         source = "its last centroids"
-    labels, how = _exact_or_greedy(sq_distances(x, centers))
-    notes.append(f"fell back to {how} on {source}")
+    labels = balanced_assignment(sq_distances(x, centers).astype(np.float64))
+    notes.append(f"fell back to exact balanced assignment on {source}")
     return labels, notes
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from seater.errors import DataError
+from seater.errors import ConfigError, DataError
 from seater.trees.assignment import balanced_assignment, balanced_assignment_batched, is_optimal, sizes_ok
 
 
@@ -73,10 +73,14 @@ CASES = {
 }
 
 
+METHODS = ("prices", "slots")
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_matches_exact_reference(name):
+def test_matches_exact_reference(name, method):
     cost = CASES[name](np.random.default_rng(1))
-    labels = balanced_assignment(cost)
+    labels = balanced_assignment(cost, method=method)
     k = cost.shape[1]
     assert sizes_ok(labels, k)
     ref = slot_reference(cost)
@@ -84,11 +88,12 @@ def test_matches_exact_reference(name):
     assert is_optimal(cost, labels)
 
 
-def test_matches_ortools_on_integer_costs():
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_ortools_on_integer_costs(method):
     rng = np.random.default_rng(2)
-    for n, k in [(40, 3), (61, 8), (33, 16), (20, 2)]:
+    for n, k in [(40, 3), (61, 8), (33, 16), (20, 2), (300, 16)]:
         cost = rng.integers(0, 50, size=(n, k)).astype(float)  # many ties
-        labels = balanced_assignment(cost)
+        labels = balanced_assignment(cost, method=method)
         assert sizes_ok(labels, k)
         assert total(cost, labels) == ortools_reference(cost)
 
@@ -152,17 +157,28 @@ def test_batched_nodes_match_single_solves_and_k2_median_split():
     k=st.integers(2, 9),
     seed=st.integers(0, 2**16),
     dup=st.booleans(),
+    method=st.sampled_from(METHODS),
 )
-def test_property_sizes_and_optimality(n, k, seed, dup):
+def test_property_sizes_and_optimality(n, k, seed, dup, method):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 2))
     if dup:
         x = np.round(x)  # collisions and ties
     cost = sq_costs(x, rng.normal(size=(k, 2)))
-    labels = balanced_assignment(cost)
+    labels = balanced_assignment(cost, method=method)
     assert sizes_ok(labels, k)
     assert is_optimal(cost, labels)
     assert total(cost, labels) == pytest.approx(slot_reference(cost), rel=1e-9, abs=1e-9)
+
+
+def test_auto_method_agrees_with_both_methods_around_the_switch():
+    from seater.trees.assignment import SLOTS_MAX_ITEMS
+
+    rng = np.random.default_rng(7)
+    for n in (SLOTS_MAX_ITEMS, SLOTS_MAX_ITEMS + 1):
+        cost = sq_costs(rng.normal(size=(n, 3)), rng.normal(size=(16, 3)))
+        totals = [total(cost, balanced_assignment(cost, method=m)) for m in ("auto", *METHODS)]
+        assert totals == pytest.approx([totals[0]] * 3, rel=1e-12)
 
 
 def test_bad_input_raises_clear_errors():
@@ -172,6 +188,8 @@ def test_bad_input_raises_clear_errors():
         balanced_assignment(np.array([[0.0, np.nan], [1.0, 2.0]]))
     with pytest.raises(DataError, match="init"):
         balanced_assignment(np.zeros((6, 2)), init=np.array([0, 1, 2, 0, 1, 0]))
+    with pytest.raises(ConfigError, match="method"):
+        balanced_assignment(np.zeros((6, 2)), method="hungarian")
 
 
 def test_warm_prices_and_early_newton_stop_stay_exact():

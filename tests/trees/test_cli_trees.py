@@ -63,3 +63,26 @@ def test_compare_rejects_a_bad_integer_list(emb, flag, value):
     res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "random", flag, value])
     assert isinstance(res.exception, ConfigError)
     assert flag in str(res.exception) and value in str(res.exception)
+
+
+def test_compare_runs_variants_of_one_builder(emb, tmp_path):
+    js = tmp_path / "c.json"
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "greedy,greedy@exact",
+                              "--param", "greedy@exact:exact_repair=true", "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    rows = {r["builder"]: r for r in json.loads(js.read_text())["rows"]}
+    assert rows["greedy"]["params"] == {} and rows["greedy@exact"]["params"] == {"exact_repair": True}
+    assert rows["greedy@exact"]["balanced"] and rows["greedy@exact"]["total_cost"] != rows["greedy"]["total_cost"]
+    assert "| greedy@exact | exact_repair=True |" in res.output
+
+
+@pytest.mark.parametrize("builders,param,message", [
+    ("greedy,greedy", None, "listed twice"),
+    ("greedy@", None, "give a label"),
+    ("nope@x", None, "known:"),
+    ("greedy", "hybrid:threshold=5", "not among the builders"),
+])
+def test_compare_rejects_bad_variants(emb, builders, param, message):
+    args = ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", builders]
+    res = runner.invoke(app, args + (["--param", param] if param else []))
+    assert res.exception is not None and message in str(res.exception)
