@@ -74,7 +74,7 @@ def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: i
         source = "Faiss k-means centroids"
     else:
         source = "its last centroids"
-    labels = balanced_assignment(sq_distances(x, centers).astype(np.float64))
+    labels = balanced_assignment(sq_distances(x, centers))  # solved in float64
     notes.append(f"fell back to exact balanced assignment on {source}")
     return labels, notes
 

@@ -123,7 +123,7 @@ def greedy_split(
         if np.array_equal(new, labels):
             break
         labels = new
-    return balanced_assignment(cost.astype(np.float64)) if exact_repair else labels
+    return balanced_assignment(cost) if exact_repair else labels  # solved in float64
 
 
 def hybrid_split(
