@@ -63,6 +63,7 @@ from typing import Any
 
 from seater.data.loaders import FORMATS
 from seater.errors import ConfigError, UnknownNameError
+from seater.registry import Registry
 
 PROTOCOLS = ("leave_one_out", "user_split")
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -300,23 +301,13 @@ def _tname(types: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in ts)
 
 
-def _check_value_types(file: str, where: str, params: dict[str, Any], defaults: dict[str, Any]) -> None:
-    """A parameter whose default is a number/bool/string must be given as the same kind of value."""
-    for k, v in params.items():
-        d = defaults.get(k)
-        if d is None or v is None:
-            continue
-        ok = True
-        if isinstance(d, bool):
-            ok = isinstance(v, bool)
-        elif isinstance(d, int):
-            ok = isinstance(v, int) and not isinstance(v, bool)
-        elif isinstance(d, float):
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        elif isinstance(d, str):
-            ok = isinstance(v, str)
-        if not ok:
-            raise ConfigError(f"{file}: {where}.{k} must be {type(d).__name__} like its default {d!r}, got {v!r}")
+def _check_points(file: str, where: str, registry: Registry, name: str, points: list[dict[str, Any]]) -> None:
+    """Every sweep point's values are known parameters of the kind their defaults are (`Registry.params`)."""
+    for point in points:
+        try:
+            registry.params(name, point)
+        except ConfigError as e:
+            raise ConfigError(f"{file}: {where}: {e}") from None
 
 
 def _sweep_points(file: str, where: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
@@ -456,7 +447,6 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
                 params = retrievers.params(emb.source, emb.params)
             except ConfigError as e:
                 raise ConfigError(f"{file}: embeddings.params: {e}") from None
-            _check_value_types(file, "embeddings.params", emb.params, entry.defaults)
             emb = EmbeddingSpec(emb.source, params)
 
     # trees
@@ -481,16 +471,14 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             except UnknownNameError as e:
                 raise ConfigError(f"{file}: trees[{i}].builder: {e}") from None
             defaults = entry.defaults
-            for where, tbl in (("params", fixed), ("sweep", {k: v[0] if isinstance(v, list) and v else v for k, v in sweep.items()})):
-                try:
-                    builders.params(builder, tbl)
-                except ConfigError as e:
-                    raise ConfigError(f"{file}: trees[{i}].{where}: {e}") from None
-            _check_value_types(file, f"trees[{i}].params", fixed, defaults)
+            try:
+                builders.params(builder, fixed)
+            except ConfigError as e:
+                raise ConfigError(f"{file}: trees[{i}].params: {e}") from None
         points = _sweep_points(file, f"trees[{i}].sweep", sweep)
+        if builders is not None:
+            _check_points(file, f"trees[{i}].sweep", builders, builder, points)
         for point in points:
-            if builders is not None:
-                _check_value_types(file, f"trees[{i}].sweep", point, defaults)
             for k in ks_tree:
                 trees.append(TreeSpec(label, builder, k, {**defaults, **fixed, **point}, tuple(sorted(sweep))))
     tree_labels = {t.label for t in trees}
@@ -525,21 +513,20 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
                 raise ConfigError(f"{file}: retrievers[{i}].name: {e}") from None
             defaults = entry.defaults
             needs_tree = bool(getattr(entry.factory, "needs_tree", False))
-            for where, tbl in (("params", fixed), ("sweep", {k: v[0] if isinstance(v, list) and v else v for k, v in sweep.items()})):
-                try:
-                    retrievers.params(rname, tbl)
-                except ConfigError as e:
-                    raise ConfigError(f"{file}: retrievers[{i}].{where}: {e}") from None
-            _check_value_types(file, f"retrievers[{i}].params", fixed, defaults)
+            try:
+                retrievers.params(rname, fixed)
+            except ConfigError as e:
+                raise ConfigError(f"{file}: retrievers[{i}].params: {e}") from None
             if needs_tree and not trees:
                 raise ConfigError(f"{file}: retrievers[{i}] ({rname}) needs a tree but the suite has no [[trees]]")
             if needs_tree and emb is None:
                 raise ConfigError(f"{file}: retrievers[{i}] ({rname}) needs a tree; add an [embeddings] table")
             if not needs_tree and labels_sel is not None:
                 raise r.err("trees", f"is set but {rname!r} does not use a tree")
-        for point in _sweep_points(file, f"retrievers[{i}].sweep", sweep):
-            if retrievers is not None:
-                _check_value_types(file, f"retrievers[{i}].sweep", point, defaults)
+        points = _sweep_points(file, f"retrievers[{i}].sweep", sweep)
+        if retrievers is not None:
+            _check_points(file, f"retrievers[{i}].sweep", retrievers, rname, points)
+        for point in points:
             rets.append((RetrieverSpec(rname, {**defaults, **fixed, **point}, needs_tree, tuple(sorted(sweep))), labels_sel))
     if not rets and not trees:
         raise ConfigError(f"{file}: the suite has neither [[retrievers]] nor [[trees]]: nothing to run")

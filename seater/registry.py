@@ -23,6 +23,24 @@ class Entry:
     doc: str = ""
 
 
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+
+
+def _type_ok(default: Any, value: Any) -> bool:
+    """Whether `value` is the same kind of value as `default` (ints pass for floats; None default: anything)."""
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
 class Registry(Generic[F]):
     """Maps names to factories with their default keyword parameters."""
 
@@ -50,7 +68,7 @@ class Registry(Generic[F]):
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Defaults of `name` updated by `overrides`; a key that is not a known parameter raises."""
+        """Defaults of `name` updated by `overrides`; an unknown key, or a value of another kind than its default, raises."""
         entry = self.get(name)
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(entry.defaults))
@@ -59,6 +77,12 @@ class Registry(Generic[F]):
                 f"unknown parameter(s) {', '.join(unknown)} for {self.kind} {name!r}; "
                 f"known: {', '.join(sorted(entry.defaults)) or '(none)'}"
             )
+        for key, value in overrides.items():
+            default = entry.defaults[key]
+            if not _type_ok(default, value):
+                want = next((w for t, w in _KINDS.items() if isinstance(default, t)), type(default).__name__)
+                # one message here instead of a TypeError deep inside a builder or a model
+                raise ConfigError(f"parameter {key} of {self.kind} {name!r} must be {want} like its default {default!r}, got {value!r}")
         return {**entry.defaults, **overrides}
 
     def names(self) -> list[str]:

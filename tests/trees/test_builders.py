@@ -73,6 +73,15 @@ def test_unknown_parameter_is_rejected(name):
 
 
 @pytest.mark.parametrize("name", BALANCED + ["kmeans"])
+def test_parameter_of_the_wrong_kind_is_rejected(name):
+    ints = [key for key, v in BUILDERS.get(name).defaults.items() if type(v) is int]
+    if not ints:
+        pytest.skip(f"{name} has no integer parameter")
+    with pytest.raises(ConfigError, match=f"parameter {ints[0]} of tree builder '{name}' must be an integer"):
+        build(name, clustered(40), **{ints[0]: "abc"})
+
+
+@pytest.mark.parametrize("name", BALANCED + ["kmeans"])
 def test_deterministic_by_seed(name):
     x = clustered(150 if name in SLOW else 2000, seed=3)
     a, b = build(name, x, seed=7), build(name, x, seed=7)

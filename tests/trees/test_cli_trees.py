@@ -43,6 +43,14 @@ def test_bad_param_is_a_config_error(emb, tmp_path):
     assert isinstance(res.exception, ConfigError)
 
 
+@pytest.mark.parametrize("value", ["abc", "true", "null", "2.5"])
+def test_param_of_the_wrong_kind_names_it(emb, tmp_path, value):
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "balanced", "--param", f"max_iter={value}",
+                              "--out", str(tmp_path / "t.npz")])
+    assert isinstance(res.exception, ConfigError)
+    assert "parameter max_iter of tree builder 'balanced' must be an integer" in str(res.exception)
+
+
 def test_compare_writes_json_and_markdown(emb, tmp_path):
     js, md = tmp_path / "c.json", tmp_path / "c.md"
     res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "random,greedy,constrained",
