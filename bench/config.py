@@ -103,9 +103,10 @@ class TreeSpec:
     k: int
     params: dict[str, Any]
     swept: tuple[str, ...] = ()  # swept parameter names, shown in the cell's readable name
+    neutral: tuple[str, ...] = ()  # parameters left out of the identity (`Registry.identity_params`)
 
     def key(self) -> dict[str, Any]:
-        return {"builder": self.builder, "k": self.k, "params": self.params}
+        return {"builder": self.builder, "k": self.k, "params": _drop(self.params, self.neutral)}
 
     def short(self) -> str:
         extra = ",".join(f"{k}={self.params[k]}" for k in self.swept)
@@ -120,6 +121,7 @@ class RetrieverSpec:
     params: dict[str, Any]
     needs_tree: bool = False
     swept: tuple[str, ...] = ()
+    neutral: tuple[str, ...] = ()  # parameters left out of the identity (`Registry.identity_params`)
 
     def short(self) -> str:
         extra = ",".join(f"{k}={self.params[k]}" for k in self.swept)
@@ -148,13 +150,14 @@ class Cell:
     def identity(self) -> dict[str, Any]:
         """Everything that determines the cell's numbers (device, batch size and the extra beam-vs-exact
         measurement excluded on purpose)."""
+        r = self.retriever
         return {
             "dataset": asdict(self.dataset),
             "seed": self.seed,
             "ks": list(self.ks),
             "embeddings": asdict(self.embeddings) if self.embeddings and self.tree else None,
             "tree": self.tree.key() if self.tree else None,
-            "retriever": {"name": self.retriever.name, "params": self.retriever.params} if self.retriever else None,
+            "retriever": {"name": r.name, "params": _drop(r.params, r.neutral)} if r else None,
         }
 
     @property
@@ -189,11 +192,13 @@ class Cell:
     def from_json(cls, d: dict[str, Any]) -> "Cell":
         tree = None
         if d["tree"]:
-            tree = TreeSpec(**{**d["tree"], "swept": tuple(d["tree"].get("swept", ()))})
+            t = d["tree"]
+            tree = TreeSpec(**{**t, "swept": tuple(t.get("swept", ())), "neutral": tuple(t.get("neutral", ()))})
         ret = None
         if d["retriever"]:
             r = dict(d["retriever"])
             r["swept"] = tuple(r.get("swept", ()))
+            r["neutral"] = tuple(r.get("neutral", ()))
             ret = RetrieverSpec(**r)
         return cls(
             suite=d["suite"],
@@ -245,6 +250,18 @@ class Suite:
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _drop(params: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in keys}
+
+
+def _neutral(registry: Registry | None, name: str, params: dict[str, Any]) -> tuple[str, ...]:
+    """Keys of `params` that `registry` leaves out of a result's identity (added later, at their defaults)."""
+    if registry is None:
+        return ()
+    kept = registry.identity_params(name, params)
+    return tuple(sorted(set(params) - set(kept)))
+
+
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -479,8 +496,10 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         if builders is not None:
             _check_points(file, f"trees[{i}].sweep", builders, builder, points)
         for point in points:
+            params = {**defaults, **fixed, **point}
+            neutral = _neutral(builders, builder, params)
             for k in ks_tree:
-                trees.append(TreeSpec(label, builder, k, {**defaults, **fixed, **point}, tuple(sorted(sweep))))
+                trees.append(TreeSpec(label, builder, k, params, tuple(sorted(sweep)), neutral))
     tree_labels = {t.label for t in trees}
 
     # retrievers
@@ -527,7 +546,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         if retrievers is not None:
             _check_points(file, f"retrievers[{i}].sweep", retrievers, rname, points)
         for point in points:
-            rets.append((RetrieverSpec(rname, {**defaults, **fixed, **point}, needs_tree, tuple(sorted(sweep))), labels_sel))
+            params = {**defaults, **fixed, **point}
+            spec = RetrieverSpec(rname, params, needs_tree, tuple(sorted(sweep)), _neutral(retrievers, rname, params))
+            rets.append((spec, labels_sel))
     if not rets and not trees:
         raise ConfigError(f"{file}: the suite has neither [[retrievers]] nor [[trees]]: nothing to run")
     if not rets and emb is None:

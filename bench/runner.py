@@ -329,8 +329,9 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         model = entry.factory(**_runtime_params(entry, spec.params, ckpt, progress), device=cell.device, seed=cell.seed)
         rec = RecordingTracker()
         say(f"fit {spec.name}")
+        extra = {"item_embeddings": x} if tree is not None and getattr(model, "uses_item_embeddings", False) else {}
         with _Timer(cuda) as t_fit:
-            model.fit(split, tree=tree, tracker=rec)
+            model.fit(split, tree=tree, tracker=rec, **extra)
         out["curves"] = rec.curves
         out["metrics"]["time/train_s"] = t_fit.seconds
         if t_fit.cuda_seconds is not None:

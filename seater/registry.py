@@ -21,6 +21,9 @@ class Entry:
     factory: Callable[..., Any]
     defaults: dict[str, Any] = field(default_factory=dict)
     doc: str = ""
+    # parameters added after results existed, whose default reproduces the behaviour from before
+    # they existed: left out of a result's identity while they hold that default (`identity_params`)
+    added: tuple[str, ...] = ()
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
@@ -48,14 +51,25 @@ class Registry(Generic[F]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, defaults: dict[str, Any] | None = None, doc: str = "") -> Callable[[F], F]:
-        """Decorator: register `factory` under `name` with its default parameters."""
+    def register(
+        self, name: str, defaults: dict[str, Any] | None = None, doc: str = "", added: tuple[str, ...] = ()
+    ) -> Callable[[F], F]:
+        """Decorator: register `factory` under `name` with its default parameters.
+
+        `added`: parameters introduced after results were recorded, whose defaults keep the old
+        behaviour; `identity_params` leaves them out at their defaults so those results stay reusable.
+        """
+        unknown = sorted(set(added) - set(defaults or {}))
+        if unknown:
+            raise ValueError(f"{self.kind} {name!r}: added parameter(s) {', '.join(unknown)} have no default")
 
         def deco(factory: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             text = doc or (factory.__doc__ or "").strip().splitlines()[0:1]
-            self._entries[name] = Entry(name, factory, dict(defaults or {}), text if isinstance(text, str) else "".join(text))
+            self._entries[name] = Entry(
+                name, factory, dict(defaults or {}), text if isinstance(text, str) else "".join(text), tuple(added)
+            )
             return factory
 
         return deco
@@ -84,6 +98,11 @@ class Registry(Generic[F]):
                 # one message here instead of a TypeError deep inside a builder or a model
                 raise ConfigError(f"parameter {key} of {self.kind} {name!r} must be {want} like its default {default!r}, got {value!r}")
         return {**entry.defaults, **overrides}
+
+    def identity_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` as they identify a result: `added` parameters at their defaults left out."""
+        entry = self.get(name)
+        return {k: v for k, v in params.items() if not (k in entry.added and v == entry.defaults[k])}
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -35,11 +35,14 @@ class Retriever(ABC):
     """Base class: `fit(split, tree, tracker) -> self`, `recommend(histories, k) -> [B, k]` item ids.
 
     needs_tree: the harness must build a `Tree` (from item embeddings) and pass it to `fit`.
+    uses_item_embeddings: the harness also passes those embeddings, ``fit(..., item_embeddings=x)``
+    (``(n_items, d)`` float32, row i = item i+1); only retrievers that set it get the keyword.
     The fitted state lives in attributes ending in ``_``; `fit_info_` is a dict of numbers
     worth logging (epochs run, best epoch, train seconds, samples/s ...).
     """
 
     needs_tree: ClassVar[bool] = False
+    uses_item_embeddings: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         self.params = params

@@ -6,7 +6,8 @@ samples, pre-tensorised on the device, shuffled per epoch from ``seed`` and the 
 validation runs the constrained beam search on a fixed subsample of ``split.valid``.
 
 Ablations: ``use_align=False`` (w/o alignment), ``use_rank=False`` (w/o ranking), both False
-(generation loss only). ``recommend(h, k)`` decodes with beam ``max(beam_size, k)``;
+(generation loss only). ``init_from_embeddings=True`` (ours, not the paper's) starts the token
+table from the item embeddings the tree was built from (`SEATER.init_tokens`). ``recommend(h, k)`` decodes with beam ``max(beam_size, k)``;
 ``recommend_exact(h, k)`` scores every item's full identifier (quality lost by the beam).
 """
 
@@ -44,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "beta": 0.001,
     "use_align": True,
     "use_rank": True,
+    # ours, not the paper's: item tokens start from the tree's item embeddings, node tokens from
+    # their items' mean (needs embeddings of width d_model); off = the paper's random init
+    "init_from_embeddings": False,
     # decoding
     "beam_size": 50,
     "decode_mode": "beam",  # beam | greedy | sample
@@ -64,11 +68,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@RETRIEVERS.register("seater", defaults=DEFAULTS)
+@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings",))
 class SEATERRetriever(Retriever):
     """SEATER: generative retrieval of tree identifiers with alignment and ranking losses."""
 
     needs_tree = True
+    uses_item_embeddings = True
 
     def __init__(self, device: str = "auto", seed: int = 0, **params: Any):
         unknown = sorted(set(params) - set(DEFAULTS))
@@ -82,7 +87,9 @@ class SEATERRetriever(Retriever):
         keys = ("d_model", "n_heads", "d_ff", "dropout", "enc_layers", "dec_layers", "lambda_align", "lambda_rank", "tau", "q", "beta", "use_align", "use_rank")
         return SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=split.max_history, **{k: self.p[k] for k in keys})
 
-    def fit(self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None) -> "SEATERRetriever":
+    def fit(
+        self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None, item_embeddings: np.ndarray | None = None
+    ) -> "SEATERRetriever":
         from seater.metrics import evaluate
         from seater.training import TrainConfig, train_loop
 
@@ -92,6 +99,7 @@ class SEATERRetriever(Retriever):
             raise DataError(f"tree has {tree.n_items} items but the split has {split.n_items}")
         if len(split.train) == 0:
             raise DataError("split.train is empty: nothing to train SEATER on")
+        init = self._init_embeddings(item_embeddings, tree) if self.p["init_from_embeddings"] else None
         tracker = tracker or NullTracker()
         dev = resolve_device(self.device)
         torch.manual_seed(self.seed)
@@ -99,6 +107,8 @@ class SEATERRetriever(Retriever):
         self.config_ = self._config(split, tree)
         self.max_history_ = split.max_history
         self.model_ = SEATER(self.config_, tree).to(dev)
+        if init is not None:
+            self.model_.init_tokens(init.to(dev))
         self.device_ = dev
 
         hist = torch.as_tensor(split.train.histories, dtype=torch.long, device=dev)  # (S, L)
@@ -148,6 +158,20 @@ class SEATERRetriever(Retriever):
         }
         self.model_.eval()
         return self
+
+    def _init_embeddings(self, x: np.ndarray | None, tree: Tree) -> torch.Tensor:
+        if x is None:
+            raise ConfigError(
+                "retriever 'seater' with init_from_embeddings=true needs the item embeddings the tree was built "
+                "from: pass item_embeddings= to fit (the harness does)"
+            )
+        x = np.asarray(x)
+        want = (tree.n_items, int(self.p["d_model"]))
+        if x.shape != want:
+            raise ConfigError(f"init_from_embeddings: item embeddings have shape {x.shape}, need (n_items, d_model) = {want}")
+        if not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+            raise DataError("init_from_embeddings: item embeddings must be finite floats (found NaN, inf or a non-float dtype)")
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
     def _histories(self, histories: np.ndarray) -> torch.Tensor:
         h = check_histories(histories, self.tree_.n_items, "seater")

@@ -152,6 +152,23 @@ class SEATER(nn.Module):
         with torch.no_grad():
             self.tok_emb.weight[0].zero_()
 
+    @torch.no_grad()
+    def init_tokens(self, item_emb: torch.Tensor) -> None:
+        """Start the token table from item embeddings ``(n_items, d_model)`` (row i = item i+1).
+
+        Item tokens take their rows and every internal node the mean of its items' rows (the
+        centroid the tree builder split on), all rescaled to the default init's std of 0.02 so
+        the positions keep their share: the directions carry over, the scale does not.
+        """
+        n = self.config.n_items
+        x = item_emb.to(self.tok_emb.weight)
+        x = x * (0.02 / x.std().clamp_min(1e-12))
+        rows, levels = torch.nonzero(self.item_path >= 0, as_tuple=True)
+        nodes = self.item_path[rows, levels]
+        sums = torch.zeros((self.node_size.numel(), x.shape[1]), dtype=x.dtype, device=x.device).index_add_(0, nodes, x[rows])
+        self.tok_emb.weight[1 : n + 1] = x
+        self.tok_emb.weight[n + 1 :] = sums / self.node_size.clamp_min(1)[:, None].to(x.dtype)
+
     # ------------------------------------------------------------------ encoder / decoder
     def encode(self, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hist int64 (B, L) left-padded -> memory (B, L, d), attention mask (B, 1, 1, L) True = attend."""

@@ -82,6 +82,22 @@ class TreePopular(MostPopular):
         return self.recommend(histories, k)
 
 
+@RETRIEVERS.register("emb_popular", defaults={"epochs": 2, "scale": 1.0}, added=("scale",))
+class EmbPopular(TreePopular):
+    """tree_popular that is handed the tree's item embeddings and reports their shape and sum."""
+
+    uses_item_embeddings = True
+
+    def __init__(self, epochs: int = 2, scale: float = 1.0, device: str = "auto", seed: int = 0):
+        super().__init__(epochs=epochs, device=device, seed=seed)
+
+    def fit(self, split, tree=None, tracker=None, item_embeddings=None):
+        super().fit(split, tree, tracker)
+        x = item_embeddings
+        self.fit_info_ = {"emb_rows": float(x.shape[0]), "emb_cols": float(x.shape[1]), "emb_sum": float(x.sum())}
+        return self
+
+
 @RETRIEVERS.register("rendezvous", defaults={"folder": "", "n": 2, "tag": ""})
 class Rendezvous(TreePopular):
     """tree_popular that first waits for `n` cells to check in (tests of parallel workers); `tag`

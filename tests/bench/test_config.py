@@ -41,6 +41,18 @@ def _load(tmp_path, text):
     return load_suite(p)
 
 
+def test_added_parameters_at_their_defaults_keep_the_cell_id(tmp_path):
+    """A parameter registered as `added` (emb_popular's `scale`) leaves results recorded before it existed reusable."""
+    from bench.config import Cell
+
+    one = BASE.split("[[retrievers]]")[0] + '[[retrievers]]\nname = "emb_popular"\nPARAMS\n'
+    ids = {p: [c.id for c in _load(tmp_path, one.replace("PARAMS", p)).cells()] for p in ("", "params = { scale = 1.0 }", "params = { scale = 2.0 }")}
+    assert ids[""] == ids["params = { scale = 1.0 }"] and set(ids[""]).isdisjoint(ids["params = { scale = 2.0 }"])
+    cell = _load(tmp_path, one.replace("PARAMS", "")).cells()[0]
+    assert cell.retriever.params["scale"] == 1.0 and "scale" not in cell.identity()["retriever"]["params"]
+    assert Cell.from_json(cell.to_json()).id == cell.id  # as a worker process reads it back
+
+
 def test_grid_expands_to_the_cartesian_product(tmp_path):
     s = _load(tmp_path, BASE)
     cells = s.cells()

@@ -210,3 +210,13 @@ def test_reuse_copies_finished_cells_of_another_run_instead_of_rerunning_them(tm
     assert again.reused == [] and again.ran == []  # nothing copied twice, nothing rerun
     with pytest.raises(ConfigError, match="no results.jsonl"):
         run_suite(load_suite(tmp_path / "b.toml"), run_dir=tmp_path / "c", reuse=[tmp_path / "nowhere"], **kw)
+
+
+def test_retrievers_that_ask_get_the_trees_item_embeddings(tmp_path):
+    path = tmp_path / "emb.toml"
+    path.write_text(SUITE.split("[[retrievers]]")[0] + '[[retrievers]]\nname = "emb_popular"\n')
+    (cell,) = load_suite(path).cells()
+    m = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)["metrics"]
+    x = make_synthetic(n_users=60, n_items=40, seed=3).extra["item_latent"]  # the `latent` embeddings the tree was built from
+    assert (m["fit/emb_rows"], m["fit/emb_cols"]) == x.shape
+    assert m["fit/emb_sum"] == pytest.approx(float(x.sum()), rel=1e-6)

@@ -72,3 +72,45 @@ def test_learns_planted_clusters_far_above_most_popular(split, cluster_tree):
         r.recommend(bad, 10)
     with pytest.raises(DataError, match="2-D"):
         r.recommend(h[0], 10)
+
+
+def test_init_tokens_copies_items_and_averages_nodes(cluster_tree):
+    from seater.model.config import SEATERConfig
+    from seater.model.seater import SEATER
+
+    t = cluster_tree
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(t.n_items, 16)).astype(np.float32)
+    m = SEATER(SEATERConfig(n_items=t.n_items, n_tokens=t.n_tokens, depth=t.depth, max_history=5, d_model=16, d_ff=32), t)
+    m.init_tokens(torch.from_numpy(x))
+    w = m.tok_emb.weight.detach().numpy()
+    xs = x * (0.02 / x.astype(np.float64).std(ddof=1))  # rescaled to the default init's std (torch: unbiased)
+    np.testing.assert_allclose(w[1 : t.n_items + 1], xs, rtol=1e-5, atol=1e-7)
+    for node in (0, 1, t.n_nodes - 1):  # root = the start token, an inner node, a last-level node
+        np.testing.assert_allclose(w[t.node_token(node)], xs[t.items_under(node) - 1].mean(0), rtol=1e-4, atol=1e-7)
+    assert not w[0].any()  # padding stays zero
+
+
+def test_init_from_embeddings_needs_matching_finite_embeddings(split, cluster_tree):
+    r = SEATERRetriever(device="cpu", init_from_embeddings=True, d_model=32, epochs=1)
+    with pytest.raises(ConfigError, match="needs the item embeddings"):
+        r.fit(split, cluster_tree)
+    with pytest.raises(ConfigError, match=r"shape \(200, 16\)"):
+        r.fit(split, cluster_tree, item_embeddings=np.zeros((200, 16), np.float32))
+    bad = np.zeros((200, 32), np.float32)
+    bad[3, 1] = np.nan
+    with pytest.raises(DataError, match="finite"):
+        r.fit(split, cluster_tree, item_embeddings=bad)
+
+
+def test_init_from_embeddings_starts_from_the_planted_vectors(split, cluster_tree):
+    # the planted item vectors (32-d) as the tree's embeddings: after one epoch the model that started
+    # from them ranks far better than the randomly initialised one
+    torch.set_num_threads(1)
+    x = make_synthetic(n_users=400, n_items=200, seed=0).extra["item_latent"]
+    kw = dict(device="cpu", seed=0, epochs=1, batch_size=128, lr=3e-3, d_model=32, d_ff=64, beam_size=20, val_users=50)
+    recall = {}
+    for init in (True, False):
+        r = SEATERRetriever(init_from_embeddings=init, **kw).fit(split, cluster_tree, item_embeddings=x)
+        recall[init] = evaluate_retriever(r, split.test, ks=(10,), n_items=split.n_items).metrics["recall@10"]
+    # observed (seed 0, CPU): 0.265 from the planted vectors vs 0.148 random (most-popular 0.062)
+    assert recall[True] > 1.4 * recall[False]

@@ -1,0 +1,20 @@
+"""`Registry`: parameters added later stay out of a result's identity at their defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from seater.registry import Registry
+
+
+def test_identity_params_drop_added_parameters_only_at_their_defaults():
+    reg = Registry("widget")
+    reg.register("w", defaults={"a": 1, "new": False}, added=("new",))(lambda **kw: kw)
+    assert reg.identity_params("w", reg.params("w")) == {"a": 1}
+    assert reg.identity_params("w", reg.params("w", {"new": True})) == {"a": 1, "new": True}
+    assert reg.identity_params("w", reg.params("w", {"a": 2})) == {"a": 2}
+
+
+def test_an_added_parameter_needs_a_default():
+    with pytest.raises(ValueError, match="added parameter"):
+        Registry("widget").register("w", defaults={"a": 1}, added=("b",))
