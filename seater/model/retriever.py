@@ -7,8 +7,9 @@ validation runs the constrained beam search on a fixed subsample of ``split.vali
 
 Ablations: ``use_align=False`` (w/o alignment), ``use_rank=False`` (w/o ranking), both False
 (generation loss only). ``init_from_embeddings=True`` (ours, not the paper's) starts the token
-table from the item embeddings the tree was built from (`SEATER.init_tokens`). ``recommend(h, k)`` decodes with beam ``max(beam_size, k)``;
-``recommend_exact(h, k)`` scores every item's full identifier (quality lost by the beam).
+table from the item embeddings the tree was built from (`SEATER.init_tokens`).
+``recommend(h, k)`` decodes with beam ``max(beam_size, k)``; ``recommend_exact(h, k)`` scores
+every item's full identifier (quality lost by the beam).
 """
 
 from __future__ import annotations
