@@ -109,7 +109,7 @@ class SEATERRetriever(Retriever):
         self.max_history_ = split.max_history
         self.model_ = SEATER(self.config_, tree).to(dev)
         if init is not None:
-            self.model_.init_tokens(init.to(dev))
+            self.model_.init_tokens(init)  # moved to the model's device and dtype there
         self.device_ = dev
 
         hist = torch.as_tensor(split.train.histories, dtype=torch.long, device=dev)  # (S, L)
