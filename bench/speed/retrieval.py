@@ -13,6 +13,7 @@ Every timing runs the same code as training/inference, after one warm-up call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -88,11 +89,15 @@ class RetrievalSpeedConfig:
     notes: list[str] = field(default_factory=list)
 
 
-def _time(fn, repeat: int = 1) -> float:
+def _time(fn, device: torch.device, repeat: int = 1) -> float:
+    """Seconds per call after one warm-up; waits for the GPU, whose kernels run asynchronously."""
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     fn()  # warm-up
+    sync()
     t0 = time.perf_counter()
     for _ in range(repeat):
         fn()
+    sync()
     return (time.perf_counter() - t0) / repeat
 
 
@@ -120,7 +125,7 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
             def decode():
                 for s in range(0, n_users, cfg.batch):
                     model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam))
-            sec = _time(decode)
+            sec = _time(decode, dev)
             rows.append({"kind": "beam", "n_items": n, "k": cfg.k, "depth": tree.depth, "beam": beam, "topk": min(cfg.topk, beam),
                          "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
             log(f"beam  n={n:>9} W={beam:>3} depth={tree.depth}: {n_users / sec:10.1f} users/s")
@@ -131,27 +136,31 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
         def exact():
             for s in range(0, n_users, cfg.batch):
                 topk_inner_product(queries[s : s + cfg.batch], items, cfg.topk)
-        sec = _time(exact)
+        sec = _time(exact, dev)
         rows.append({"kind": "exact", "n_items": n, "topk": cfg.topk, "users": n_users, "batch": cfg.batch, "d": cfg.d_model,
                      "seconds": sec, "users_per_s": n_users / sec})
         log(f"exact n={n:>9}: {n_users / sec:10.1f} users/s   (tree build {build_s:.1f}s)")
 
-        if n == cfg.sizes[0]:
+        if n == cfg.sizes[0] or dev.type == "cuda":  # training is cheap to time on a GPU: every size
             model.train()
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
             th = torch.randint(1, n + 1, (cfg.train_batch, cfg.history), generator=gen).to(dev)
             tt = torch.randint(1, n + 1, (cfg.train_batch,), generator=gen).to(dev)
 
+            # as seater.training does: bf16 autocast on CUDA, plain fp32 elsewhere
+            amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+
             def train():
                 for _ in range(cfg.train_steps):
-                    loss = model.loss(th, tt)["loss"]
+                    with amp:
+                        loss = model.loss(th, tt)["loss"]
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-            sec = _time(train)
+            sec = _time(train, dev)
             sps = cfg.train_batch * cfg.train_steps / sec
             rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
-                         "seconds": sec, "samples_per_s": sps})
+                         "amp": "bf16" if dev.type == "cuda" else "fp32", "seconds": sec, "samples_per_s": sps})
             log(f"train n={n:>9} batch={cfg.train_batch}: {sps:10.1f} samples/s (all three losses)")
         del model, tree
     return {"config": asdict(cfg), "rows": rows}
@@ -182,7 +191,7 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
             lines.append(f"| {r['beam']} | {r['users_per_s']:,.0f} |")
     for r in rows:
         if r["kind"] == "train":
-            lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items): **{r['samples_per_s']:,.0f} samples/s**."]
+            lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items, {r.get('amp', 'fp32')}): **{r['samples_per_s']:,.0f} samples/s**."]
     md = out_dir / "speed_retrieval.md"
     md.write_text("\n".join(lines) + "\n")
     paths = [js, md]
