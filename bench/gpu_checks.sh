@@ -2,17 +2,19 @@
 # The GPU checks, as one prepared command for a session that the `device` tool lends a GPU
 # (15 minutes of device time, 10 per command; its image has torch, numpy, typer, pytest but no
 # faiss, mlflow or k-means-constrained, and nothing below needs them):
-#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=590)
-# (the steps below are limited to 590 s in all)
-# (the copy on that machine has no .git, so the result headers take the commit from that variable)
+#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=500)
+# (the steps below are limited to 480 s in all)
+# (the copy on that machine may carry a stale .git: the result headers take the commit from that variable)
 # 1. tests/test_cuda.py: the CUDA paths give the CPU paths' answers (builder, exact assignment,
 #    beam search, mixed-precision training, top-K);
 # 2. `seater-bench speed trees --device cuda` at 361,245 and 1M items (issue 5: <= 1 s and <= 2 s
 #    end to end), then 10M items (must not run out of memory);
 # 3. `seater-bench speed retrieval --device cuda` at the issue-7 settings (beam 50, top-50,
-#    batch 1024; training batch 2048) beside exact inner-product top-50;
-# 4. bench/speed/profile.py: torch.profiler tables of one 1M-item build and one beam-search batch,
-#    so a missed target comes back with the operators that cost the time.
+#    batch 1024; training batch 2048) beside exact inner-product top-50, with
+#    auto and math attention side by side;
+# 4. bench/speed/profile.py: torch.profiler tables of one beam-search batch and one training step,
+#    so a missed target comes back with the operators that cost the time;
+# 5. results/tiger/cpu_step_time.py on the GPU: what paper-size TIGER training costs there (issue 8).
 # Everything lands in $OUT (or results/gpu when run by hand); each step has its own time limit so
 # one slow step cannot eat the others' time. Copy the files into results/trees and results/seater.
 set -uo pipefail
@@ -31,13 +33,16 @@ step() {  # step SECONDS NAME COMMAND...: run with a time limit, log to $out/che
 }
 
 step 10 gpu bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; echo commit ${SEATER_BENCH_COMMIT:-unknown}'
-step 90 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
-step 120 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
+step 60 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 90 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu.md" --note "bench/gpu_checks.sh"
-step 120 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
-    --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
-step 150 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
+step 100 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
     --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
-    --out "$out" --note "bench/gpu_checks.sh"
-step 100 profile python3 -m bench.speed.profile --device "$device" --tree-items "${PROFILE_TREE:-1000000}" \
+    --attention auto,math --out "$out" --note "bench/gpu_checks.sh"
+step 130 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
+    --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
+step 50 profile python3 -m bench.speed.profile --device "$device" --train-items "${PROFILE_TRAIN:-12101}" \
     --beam-items "${PROFILE_BEAM:-361000}"
+step 40 tiger python3 results/tiger/cpu_step_time.py --device "$device" --steps 20 --out "$out/tiger_gpu_step_time.md"
+# the device tool brings back 8 files: the plot is redrawn from speed_retrieval.json
+if [ -n "${OUT:-}" ]; then rm -f "$out/speed_retrieval.png"; fi

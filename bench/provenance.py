@@ -51,11 +51,14 @@ def hardware() -> str:
 def provenance(command: str | None = None) -> dict[str, Any]:
     """Commit (with a `-dirty` mark when the tree has uncommitted changes), hardware and versions.
 
-    Without git (a copy of the tree on a lent GPU machine) the commit comes from $SEATER_BENCH_COMMIT.
+    $SEATER_BENCH_COMMIT, when set, wins: the copy of the tree on a lent GPU machine has no
+    git history, or one that does not match the files sent (seen: a stale HEAD marked dirty).
     """
-    commit = _git("rev-parse", "--short=10", "HEAD") or os.environ.get("SEATER_BENCH_COMMIT", "unknown")
-    if _git("status", "--porcelain", "--untracked-files=no"):
-        commit += "-dirty"
+    commit = os.environ.get("SEATER_BENCH_COMMIT", "")
+    if not commit:
+        commit = _git("rev-parse", "--short=10", "HEAD") or "unknown"
+        if _git("status", "--porcelain", "--untracked-files=no"):
+            commit += "-dirty"
     info: dict[str, Any] = {
         "command": command if command is not None else " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]]),
         "commit": commit,

@@ -24,6 +24,7 @@ def retrieval(
     train_steps: int = typer.Option(10, help="timed training steps"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, help="torch CPU threads"),
+    attention: str = typer.Option("auto", help="attention kernels, comma-separated: auto (torch's choice, the default) and/or math (plain matmuls + softmax); the first is used throughout, the others are timed beside it"),
     out: Path = typer.Option(Path("results/seater"), help="output folder (markdown, JSON, PNG)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
@@ -36,7 +37,16 @@ def retrieval(
     cfg = RetrievalSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
+        attentions=_attentions(attention),
     )
     result = run_retrieval_speed(cfg, log=typer.echo)
     for path in write_results(result, out, provenance()):
         typer.echo(f"wrote {path}")
+
+
+def _attentions(text: str) -> tuple[str, ...]:
+    names = tuple(a.strip() for a in text.split(",") if a.strip())
+    bad = [a for a in names if a not in ("math", "auto")]
+    if not names or bad:
+        raise typer.BadParameter(f"--attention takes auto and/or math, comma-separated; got {text!r}")
+    return names

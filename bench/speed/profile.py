@@ -1,23 +1,24 @@
-"""Where the time goes: torch.profiler tables for one beam-search batch and one balanced-tree build.
+"""Where the time goes on a GPU: torch.profiler tables for one beam-search batch and one training step.
 
-A diagnostic for a GPU session (bench/gpu_checks.sh runs it last; the build has ~10^5 operator
-calls, whose table alone takes tens of seconds, so it comes second), so a missed speed target comes
+A diagnostic for a GPU session (bench/gpu_checks.sh runs it last), so a missed speed target comes
 back with the operators to work on rather than one number:
-    python3 -m bench.speed.profile --device cuda --tree-items 1000000 --beam-items 361000
+    python3 -m bench.speed.profile --device cuda --beam-items 361000 --train-items 12101
+The balanced tree builder is left out: it issues ~2 x 10^5 small operators at 361K items (count
+them on CPU with a TorchFunctionMode), so its time is launch overhead and the profiler's own
+bookkeeping of that many events outlasts the build.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bench.speed.retrieval import balanced_random_tree
-from seater.data.synthetic import synthetic_embeddings
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
-from seater.trees.balanced import build as build_balanced
 
 
 def _table(prof, device: torch.device, rows: int) -> str:
@@ -38,7 +39,8 @@ def _profiled(fn, device: torch.device):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--tree-items", type=int, default=1_000_000)
+    ap.add_argument("--train-items", type=int, default=12_101)
+    ap.add_argument("--train-batch", type=int, default=2048)
     ap.add_argument("--beam-items", type=int, default=361_000)
     ap.add_argument("--users", type=int, default=1024)
     ap.add_argument("--rows", type=int, default=25)
@@ -49,13 +51,29 @@ def main(argv=None) -> None:
     conf = SEATERConfig(n_items=args.beam_items, n_tokens=tree.n_tokens, depth=tree.depth, d_model=64)
     model = SEATER(conf, tree).to(dev).eval()
     hist = torch.randint(1, args.beam_items + 1, (args.users, 20), generator=torch.Generator().manual_seed(0)).to(dev)
-    prof = _profiled(lambda: model.recommend(hist, beam_size=50, topk=50), dev)
-    print(f"### beam search, {args.beam_items:,} items, {args.users} users, beam 50, top-50, {dev}")
-    print(_table(prof, dev, args.rows))
+    for attention in ("auto", "math"):
+        prof = _profiled(lambda: model.recommend(hist, beam_size=50, topk=50, attention=attention), dev)
+        print(f"### beam search, {args.beam_items:,} items, {args.users} users, beam 50, top-50, attention {attention}, {dev}")
+        print(_table(prof, dev, args.rows))
 
-    x = synthetic_embeddings(args.tree_items, 64, seed=0)
-    prof = _profiled(lambda: build_balanced(x, 16, seed=0, device=args.device), dev)
-    print(f"### balanced build, {args.tree_items:,} items, d 64, k 16, {dev}")
+    train_tree = balanced_random_tree(args.train_items, 16, seed=0)
+    conf = SEATERConfig(n_items=args.train_items, n_tokens=train_tree.n_tokens, depth=train_tree.depth, d_model=64)
+    model = SEATER(conf, train_tree).to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(1)
+    th = torch.randint(1, args.train_items + 1, (args.train_batch, 20), generator=gen).to(dev)
+    tt = torch.randint(1, args.train_items + 1, (args.train_batch,), generator=gen).to(dev)
+    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dev.type == "cuda" else contextlib.nullcontext
+
+    def train_step():
+        with amp():
+            loss = model.loss(th, tt)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    prof = _profiled(train_step, dev)
+    print(f"### training step, {args.train_items:,} items, batch {args.train_batch}, all three losses, {dev}")
     print(_table(prof, dev, args.rows))
 
 

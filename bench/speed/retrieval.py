@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seater.trees.tree import Tree
 
@@ -84,6 +85,9 @@ class RetrievalSpeedConfig:
     history: int = 20  # history length
     d_model: int = 64
     device: str = "cpu"
+    # attention kernels (SEATER.recommend's `attention`): the first for every timing, the others
+    # beside it at the curve's beam width and for training
+    attentions: tuple[str, ...] = ("auto",)
     threads: int = 1  # torch CPU threads
     seed: int = 0
     notes: list[str] = field(default_factory=list)
@@ -99,6 +103,11 @@ def _time(fn, device: torch.device, repeat: int = 1) -> float:
         fn()
     sync()
     return (time.perf_counter() - t0) / repeat
+
+
+def _attention(name: str):
+    """A fresh context for SEATER.recommend's attention choice ("auto" or "math")."""
+    return sdpa_kernel(SDPBackend.MATH) if name == "math" else contextlib.nullcontext()
 
 
 def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
@@ -121,14 +130,16 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
         hist = torch.randint(1, n + 1, (n_users, cfg.history), generator=gen).to(dev)
         beams = cfg.beams if n == cfg.sizes[0] else (cfg.beam,)
 
-        for beam in beams:
+        # the first attention everywhere; the others at the curve's beam width only
+        runs = [(beam, cfg.attentions[0]) for beam in beams] + [(cfg.beam, a) for a in cfg.attentions[1:]]
+        for beam, att in runs:
             def decode():
                 for s in range(0, n_users, cfg.batch):
-                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam))
+                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam), attention=att)
             sec = _time(decode, dev)
             rows.append({"kind": "beam", "n_items": n, "k": cfg.k, "depth": tree.depth, "beam": beam, "topk": min(cfg.topk, beam),
-                         "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
-            log(f"beam  n={n:>9} W={beam:>3} depth={tree.depth}: {n_users / sec:10.1f} users/s")
+                         "attention": att, "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
+            log(f"beam  n={n:>9} W={beam:>3} depth={tree.depth} attention={att}: {n_users / sec:10.1f} users/s")
 
         items = torch.randn(n, cfg.d_model, generator=gen).to(dev)
         queries = torch.randn(n_users, cfg.d_model, generator=gen).to(dev)
@@ -150,18 +161,19 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
             # as seater.training does: bf16 autocast on CUDA, plain fp32 elsewhere
             amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
 
-            def train():
-                for _ in range(cfg.train_steps):
-                    with amp:
-                        loss = model.loss(th, tt)["loss"]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-            sec = _time(train, dev)
-            sps = cfg.train_batch * cfg.train_steps / sec
-            rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
-                         "amp": "bf16" if dev.type == "cuda" else "fp32", "seconds": sec, "samples_per_s": sps})
-            log(f"train n={n:>9} batch={cfg.train_batch}: {sps:10.1f} samples/s (all three losses)")
+            for att in cfg.attentions:
+                def train():
+                    for _ in range(cfg.train_steps):
+                        with amp, _attention(att):
+                            loss = model.loss(th, tt)["loss"]
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                sec = _time(train, dev)
+                sps = cfg.train_batch * cfg.train_steps / sec
+                rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
+                             "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "seconds": sec, "samples_per_s": sps})
+                log(f"train n={n:>9} batch={cfg.train_batch} attention={att}: {sps:10.1f} samples/s (all three losses)")
         del model, tree
     return {"config": asdict(cfg), "rows": rows}
 
@@ -179,6 +191,9 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
     lines += [f"Device {cfg['device']}, {cfg['threads']} torch thread(s); top-{cfg['topk']}, batch {cfg['batch']} users, k = {cfg['k']}, d = {cfg['d_model']}.", ""]
     for note in cfg.get("notes", []):
         lines.append(f"- {note}")
+    atts = cfg.get("attentions", ["auto"])
+    rows = [r for r in rows if r.get("attention", atts[0]) == atts[0]]  # the main tables: the first attention
+    lines += ["", f"Attention kernels: {atts[0]} (SEATER.recommend's `attention`).", ""]
     lines += ["", "| n_items | depth | beam users/s (W=%d) | exact top-K users/s | beam / exact |" % cfg["beam"], "|---:|---:|---:|---:|---:|"]
     for n in cfg["sizes"]:
         b = [r for r in rows if r["kind"] == "beam" and r["n_items"] == n and r["beam"] == cfg["beam"]]
@@ -192,6 +207,16 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
     for r in rows:
         if r["kind"] == "train":
             lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items, {r.get('amp', 'fp32')}): **{r['samples_per_s']:,.0f} samples/s**."]
+    if len(atts) > 1:
+        every = result["rows"]
+        lines += ["", f"Attention kernels side by side (beam W={cfg['beam']} users/s; training samples/s):", "",
+                  "| n_items | what | " + " | ".join(atts) + " |", "|---:|---|" + "---:|" * len(atts)]
+        for n in cfg["sizes"]:
+            for kind, key in (("beam", "users_per_s"), ("train", "samples_per_s")):
+                got = {r.get("attention", atts[0]): r[key] for r in every
+                       if r["kind"] == kind and r["n_items"] == n and r.get("beam", cfg["beam"]) == cfg["beam"]}
+                if got:
+                    lines.append(f"| {n:,} | {kind} | " + " | ".join(f"{got[a]:,.0f}" if a in got else "–" for a in atts) + " |")
     md = out_dir / "speed_retrieval.md"
     md.write_text("\n".join(lines) + "\n")
     paths = [js, md]

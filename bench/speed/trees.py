@@ -75,11 +75,11 @@ def _builders():
     return BUILDERS
 
 
-def total_cost(tree, x: np.ndarray) -> float:
+def total_cost(tree, x: np.ndarray, device: str = "cpu") -> float:
     try:
         from seater.trees.quality import tree_quality
 
-        return float(tree_quality(tree, x)["total_cost"])
+        return float(tree_quality(tree, x, device)["total_cost"])
     except ImportError:  # pragma: no cover - quality module not present
         raise DataError("seater.trees.quality is required for the quality comparison") from None
 
@@ -120,12 +120,15 @@ def run_tree_speed(
             sec, tree = _time_build(builders, "balanced", x, cfg.k, cfg.seed, params)
             times.append(sec)
             log(f"balanced n={n}: {sec:.2f} s")
+        t0 = time.perf_counter()
         tree.validate(balanced=True)
+        t1 = time.perf_counter()
         row = {
             "n_items": n, "builder": "balanced", "best_s": min(times), "median_s": statistics.median(times), "runs_s": times,
             "level_seconds": tree.build_info["level_seconds"], "depth": tree.depth, "balanced": tree.is_balanced(),
-            "total_cost": total_cost(tree, x),
+            "total_cost": total_cost(tree, x, cfg.device),
         }
+        log(f"balanced n={n}: validated in {t1 - t0:.1f} s; total cost {row['total_cost']:.4f} in {time.perf_counter() - t1:.1f} s")
         if n == cfg.compare_constrained_at:
             ctimes, ctree = [], None
             for _ in range(cfg.constrained_repeats):

@@ -96,41 +96,35 @@ def _bellman_ford(wg: torch.Tensor, tol: torch.Tensor):
 def _find_cycles(wg: torch.Tensor, pred: torch.Tensor):
     """Most negative cycle of each node's predecessor graph.
 
-    Returns ``(weight (G,), frm (G, n), to (G, n), valid (G, n))``: the cycle's edges
-    ``frm -> to`` in order; weight is +inf where no cycle was found.
+    Returns ``(weight (G,), frm (G, n), to (G, n), valid (G, n))``: the cycle's edges are
+    ``frm[j] -> to[j]`` where ``valid[j]`` (to = j, frm = pred[j]); weight is +inf where no cycle
+    was found. Pointer doubling instead of walking the graph: a few gathers per call whatever n,
+    which matters on a GPU, where this runs every repair round and each operation is a launch.
     """
     g, n, _ = wg.shape
     dev = wg.device
-    rows = torch.arange(g, device=dev)[:, None]
-    v = torch.arange(n, device=dev).expand(g, n).clone()
-    for _ in range(n):  # n steps back from any node lands on a cycle (or on the source, -1)
-        v = torch.where(v >= 0, pred.gather(1, v.clamp_min(0)), v)
-    ok = v >= 0
-    start = v.clamp_min(0)
-    u = start.clone()
-    weight = torch.zeros((g, n), dtype=wg.dtype, device=dev)
-    closed = torch.zeros((g, n), dtype=torch.bool, device=dev)
-    for _ in range(n):
-        p = pred.gather(1, u)
-        open_ = ok & ~closed & (p >= 0)
-        edge = wg[rows, p.clamp_min(0), u]
-        weight = weight + torch.where(open_, edge, torch.zeros((), dtype=wg.dtype, device=dev))
-        u = torch.where(open_, p.clamp_min(0), u)
-        closed = closed | (open_ & (u == start))
-    weight = torch.where(ok & closed, weight, torch.full_like(weight, float("inf")))
-    best_w, best_s = weight.min(dim=1)
-    u = start.gather(1, best_s[:, None]).squeeze(1)
-    first = u.clone()
-    frm = torch.zeros((g, n), dtype=torch.long, device=dev)
-    to = torch.zeros((g, n), dtype=torch.long, device=dev)
-    valid = torch.zeros((g, n), dtype=torch.bool, device=dev)
-    alive = torch.isfinite(best_w)
-    for e in range(n):
-        p = pred.gather(1, u[:, None]).squeeze(1).clamp_min(0)
-        frm[:, e], to[:, e], valid[:, e] = p, u, alive
-        u = p
-        alive = alive & (u != first)
-    return best_w, frm, to, valid
+    # pred with the virtual source as an absorbing node n
+    p = torch.cat([torch.where(pred >= 0, pred, n), torch.full((g, 1), n, dtype=torch.long, device=dev)], 1)
+    # after the loop: jump = p^(2^s) with 2^s >= n, low[u] = min(u, p(u), ..., p^(2^s - 1)(u))
+    jump, low = p, torch.arange(n + 1, device=dev).expand(g, n + 1)
+    span = 1
+    while span < n:
+        low = torch.minimum(low, low.gather(1, jump))
+        jump = jump.gather(1, jump)
+        span *= 2
+    # n or more steps back from any node land on a cycle, and every cycle node is reached so
+    on = torch.zeros((g, n + 1), dtype=torch.bool, device=dev).scatter_(1, jump, True)[:, :n]
+    # a cycle node's window covers its whole cycle: low = the cycle's smallest node, its id
+    cyc = low[:, :n]
+    edge = wg.gather(1, pred.clamp_min(0)[:, None, :]).squeeze(1)  # edge[u] = weight of pred[u] -> u
+    member = on[:, None, :] & (cyc[:, None, :] == torch.arange(n, device=dev)[None, :, None])  # (G, cycle id, node)
+    zero = torch.zeros((), dtype=wg.dtype, device=dev)
+    weight = torch.where(member, edge[:, None, :], zero).sum(2)
+    weight = torch.where(member.any(2), weight, torch.full_like(weight, float("inf")))
+    best_w, best = weight.min(dim=1)
+    valid = on & (cyc == best[:, None]) & torch.isfinite(best_w)[:, None]
+    to = torch.arange(n, device=dev).expand(g, n)
+    return best_w, pred.clamp_min(0), to, valid
 
 
 def _move_keys(cost, labels, mask, frm, to):
@@ -278,9 +272,11 @@ def entropic_prices(
         grad = t_w - col
         a = torch.diag_embed(col) - pm @ pm.transpose(1, 2)
         ridge = (col.amax(1) * 1e-5 + 1e-9)[:, None, None]  # p is shift-invariant: A is singular along ones
-        step = torch.linalg.solve(a + ridge * eye, grad[..., None]).squeeze(-1) * eps[:, None]
+        # solve_ex: linalg.solve checks for singular systems, a device-to-host copy every step on a
+        # GPU; the ridge keeps the system regular, and a step that still fails is dropped (nan -> 0)
+        step = torch.linalg.solve_ex(a + ridge * eye, grad[..., None])[0].squeeze(-1) * eps[:, None]
         lim = 4 * eps[:, None]
-        step = step.clamp(-lim, lim)
+        step = step.nan_to_num_(0.0, 0.0, 0.0).clamp(-lim, lim)
         if stop_feasible and t >= first_check:
             step = torch.where(live[:, None], step, torch.zeros((), dtype=dt, device=dev))
         p_w = p_w + step

@@ -149,6 +149,18 @@ def test_seater_cached_decoding_matches_teacher_forcing(kind, k, random_seater):
     torch.testing.assert_close(ref.exp().sum(1), torch.ones(3), rtol=1e-4, atol=1e-4)
 
 
+def test_seater_math_attention_decodes_the_same_ranking(random_seater):
+    """attention="math" (plain matmuls, for GPUs where fused kernels do not pay) changes the kernels, not the result."""
+    tree = make_tree("balanced", 30, 3, seed=4)
+    model, hist = random_seater(tree)
+    ref = model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1))
+    items, scores = model.recommend(hist, beam_size=tree.n_items, topk=tree.n_items, attention="math")
+    assert torch.equal(items, ref.argsort(1, descending=True) + 1)
+    torch.testing.assert_close(scores, ref.sort(1, descending=True).values, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="attention"):
+        model.recommend(hist, beam_size=5, topk=5, attention="flash")
+
+
 @pytest.mark.parametrize("kind,k", [("balanced", 2), ("balanced", 3), ("unbalanced", 8)])
 def test_catalog_log_prob_equals_scoring_every_identifier(kind, k, random_seater):
     """One decoder pass per tree node gives every item's exact identifier log-probability."""

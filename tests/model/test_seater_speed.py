@@ -35,3 +35,15 @@ def test_tiny_speed_run_writes_markdown_and_json(tmp_path):
     assert {p.suffix for p in paths} == {".md", ".json"}
     assert json.loads((tmp_path / "speed_retrieval.json").read_text())["rows"] == result["rows"]
     assert "| 120 |" in (tmp_path / "speed_retrieval.md").read_text()
+
+
+def test_speed_run_times_a_second_attention_beside_the_first(tmp_path):
+    cfg = RetrievalSpeedConfig(sizes=(60,), k=4, beam=5, topk=5, beams=(2, 5), users=4, batch=4, train_batch=4, train_steps=1,
+                               d_model=16, attentions=("auto", "math"))
+    result = run_retrieval_speed(cfg, log=lambda *_: None)
+    beam = [(r["beam"], r["attention"]) for r in result["rows"] if r["kind"] == "beam"]
+    assert beam == [(2, "auto"), (5, "auto"), (5, "math")]  # the second only at the curve's beam width
+    assert [r["attention"] for r in result["rows"] if r["kind"] == "train"] == ["auto", "math"]
+    write_results(result, tmp_path, {"command": "test", "commit": "x", "hardware": "cpu", "python": "3", "date": "d"}, png=False)
+    md = (tmp_path / "speed_retrieval.md").read_text()
+    assert "| n_items | what | auto | math |" in md and md.count("| 60 | beam |") == 1

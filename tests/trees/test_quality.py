@@ -63,3 +63,15 @@ def test_shape_mismatch_is_an_error():
     tree = Tree(np.array([[0], [1]]), k=2)
     with pytest.raises(DataError, match="do not match"):
         tree_quality(tree, np.zeros((3, 2)))
+
+
+def test_level_cost_equals_a_direct_sum_with_gaps_and_unplaced_items():
+    """Groups with scattered ids and items outside any group (-1), against per-group numpy means."""
+    from seater.trees.quality import _level_cost
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(500, 7)).astype(np.float32)
+    groups = rng.choice([-1, 3, 40, 41, 999], size=500)
+    ref = sum(((x[groups == g] - x[groups == g].mean(0)) ** 2).sum() for g in (3, 40, 41, 999))
+    for chunk in (1 << 20, 64):  # one chunk; many chunks
+        assert abs(_level_cost(x, groups, chunk=chunk) - ref) <= 1e-9 * ref
