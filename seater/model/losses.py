@@ -19,7 +19,10 @@ def child_logits(states: torch.Tensor, child: torch.Tensor, emb: torch.Tensor) -
     states (..., d); child int64 (..., k) child tokens, -1 = empty slot; emb (n_tokens, d).
     Returns (..., k), -inf at empty slots.
     """
-    child_emb = emb[child.clamp(min=0)]  # (..., k, d)
+    # F.embedding, not emb[...]: the rows repeat heavily (every sample holds the root's children),
+    # and on CUDA the indexing backward accumulates repeats serially: 75% of a training step's
+    # GPU time on an H200 (results/gpu/checks_9b9bb3f477.log); embedding's backward does not
+    child_emb = F.embedding(child.clamp(min=0), emb)  # (..., k, d)
     logits = torch.einsum("...d,...kd->...k", states, child_emb)  # (..., k)
     return logits.masked_fill(child < 0, float("-inf"))
 
@@ -48,8 +51,8 @@ def alignment_loss(emb: torch.Tensor, tokens: torch.Tensor, parent_token: torch.
     anchors = tokens[par > 0]  # (A,)
     if anchors.numel() == 0:
         return emb.sum() * 0.0
-    z = F.normalize(emb[tokens], dim=-1)  # (M, d)
-    za = F.normalize(emb[anchors], dim=-1)  # (A, d)
+    z = F.normalize(F.embedding(tokens, emb), dim=-1)  # (M, d)
+    za = F.normalize(F.embedding(anchors, emb), dim=-1)  # (A, d)
     sim = za @ z.T / tau  # (A, M)
     is_self = tokens.unsqueeze(0) == anchors.unsqueeze(1)  # (A, M)
     is_child = par.unsqueeze(0) == anchors.unsqueeze(1)  # (A, M) candidate's parent is the anchor

@@ -362,16 +362,19 @@ class SEATER(nn.Module):
     @torch.no_grad()
     def recommend(
         self, hist: torch.Tensor, beam_size: int = 50, topk: int = 50, mode: str = "beam", temperature=1.0, generator=None,
-        attention: str = "auto",
+        attention: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Constrained beam search: hist (B, L) -> items (B, topk), scores (B, topk).
 
-        attention "auto" lets torch choose the attention kernels; "math" forces plain matmuls +
-        softmax. Decoding attends over at most depth + 1 positions and the history's L, short
-        enough that fused kernels may not pay: on an H200 the masked memory-efficient kernel took
-        60% of a 361K-item beam search's GPU time (`seater-bench speed retrieval --attention
-        auto,math` times both); on CPU "math" was ~20% slower.
+        attention: "math" computes attention as plain matmuls + softmax, "auto" lets torch choose
+        fused kernels; None = "math" on CUDA, "auto" elsewhere. Decoding attends over at most
+        depth + 1 positions and the history's L, too short for fused kernels to pay on a GPU:
+        on an H200, beam 50, 361K items, math decoded 91,884 users/s against 57,534 (the masked
+        memory-efficient kernel took 60% of the GPU time); on a 2-core CPU math was ~20% slower
+        (results/seater/speed_retrieval_h200.md; `seater-bench speed retrieval --attention auto,math`).
         """
+        if attention is None:
+            attention = "math" if hist.is_cuda else "auto"
         if attention not in ("math", "auto"):
             raise ValueError(f"attention must be 'math' or 'auto', got {attention!r}")
         with sdpa_kernel(SDPBackend.MATH) if attention == "math" else contextlib.nullcontext():
