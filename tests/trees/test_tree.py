@@ -44,6 +44,15 @@ def test_bad_codes(codes, msg):
         Tree(np.array(codes), k=2)
 
 
+def test_collision_message_names_the_first_clashing_slot():
+    # node 1 = prefix (0,), node 2 = prefix (1,); clashes at (node 2, slot 1) listed first, (node 1, slot 0) later,
+    # and a prefix clash at the root level in a second tree
+    with pytest.raises(TreeBuildError, match="node 1, slot 0"):
+        Tree(np.array([[1, 1], [1, 1], [0, 1], [0, 0], [0, 0]]), k=2)
+    with pytest.raises(TreeBuildError, match="node 0, slot 1"):
+        Tree(np.array([[0, 0], [1, -1], [1, 0]]), k=2)
+
+
 def test_save_load_roundtrip(tmp_path):
     t = Tree(np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1], [1, 0, -1], [1, 1, 0], [1, 1, 1]]), k=2,
              build_info={"builder": "manual"})
