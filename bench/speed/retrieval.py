@@ -193,7 +193,7 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
         lines.append(f"- {note}")
     atts = cfg.get("attentions", ["auto"])
     rows = [r for r in rows if r.get("attention", atts[0]) == atts[0]]  # the main tables: the first attention
-    lines += ["", f"Attention kernels: {atts[0]} (SEATER.recommend's `attention`).", ""]
+    lines += ["", f"Attention kernels: {atts[0]} (SEATER.recommend's `attention`)."]
     lines += ["", "| n_items | depth | beam users/s (W=%d) | exact top-K users/s | beam / exact |" % cfg["beam"], "|---:|---:|---:|---:|---:|"]
     for n in cfg["sizes"]:
         b = [r for r in rows if r["kind"] == "beam" and r["n_items"] == n and r["beam"] == cfg["beam"]]

@@ -47,3 +47,11 @@ def test_speed_run_times_a_second_attention_beside_the_first(tmp_path):
     write_results(result, tmp_path, {"command": "test", "commit": "x", "hardware": "cpu", "python": "3", "date": "d"}, png=False)
     md = (tmp_path / "speed_retrieval.md").read_text()
     assert "| n_items | what | auto | math |" in md and md.count("| 60 | beam |") == 1
+
+
+def test_profile_script_prints_operator_tables(capsys):
+    from bench.speed.profile import main
+
+    main(["--device", "cpu", "--beam-items", "60", "--train-items", "60", "--users", "4", "--train-batch", "8", "--rows", "3"])
+    out = capsys.readouterr().out
+    assert out.count("### beam search") == 2 and "### training step" in out and out.count("Self CPU time total") == 3
