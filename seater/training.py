@@ -83,6 +83,13 @@ class TrainResult:
         return self.samples_seen / fit_s if fit_s > 0 else 0.0
 
 
+def bf16_autocast(device: torch.device | str = "cuda"):
+    """The training loop's mixed precision: bf16 autocast on CUDA, nothing elsewhere (a fresh context per call)."""
+    if torch.device(device).type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices) so a run is repeatable from `seed`."""
     random.seed(seed)
@@ -193,7 +200,7 @@ def train_loop(
         best_metrics, best_state, history = ckpt["best_metrics"], ckpt["best_model"], ckpt["history"]
         _set_rng_state(ckpt["rng"])
 
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext
+    autocast = bf16_autocast if use_amp else contextlib.nullcontext
     for epoch in range(start_epoch, cfg.epochs):
         if finished:
             break

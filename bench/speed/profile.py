@@ -11,7 +11,6 @@ bookkeeping of that many events outlasts the build.
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -19,6 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 from bench.speed.retrieval import balanced_random_tree
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
+from seater.training import bf16_autocast
 
 
 def _table(prof, device: torch.device, rows: int) -> str:
@@ -63,10 +63,9 @@ def main(argv=None) -> None:
     gen = torch.Generator().manual_seed(1)
     th = torch.randint(1, args.train_items + 1, (args.train_batch, 20), generator=gen).to(dev)
     tt = torch.randint(1, args.train_items + 1, (args.train_batch,), generator=gen).to(dev)
-    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dev.type == "cuda" else contextlib.nullcontext
 
     def train_step():
-        with amp():
+        with bf16_autocast(dev):
             loss = model.loss(th, tt)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

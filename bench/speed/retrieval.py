@@ -13,7 +13,6 @@ Every timing runs the same code as training/inference, after one warm-up call.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from seater.trees.tree import Tree
 
@@ -105,15 +103,11 @@ def _time(fn, device: torch.device, repeat: int = 1) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def _attention(name: str):
-    """A fresh context for SEATER.recommend's attention choice ("auto" or "math")."""
-    return sdpa_kernel(SDPBackend.MATH) if name == "math" else contextlib.nullcontext()
-
-
 def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
     """Run every timing; returns a JSON-able dict of rows."""
     from seater.model.config import SEATERConfig
-    from seater.model.seater import SEATER
+    from seater.model.seater import SEATER, attention_kernels
+    from seater.training import bf16_autocast
     from seater.topk import topk_inner_product
 
     torch.set_num_threads(cfg.threads)
@@ -158,13 +152,10 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
             th = torch.randint(1, n + 1, (cfg.train_batch, cfg.history), generator=gen).to(dev)
             tt = torch.randint(1, n + 1, (cfg.train_batch,), generator=gen).to(dev)
 
-            # as seater.training does: bf16 autocast on CUDA, plain fp32 elsewhere
-            amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
-
             for att in cfg.attentions:
                 def train():
                     for _ in range(cfg.train_steps):
-                        with amp, _attention(att):
+                        with bf16_autocast(dev), attention_kernels(att):  # as seater.training trains
                             loss = model.loss(th, tt)["loss"]
                         opt.zero_grad(set_to_none=True)
                         loss.backward()

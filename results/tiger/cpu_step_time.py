@@ -13,7 +13,6 @@ codes per level), on one torch thread (or a GPU, in bf16 autocast as the trainin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from baselines.tiger import TIGERConfig, TIGERModel  # noqa: E402
 from bench.provenance import markdown_header, provenance  # noqa: E402
+from seater.training import bf16_autocast  # noqa: E402
 
 BEAUTY_TRAIN_SAMPLES = 131_413  # leave-one-out training samples of Amazon Beauty, history 20 (protocol card)
 PAPER_STEPS = 200_000
@@ -50,11 +50,10 @@ def main() -> None:
     enc = torch.randint(1, 1 + cfg.user_buckets + depth * k, (args.batch, 1 + cfg.max_history * depth)).to(dev)
     dec = torch.randint(2, 2 + depth * k, (args.batch, depth)).to(dev)
     labels = torch.randint(0, k, (args.batch, depth)).to(dev)
-    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
     times = []
     for _ in range(args.steps + 1):  # the first step warms up and is not counted
         t0 = time.perf_counter()
-        with amp():
+        with bf16_autocast(dev):
             memory, mask = model.encode(enc)
             loss = F.cross_entropy(model.decode(dec, memory, mask).reshape(-1, k + 1).float(), labels.reshape(-1))
         opt.zero_grad()

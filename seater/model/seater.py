@@ -36,6 +36,13 @@ from seater.model.losses import alignment_loss, child_logits, generation_loss, r
 from seater.trees.tree import Tree
 
 
+def attention_kernels(name: str):
+    """Context for the attention kernels: "math" (plain matmuls + softmax) or "auto" (torch's choice)."""
+    if name not in ("math", "auto"):
+        raise ValueError(f"attention must be 'math' or 'auto', got {name!r}")
+    return sdpa_kernel(SDPBackend.MATH) if name == "math" else contextlib.nullcontext()
+
+
 class Attention(nn.Module):
     def __init__(self, d: int, heads: int, dropout: float):
         super().__init__()
@@ -373,11 +380,7 @@ class SEATER(nn.Module):
         memory-efficient kernel took 60% of the GPU time); on a 2-core CPU math was ~20% slower
         (results/seater/speed_retrieval_h200.md; `seater-bench speed retrieval --attention auto,math`).
         """
-        if attention is None:
-            attention = "math" if hist.is_cuda else "auto"
-        if attention not in ("math", "auto"):
-            raise ValueError(f"attention must be 'math' or 'auto', got {attention!r}")
-        with sdpa_kernel(SDPBackend.MATH) if attention == "math" else contextlib.nullcontext():
+        with attention_kernels(attention if attention is not None else "math" if hist.is_cuda else "auto"):
             mem, mask = self.encode(hist)
             return beam_search(
                 self.step_fn(mem, mask), self.next_table, self.config.n_items + 1, self.config.n_items, hist.shape[0],
