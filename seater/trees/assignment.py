@@ -60,6 +60,11 @@ def _move_weights(cost: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) 
     return w.masked_fill(eye, float("inf"))
 
 
+def _pick(v: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """``v[rows]``, or `v` itself when rows is None (all rows: no copy, no operator)."""
+    return v if rows is None else v[rows]
+
+
 def _residual_graph(w: torch.Tensor, sizes: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Contracted residual graph ``(G, k+1, k+1)``: clusters 0..k-1 plus the slot node k."""
     g, k, _ = w.shape
@@ -81,16 +86,15 @@ def _bellman_ford(wg: torch.Tensor, tol: torch.Tensor):
     g, n, _ = wg.shape
     d = torch.zeros((g, n), dtype=wg.dtype, device=wg.device)
     pred = torch.full((g, n), -1, dtype=torch.long, device=wg.device)
-    improved = torch.zeros(g, dtype=torch.bool, device=wg.device)
+    tol = tol[:, None]
     for _ in range(n):
         best, arg = (d[:, :, None] + wg).min(dim=1)
-        upd = best < d - tol[:, None]
-        improved = upd.any(dim=1)
-        if not bool(improved.any()):
-            break
+        upd = best < d - tol
+        if not bool(upd.any()):
+            return d, pred, torch.zeros(g, dtype=torch.bool, device=wg.device)
         d = torch.where(upd, best, d)
         pred = torch.where(upd, arg, pred)
-    return d, pred, improved
+    return d, pred, upd.any(dim=1)
 
 
 def _find_cycles(wg: torch.Tensor, pred: torch.Tensor):
@@ -229,56 +233,62 @@ def entropic_prices(
     p = torch.zeros((g, k), dtype=dt, device=dev) if prices is None else prices.to(dt).clone()
     if steps <= 0:
         return (p, torch.ones(g, dtype=torch.bool, device=dev)) if return_live else p
-    eye = torch.eye(k, dtype=dt, device=dev)
     q = mask.sum(1) // k
     all_real = bool(mask.all())
-    # working set: the nodes still iterating (compacted once at most half of them are left)
+    # working set: the nodes still iterating (compacted once at most half of them are left);
+    # views and per-node constants are made once per compaction, not per step: on a GPU the loop
+    # is bound by operator launches, and each indexing or broadcast view is one more
     idx = torch.arange(g, device=dev)
     c_w = cost.transpose(1, 2).contiguous()
-    m_w, q_w, t_w, s_w = mask[:, None, :], q, target, spread
-    p_w = p
     buf = torch.empty_like(c_w)
     hard = torch.empty_like(c_w) if stop_feasible else None
+    m_w, t_w, s_w, p_w = mask[:, None, :], target, spread, p
+    lo_w = q[:, None]
+    hi_w, buf_w, hard_w = lo_w + 1, buf, hard
     # a cold start is far from feasible while eps is large: check sizes from a third of the schedule
     first_check = 0 if prices is not None else max(1, steps // 3)
+    live = None
     for t in range(steps + (1 if stop_feasible else 0)):
         frac = min(t, steps - 1) / max(steps - 1, 1)
-        eps = s_w * (eps_start ** (1 - frac) * eps_end**frac)
+        eps = (s_w * (eps_start ** (1 - frac) * eps_end**frac))[:, None]
         # in place on one buffer: these (G, k, M) temporaries dominate the time at large levels
-        z = torch.sub(p_w[:, :, None], c_w, out=buf[: c_w.shape[0]]).div_(eps[:, None, None])
+        z = torch.sub(p_w[:, :, None], c_w, out=buf_w).div_(eps[:, :, None])
         # exp of inputs below about -88 (float32 underflow) takes a ~10x slower path on CPU;
         # e^-80 is already negligible next to the row maximum's 1
         pm = z.sub_(z.amax(1, keepdim=True)).clamp_min_(-80.0).exp_()
-        if stop_feasible and t >= first_check:
+        checking = stop_feasible and t >= first_check
+        if checking:
             # the hard argmax is where pm == 1 exactly (exp(0)); a float tie counts twice and
             # merely keeps the node live one more step
-            h = torch.floor(pm, out=hard[: pm.shape[0]])
+            h = torch.floor(pm, out=hard_w)
             sz = (h if all_real else h.mul_(m_w)).sum(2)
-            live = ((sz < q_w[:, None]) | (sz > q_w[:, None] + 1)).any(1)
-            if t == steps or not bool(live.any()):
+            live = ((sz < lo_w) | (sz > hi_w)).any(1)
+            n_live = int(live.sum())  # the loop's one host sync per step
+            if t == steps or n_live == 0:
                 break
-            if 2 * int(live.sum()) <= live.numel():
+            if 2 * n_live <= live.numel():
                 if p_w is not p:
                     p[idx] = p_w
                 keep = live.nonzero().squeeze(1)
                 idx = idx[keep]
-                c_w, m_w, q_w, t_w, s_w, p_w = (v[keep] for v in (c_w, m_w, q_w, t_w, s_w, p_w))
+                c_w, m_w, t_w, s_w, p_w, lo_w, hi_w = (v[keep] for v in (c_w, m_w, t_w, s_w, p_w, lo_w, hi_w))
                 eps, live = eps[keep], live[keep]
-                pm = buf[: keep.numel()].copy_(pm[keep])
+                buf_w, hard_w = buf[: keep.numel()], hard[: keep.numel()]
+                pm = buf_w.copy_(pm[keep])
         pm = pm.div_(pm.sum(1, keepdim=True))
         if not all_real:
             pm = pm.mul_(m_w)
         col = pm.sum(2)
-        grad = t_w - col
         a = torch.diag_embed(col) - pm @ pm.transpose(1, 2)
-        ridge = (col.amax(1) * 1e-5 + 1e-9)[:, None, None]  # p is shift-invariant: A is singular along ones
+        # p is shift-invariant: A is singular along ones; the ridge on the diagonal keeps it regular
+        a.diagonal(dim1=1, dim2=2).add_(col.amax(1, keepdim=True) * 1e-5 + 1e-9)
         # solve_ex: linalg.solve checks for singular systems, a device-to-host copy every step on a
-        # GPU; the ridge keeps the system regular, and a step that still fails is dropped (nan -> 0)
-        step = torch.linalg.solve_ex(a + ridge * eye, grad[..., None])[0].squeeze(-1) * eps[:, None]
-        lim = 4 * eps[:, None]
-        step = step.nan_to_num_(0.0, 0.0, 0.0).clamp(-lim, lim)
-        if stop_feasible and t >= first_check:
-            step = torch.where(live[:, None], step, torch.zeros((), dtype=dt, device=dev))
+        # GPU; a step that still fails is dropped (nan -> 0)
+        step = torch.linalg.solve_ex(a, (t_w - col)[..., None])[0].squeeze(-1).mul_(eps)
+        lim = 4 * eps
+        step = step.nan_to_num_(0.0, 0.0, 0.0).clamp_(-lim, lim)
+        if checking:
+            step = torch.where(live[:, None], step, 0.0)
         p_w = p_w + step
         p_w = p_w - p_w.mean(1, keepdim=True)
     if p_w is not p:
@@ -375,25 +385,34 @@ def balanced_assignment_batched(
         w = _move_weights(c, lab, mk)
         infeasible = ((sz < qa[:, None]) | (sz > qa[:, None] + 1)).any(1)
         new = lab
-        if bool(infeasible.any()):
+        any_infeasible = bool(infeasible.any())
+        if any_infeasible:
             feas_rounds += 1
             fi = infeasible.nonzero().squeeze(1)
             new = new.clone()
             new[fi] = _feasibility_moves(c[fi], lab[fi], mk[fi], sz[fi], qa[fi], w[fi])
-        feas = (~infeasible).nonzero().squeeze(1)
+        # the nodes with feasible sizes (None = all of them, the usual case: no selection copies)
+        feas = (~infeasible).nonzero().squeeze(1) if any_infeasible else None
         done = torch.zeros(active.numel(), dtype=torch.bool, device=dev)
-        if feas.numel() > 0:
-            wg = _residual_graph(w[feas], sz[feas], qa[feas])
-            d, pred, improved = _bellman_ford(wg, tol[active][feas])
+        if feas is None or feas.numel() > 0:
+            tf = _pick(tol if whole else tol[active], feas)
+            wg = _residual_graph(_pick(w, feas), _pick(sz, feas), _pick(qa, feas))
+            d, pred, improved = _bellman_ford(wg, tf)
             weight, frm, to, valid = _find_cycles(wg, pred)
-            cancel = improved & (weight < -tol[active][feas])
+            cancel = improved & (weight < -tf)
             # no improvement in round n = certified; float noise without a real cycle also stops
-            done[feas[~cancel]] = True
-            out_prices[active[feas[~cancel]]] = d[~cancel, :k]
-            if bool(cancel.any()):
+            ok = ~cancel
+            fin = ok if feas is None else feas[ok]  # positions in `active`
+            done[fin] = True
+            out_prices[active[fin]] = d[ok, :k]
+            n_cancel = int(cancel.sum())
+            if n_cancel == cancel.numel() and feas is None:  # every node moves: no selection copies
+                new = _cancel_cycles(c, lab, mk, frm, to, valid)
+            elif n_cancel:
                 ci = cancel.nonzero().squeeze(1)
+                sel = ci if feas is None else feas[ci]
                 new = new.clone() if new is lab else new
-                new[feas[ci]] = _cancel_cycles(c[feas[ci]], lab[feas[ci]], mk[feas[ci]], frm[ci], to[ci], valid[ci])
+                new[sel] = _cancel_cycles(c[sel], lab[sel], mk[sel], frm[ci], to[ci], valid[ci])
         if new is not lab:
             labels[active] = new
         active = active[~done]
