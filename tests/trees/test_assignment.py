@@ -209,3 +209,22 @@ def test_warm_prices_and_early_newton_stop_stay_exact():
             lab = labels[g][mask[g]].numpy()
             assert sizes_ok(lab, k) and is_optimal(c, lab)
             assert total(c, lab) == pytest.approx(slot_reference(c), rel=1e-9)
+
+
+def test_float32_repair_is_exact_beside_a_far_outlier_group():
+    """float32 costs as the builder makes them (||c||^2 - 2 x.c) with two centroids among far
+    outliers: entries reach ~4e8 while the near items' moves differ by O(1). The repair's
+    certificate must stop within the rounding of the entries (a few float32 ulps of the largest),
+    and the sizes stay exact. (During development a tolerance of 64 ulps of the node's largest
+    entry left cycles worth up to 8,000 here, and the builder's objective check caught it.)
+    """
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(190, 4)), 1e4 + rng.normal(size=(7, 4))]).astype(np.float32)
+    c = np.vstack([x[rng.choice(190, 6, replace=False)], x[190:].mean(0), x[:190].mean(0) + 5e3]).astype(np.float32)
+    xt, ct = torch.from_numpy(x), torch.from_numpy(c)
+    cost = ((ct * ct).sum(1)[None, :] - 2 * xt @ ct.T)[None]
+    labels, _, _ = balanced_assignment_batched(cost)
+    ref = cost[0].double().numpy()
+    gap = total(ref, labels[0].numpy()) - slot_reference(ref)
+    assert sizes_ok(labels[0].numpy(), 8)
+    assert 0 <= gap + 1e-9 and gap <= 16 * np.finfo(np.float32).eps * np.abs(ref).max()
