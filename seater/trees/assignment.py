@@ -360,8 +360,9 @@ def balanced_assignment_batched(
         steps from them with eps from ``warm_eps``; nodes still infeasible then get the cold schedule.
 
     Returns ``(labels (G, M) int64, prices (G, k), info)``: labels optimal for `cost` up to the
-    rounding of its move costs (`_move_weights`), prices a dual for them (Bellman-Ford distances of the certificate;
-    zeros for k = 2 median splits), info = {"rounds": repair rounds}. Padding rows get label 0.
+    rounding of its move costs (`_move_weights`), prices a dual for them (Bellman-Ford distances
+    of the certificate; zeros for k = 2 median splits), info = {"rounds": repair rounds}.
+    Padding rows get label 0.
     """
     g, m, k = cost.shape
     dev = cost.device
