@@ -261,6 +261,9 @@ def entropic_prices(
     t_w = lo_w.to(dt)  # the target q; + sigmoid(-p/eps) where r > 0
     r_w = (r > 0).to(dt)[:, None]  # 1: sizes q or q+1; 0: all q, prices free up to a shift
     f_w = 1 - r_w
+    # with r = 0 the Newton matrix is singular along ones (a common shift): a ridge of 1e-5 of a
+    # cluster's size keeps it regular (for r > 0 the smoothed kink's curvature does too)
+    ridge_w = t_w * 1e-5 + 1e-9
     # a cold start is far from feasible while eps is large: check sizes from a third of the schedule
     first_check = 0 if prices is not None else max(1, steps // 3)
     live = None
@@ -287,7 +290,8 @@ def entropic_prices(
                     p[idx] = p_w
                 keep = live.nonzero().squeeze(1)
                 idx = idx[keep]
-                c_w, m_w, t_w, r_w, f_w, s_w, p_w, lo_w, hi_w = (v[keep] for v in (c_w, m_w, t_w, r_w, f_w, s_w, p_w, lo_w, hi_w))
+                live_w = (c_w, m_w, t_w, r_w, f_w, ridge_w, s_w, p_w, lo_w, hi_w)
+                c_w, m_w, t_w, r_w, f_w, ridge_w, s_w, p_w, lo_w, hi_w = (v[keep] for v in live_w)
                 eps, live = eps[keep], live[keep]
                 buf_w, hard_w = buf[: keep.numel()], hard[: keep.numel()]
                 pm = buf_w.copy_(pm[keep])
@@ -296,15 +300,14 @@ def entropic_prices(
             pm = pm.mul_(m_w)
         col = pm.sum(2)
         sig = torch.sigmoid(-p_w / eps) * r_w  # the smoothed share of the +1 sizes
-        a = torch.diag_embed(col) - pm @ pm.transpose(1, 2)
-        # with r = 0, A is singular along ones (a common shift); the ridge keeps it regular
-        a.diagonal(dim1=1, dim2=2).add_(torch.addcmul(col.amax(1, keepdim=True) * 1e-5 + 1e-9, sig, 1 - sig))
+        # Newton matrix diag(col + ridge + sig (1 - sig)) - pm pm^T in one batched matmul
+        diag = torch.addcmul(ridge_w, sig, 1 - sig).add_(col)
+        a = torch.baddbmm(torch.diag_embed(diag), pm, pm.transpose(1, 2), alpha=-1.0)
         grad = t_w + sig - col
         # solve_ex: linalg.solve checks for singular systems, a device-to-host copy every step on a
-        # GPU; a step that still fails is dropped (nan -> 0)
-        step = torch.linalg.solve_ex(a, grad[..., None])[0].squeeze(-1).mul_(eps)
-        lim = 4 * eps
-        step = step.nan_to_num_(0.0, 0.0, 0.0).clamp_(-lim, lim)
+        # GPU; a step that still fails is dropped (nan -> 0); steps at most 4 eps per price
+        step = torch.linalg.solve_ex(a, grad[..., None])[0].squeeze(-1)
+        step = step.nan_to_num_(0.0, 0.0, 0.0).clamp_(-4.0, 4.0).mul_(eps)
         if checking:
             step = torch.where(live[:, None], step, 0.0)
         p_w = p_w + step
