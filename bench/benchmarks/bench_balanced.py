@@ -1,7 +1,9 @@
 """asv: build time, peak memory and clustering cost of the `balanced` tree builder (CPU sizes).
 
 A fixed iteration budget (max_iter=10, one torch thread) so every commit measures the same
-work; `track_total_cost` records quality next to speed.
+work; `track_total_cost` records quality next to speed, and `track_torch_operators` the number
+of torch operators a build issues: on a GPU the build is launch-bound (results/trees/README.md),
+so this noise-free count tracks its GPU cost on a CPU-only machine.
 """
 
 
@@ -34,3 +36,20 @@ class BalancedBuild:
         return float(tree_quality(self._run(), self.x)["total_cost"])
 
     track_total_cost.unit = "mean sq. distance"
+
+    def track_torch_operators(self, n_items):
+        from torch.overrides import TorchFunctionMode
+
+        class Count(TorchFunctionMode):
+            calls = 0
+
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                self.calls += 1
+                return func(*args, **(kwargs or {}))
+
+        mode = Count()
+        with mode:
+            self._run()
+        return mode.calls
+
+    track_torch_operators.unit = "operators"
