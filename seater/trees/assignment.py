@@ -47,8 +47,8 @@ def _move_weights(cost: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) 
     difference and of a sum of up to k+1 of them: a cycle is then negative only when it really
     lowers the cost (so cancelling it always makes progress), and "no negative cycle" certifies
     the labels as optimal for the cost matrix up to that rounding. (A tolerance scaled by the
-    node's largest entry, as before, hid real cycles among near items when a far outlier group
-    shared their node.)
+    node's largest entry, as before, hid real cycles worth thousands when a far outlier group
+    shared the node.)
     """
     g, m, k = cost.shape
     cur = cost.gather(2, labels[..., None])
