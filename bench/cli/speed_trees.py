@@ -22,17 +22,22 @@ def trees(
     max_iter: int = typer.Option(10, help="balanced k-means iterations per level"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
+    param: Optional[list[str]] = typer.Option(None, help="balanced builder parameter key=value (repeatable)"),
     out: Path = typer.Option(Path("results/trees/balanced_speed.md"), help="markdown path (JSON beside it)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Build seconds of `balanced` per size (and `constrained` at one size, same data, same run)."""
+    from bench.cli.trees import parse_params
     from bench.provenance import provenance
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
+    from seater.trees import BUILDERS
 
+    params = parse_params(param)
+    BUILDERS.params("balanced", params)  # unknown keys fail here, before any build
     cfg = TreeSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
-        device=str(resolve_device(device)), threads=threads, max_iter=max_iter, notes=list(note),
+        device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
     )
     info = provenance()
     result = run_tree_speed(cfg, log=log_line, on_rows=lambda partial: write_results(partial, out, info, "speed"))

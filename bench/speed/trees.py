@@ -97,6 +97,7 @@ class TreeSpeedConfig:
     device: str = "cpu"
     threads: int = 0
     max_iter: int = 10
+    params: dict[str, Any] = field(default_factory=dict)  # other balanced builder parameters
     notes: list[str] = field(default_factory=list)
 
 
@@ -112,7 +113,7 @@ def run_tree_speed(
     """Time the builds; `on_rows(partial_result)` after every size so a long run leaves its table so far."""
     builders = _builders()
     rows: list[dict[str, Any]] = []
-    params = {"device": cfg.device, "threads": cfg.threads, "max_iter": cfg.max_iter}
+    params = {**cfg.params, "device": cfg.device, "threads": cfg.threads, "max_iter": cfg.max_iter}
     for n in cfg.sizes:
         x = synthetic(n, cfg.dim, cfg.seed)
         times, tree = [], None
@@ -267,9 +268,8 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind:
     )
     lines = [f"# balanced builder: {kind}", "", markdown_header(info, data), ""]
     lines.append(f"- device: {cfg.get('device', 'cpu')}; torch CPU threads: {cfg.get('threads') or 'torch default'}")
-    if kind == "quality":
-        given = ", ".join(f"{k}={v}" for k, v in cfg.get("params", {}).items())
-        lines.append(f"- balanced builder parameters: {given or 'defaults'}")
+    given = ", ".join(f"{k}={v}" for k, v in cfg.get("params", {}).items())
+    lines.append(f"- balanced builder parameters: {given or 'defaults'}" + (f" (k = {cfg['k']})" if kind == "speed" else ""))
     for note in cfg.get("notes", []):
         lines.append(f"- {note}")
     lines.append("")

@@ -211,6 +211,8 @@ def entropic_prices(
     eps_end: float = 1e-5,
     stop_feasible: bool = False,
     return_live: bool = False,
+    freeze: bool = False,
+    stats: dict | None = None,
 ):
     """Joint prices ``(G, k)`` by Newton on the entropic semi-dual with decreasing eps.
 
@@ -230,6 +232,12 @@ def entropic_prices(
     ``stop_feasible``: a node whose hard assignment ``argmin_j c_ij - p_j`` already has feasible
     sizes (every cluster q or q+1) keeps its prices; all such -> return early.
     ``return_live``: also return a bool ``(G,)`` mask of the nodes still infeasible at the end.
+    ``freeze`` (with ``stop_feasible``): once at most half of the working items are undecided, the
+    decided ones leave the loop. An item is decided when its best cluster leads every other by
+    more than the rest of the schedule can move a price difference; from then on it only counts
+    towards its cluster's size. Exact (those labels cannot change); it pays where the k x k
+    Newton matrix (O(items k^2) per step) dominates, i.e. large k on CPU. ``stats``: a dict that
+    receives ``frozen``, the number of items frozen (one host sync per compaction).
 
     The loop works on the cost transposed to ``(G, k, M)``: every per-item reduction over the k
     clusters then runs along an outer axis, which torch vectorises over the contiguous items
@@ -258,6 +266,8 @@ def entropic_prices(
         p = p - torch.where(rr > 0, mid, p.mean(1, keepdim=True))
     lo_w = q[:, None]
     m_w, s_w, p_w, hi_w, buf_w, hard_w = mask[:, None, :], spread, p, lo_w + 1, buf, hard
+    fix_w = None  # (G, k) items per cluster frozen out of the working set (once any are)
+    sched = [eps_start ** (1 - f) * eps_end**f for f in (min(t, steps - 1) / max(steps - 1, 1) for t in range(steps + 1))]
     t_w = lo_w.to(dt)  # the target q; + sigmoid(-p/eps) where r > 0
     r_w = (r > 0).to(dt)[:, None]  # 1: sizes q or q+1; 0: all q, prices free up to a shift
     f_w = 1 - r_w
@@ -280,11 +290,39 @@ def entropic_prices(
             # the hard argmax is where pm == 1 exactly (exp(0)); a float tie counts twice and
             # merely keeps the node live one more step
             h = torch.floor(pm, out=hard_w)
-            sz = (h if all_real else h.mul_(m_w)).sum(2)
+            if not all_real:
+                h.mul_(m_w)
+            sz = h.sum(2) if fix_w is None else h.sum(2).add_(fix_w)
             live = ((sz < lo_w) | (sz > hi_w)).any(1)
-            n_live = int(live.sum())  # the loop's one host sync per step
+            if not freeze:
+                n_live, n_keep = int(live.sum()), c_w.shape[2]  # the loop's one host sync per step
+            else:
+                # frozen: the item's best cluster leads every other by more than the rest of the
+                # schedule can change a price difference (a step moves a price by at most 4 eps), so
+                # its hard label is final. rest < e^-bound <=> every other z trails the best by more
+                # than bound (exact in float32: the leader's entry is exactly 1 and cancels)
+                bound = 1.25 * 8.0 * sum(sched[t:]) / sched[t]
+                frozen = (pm.sub(h).sum(1) < float(np.exp(-bound))) & (h.sum(1) == 1)
+                keep = m_w.squeeze(1) & ~frozen
+                keep_n = keep.sum(1)
+                n_live, n_keep = (int(v) for v in torch.stack([live.sum(), keep_n.max()]).tolist())  # one host sync
             if t == steps or n_live == 0:
                 break
+            if 2 * n_keep <= c_w.shape[2] and t < steps - 1:
+                # at most half the items still undecided: the frozen ones leave the working set (their
+                # counts go to fix_w), the others are packed to the left
+                fixed = (h * frozen[:, None, :]).sum(2)
+                if stats is not None:
+                    stats["frozen"] = stats.get("frozen", 0) + int(fixed.sum())
+                fix_w = fixed if fix_w is None else fix_w + fixed
+                slot = torch.where(keep, keep.cumsum(1) - 1, n_keep)[:, None, :].expand(-1, k, -1)
+                wide = (pm.shape[0], k, n_keep + 1)  # column n_keep takes the frozen items and is cut
+                pm = pm.new_zeros(wide).scatter_(2, slot, pm)[:, :, :n_keep].contiguous()
+                c_w = c_w.new_zeros(wide).scatter_(2, slot, c_w)[:, :, :n_keep].contiguous()
+                m_w = (torch.arange(n_keep, device=dev)[None, :] < keep_n[:, None])[:, None, :]
+                all_real = False
+                buf = buf_w = pm
+                hard = hard_w = torch.empty_like(pm)
             if 2 * n_live <= live.numel():
                 if p_w is not p:
                     p[idx] = p_w
@@ -292,6 +330,7 @@ def entropic_prices(
                 idx = idx[keep]
                 live_w = (c_w, m_w, t_w, r_w, f_w, ridge_w, s_w, p_w, lo_w, hi_w)
                 c_w, m_w, t_w, r_w, f_w, ridge_w, s_w, p_w, lo_w, hi_w = (v[keep] for v in live_w)
+                fix_w = None if fix_w is None else fix_w[keep]
                 eps, live = eps[keep], live[keep]
                 buf_w, hard_w = buf[: keep.numel()], hard[: keep.numel()]
                 pm = buf_w.copy_(pm[keep])
@@ -303,7 +342,7 @@ def entropic_prices(
         # Newton matrix diag(col + ridge + sig (1 - sig)) - pm pm^T in one batched matmul
         diag = torch.addcmul(ridge_w, sig, 1 - sig).add_(col)
         a = torch.baddbmm(torch.diag_embed(diag), pm, pm.transpose(1, 2), alpha=-1.0)
-        grad = t_w + sig - col
+        grad = t_w + sig - (col if fix_w is None else col.add_(fix_w))
         # solve_ex: linalg.solve checks for singular systems, a device-to-host copy every step on a
         # GPU; a step that still fails is dropped (nan -> 0); steps at most 4 eps per price
         step = torch.linalg.solve_ex(a, grad[..., None])[0].squeeze(-1)
@@ -351,6 +390,7 @@ def balanced_assignment_batched(
     stop_feasible: bool = True,
     warm_steps: int = 8,
     warm_eps: float = 0.05,
+    freeze: bool = False,
 ):
     """Exact balanced assignment for every node of a level at once.
 
@@ -361,6 +401,7 @@ def balanced_assignment_batched(
     init : optional int64 labels ``(G, M)`` to repair (feasible or not); when given, no prices are computed.
     prices : optional warm-start prices ``(G, k)`` (e.g. the last exact duals): ``warm_steps`` Newton
         steps from them with eps from ``warm_eps``; nodes still infeasible then get the cold schedule.
+    freeze : drop decided items from the Newton loop (`entropic_prices`): same labels, less work at large k.
 
     Returns ``(labels (G, M) int64, prices (G, k), info)``: labels optimal for `cost` up to the
     rounding of its move costs (`_move_weights`), prices a dual for them (Bellman-Ford distances
@@ -380,12 +421,14 @@ def balanced_assignment_batched(
     if init is None:
         p = None
         if prices is not None:
-            p, live = entropic_prices(cost, mask, prices, steps=warm_steps, eps_start=warm_eps, stop_feasible=True, return_live=True)
+            p, live = entropic_prices(cost, mask, prices, steps=warm_steps, eps_start=warm_eps, stop_feasible=True, return_live=True, freeze=freeze)
             if newton_steps > 0 and bool(live.any()):
                 li = live.nonzero().squeeze(1)
-                p[li] = entropic_prices(cost[li], mask[li], None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible)
+                p[li] = entropic_prices(
+                    cost[li], mask[li], None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible, freeze=freeze
+                )
         elif newton_steps > 0:
-            p = entropic_prices(cost, mask, None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible)
+            p = entropic_prices(cost, mask, None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible, freeze=freeze)
         labels = (cost - p[:, None, :]).argmin(2) if p is not None else cost.argmin(2)
     else:
         labels = init.to(device=dev, dtype=torch.long).clone()

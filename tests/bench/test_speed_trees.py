@@ -28,8 +28,13 @@ def test_speed_rows_compare_against_constrained_on_the_same_data(tmp_path):
     assert bal["cost_ratio_vs_constrained"] == pytest.approx(bal["total_cost"] / con["total_cost"])
     md, js = write_results(result, tmp_path / "speed.md", INFO, "speed")
     text = md.read_text()
-    assert "| 200 | balanced |" in text and "nan" not in text
+    assert "| 200 | balanced |" in text and "nan" not in text and "parameters: defaults (k = 4)" in text
     assert json.loads(js.read_text())["rows"][2]["builder"] == "constrained"
+    # balanced parameters reach the builder, and the table says which
+    one = run_tree_speed(TreeSpeedConfig(sizes=(200,), k=4, dim=8, repeats=1, compare_constrained_at=0, params={"n_init": 2}), log=lambda _: None)
+    assert one["rows"][0]["total_cost"] != pytest.approx(rows[0]["total_cost"], rel=1e-9)
+    md, _ = write_results(one, tmp_path / "speed2.md", INFO, "speed")
+    assert "parameters: n_init=2 (k = 4)" in md.read_text()
 
 
 def test_quality_reads_an_npy_file_and_reports_the_median(tmp_path):

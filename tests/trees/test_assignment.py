@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from seater.errors import ConfigError, DataError
-from seater.trees.assignment import balanced_assignment, balanced_assignment_batched, is_optimal, sizes_ok
+from seater.trees.assignment import balanced_assignment, balanced_assignment_batched, entropic_prices, is_optimal, sizes_ok
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -229,3 +229,36 @@ def test_float32_repair_is_exact_beside_a_far_outlier_group():
     gap = total(ref, labels[0].numpy()) - slot_reference(ref)
     assert sizes_ok(labels[0].numpy(), 8)
     assert 0 <= gap + 1e-9 and gap <= 16 * np.finfo(np.float32).eps * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("k", [3, 16, 40])
+def test_frozen_items_keep_the_newton_stop_exact(k):
+    """With `freeze`, items whose label can no longer change leave the Newton loop and only count
+    towards their cluster. The loop's stop test must still be right: every node it reports done has
+    feasible sizes under argmin_j c_ij - p_j over all its items (frozen ones included). Items do get
+    frozen here (else the check would be vacuous), and the final labels equal the unfrozen solve's."""
+    rng = np.random.default_rng(k)
+    g, m = 5, 700
+    centres = rng.normal(size=(g, 2 * k, 8)) * 4
+    x = centres[np.arange(g)[:, None], rng.integers(0, 2 * k, size=(g, m))] + rng.normal(size=(g, m, 8))
+    c = x[:, rng.choice(m, k, replace=False)]  # centroids: k items of each node
+    cost = torch.tensor(((x[:, :, None, :] - c[:, None, :, :]) ** 2).sum(-1))
+    mask = torch.ones(g, m, dtype=torch.bool)
+    mask[1, -3:] = False
+    mask[3, -(k + 2) :] = False
+    stats: dict = {}
+    prices, live = entropic_prices(cost, mask, steps=30, stop_feasible=True, return_live=True, freeze=True, stats=stats)
+    assert stats.get("frozen", 0) > g * m // 2
+    hard = (cost - prices[:, None, :]).argmin(2)
+    for node in range(g):
+        n = int(mask[node].sum())
+        sizes = np.bincount(hard[node][mask[node]].numpy(), minlength=k)
+        if not live[node]:
+            assert set(sizes) <= {n // k, n // k + 1}
+    assert not bool(live.all())
+    frozen_labels, _, _ = balanced_assignment_batched(cost, mask, freeze=True)
+    plain_labels, _, _ = balanced_assignment_batched(cost, mask, freeze=False)
+    assert torch.equal(frozen_labels, plain_labels)
+    for node in range(g):
+        lab = frozen_labels[node][mask[node]].numpy()
+        assert is_optimal(cost[node][mask[node]].numpy(), lab)

@@ -87,6 +87,8 @@ def test_bad_input_and_params():
         build(np.zeros((10, 2)), 2, max_iter=0)
     with pytest.raises(ConfigError, match="sample"):
         build(np.zeros((10, 2)), 2, sample=-1)
+    with pytest.raises(ConfigError, match="freeze must be 'auto', 'on' or 'off'"):
+        build(np.zeros((10, 2)), 2, freeze="yes")
 
 
 def test_registered_defaults():
@@ -94,9 +96,9 @@ def test_registered_defaults():
     assert set(BUILDERS.get("balanced").defaults) >= {"max_iter", "device", "newton_steps"}
 
 
-def test_warm_start_option_and_per_node_stop_keep_trees_exact():
+def test_warm_start_freeze_and_per_node_stop_keep_trees_exact():
     x = np.random.default_rng(4).normal(size=(700, 6)).astype(np.float32)
-    for p in ({"warm_steps": 4}, {"tol": 0.5}, {"max_iter": 1}):
+    for p in ({"warm_steps": 4}, {"tol": 0.5}, {"max_iter": 1}, {"freeze": "on"}):
         tree = build(x, 4, **p).validate(balanced=True)
         for hist in tree.build_info["level_objective"]:
             assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
