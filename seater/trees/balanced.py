@@ -61,10 +61,11 @@ DEFAULTS = {
     "warm_steps": 0,
     "warm_eps": 0.05,
     # "on": the Newton loop drops items whose cluster can no longer change (exact,
-    # `entropic_prices`); "auto" = on for CPU builds with k >= 32. Measured on 2 CPU cores at 20K
-    # items it saves 33% of the build at k = 64 (30.0 -> 19.9 s) and 15% at k = 32 (4.95 -> 4.21 s),
-    # where the k x k Newton matrix dominates, and nothing at k = 8 / 16 (nor at 361,245 items,
-    # k = 16); off on a GPU, whose build is bound by operator launches and this adds ~10 per step
+    # `entropic_prices`); "auto" = on for CPU builds with k >= 32, where the k x k Newton matrix
+    # dominates. 20K items, 2 CPU cores (results/trees/large_k/): k = 64 25.1 -> 18.5 s (Gaussian
+    # data) and 23.0 -> 20.6 s (synthetic), k = 32 3.87 -> 3.67 s; within noise at k = 8 / 16 and at
+    # 361,245 items, k = 16. Off on a GPU: its build is bound by operator launches, and this adds ~10
+    # per checked Newton step
     "freeze": "auto",
     # levels whose items x largest node size is at most swap_work: after balanced k-means, exact
     # pairwise exchanges between clusters (`seater.trees.swaps`), at most swap_passes passes.
