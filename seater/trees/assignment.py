@@ -213,6 +213,7 @@ def entropic_prices(
     return_live: bool = False,
     freeze: bool = False,
     stats: dict | None = None,
+    dtype: torch.dtype | None = None,
 ):
     """Joint prices ``(G, k)`` by Newton on the entropic semi-dual with decreasing eps.
 
@@ -237,15 +238,16 @@ def entropic_prices(
     more than the rest of the schedule can move a price difference; from then on it only counts
     towards its cluster's size. Exact (those labels cannot change); it pays where the k x k
     Newton matrix (O(items k^2) per step) dominates, i.e. large k on CPU. ``stats``: a dict that
-    receives ``frozen``, the number of items frozen (one host sync per compaction).
+    receives ``frozen``, the number of items frozen (one host sync per compaction). ``dtype``: of
+    the loop and the prices (default: the cost's), e.g. float32 prices for float64 costs.
 
     The loop works on the cost transposed to ``(G, k, M)``: every per-item reduction over the k
     clusters then runs along an outer axis, which torch vectorises over the contiguous items
     (on CPU ~10x faster than reducing a trailing axis of 16).
     """
     g, m, k = cost.shape
-    dt, dev = cost.dtype, cost.device
-    spread = torch.where(mask[..., None], cost, cost.new_zeros(())).std(dim=(1, 2)).clamp_min(1e-12)
+    dt, dev = dtype or cost.dtype, cost.device
+    spread = torch.where(mask[..., None], cost, cost.new_zeros(())).std(dim=(1, 2)).to(dt).clamp_min(1e-12)
     p = torch.zeros((g, k), dtype=dt, device=dev) if prices is None else prices.to(dt).clone()
     if steps <= 0:
         return (p, torch.ones(g, dtype=torch.bool, device=dev)) if return_live else p
@@ -255,7 +257,7 @@ def entropic_prices(
     # views and per-node constants are made once per compaction, not per step: on a GPU the loop
     # is bound by operator launches, and each indexing or broadcast view is one more
     idx = torch.arange(g, device=dev)
-    c_w = cost.transpose(1, 2).contiguous()
+    c_w = torch.empty((g, k, m), dtype=dt, device=dev).copy_(cost.transpose(1, 2))
     buf = torch.empty_like(c_w)
     hard = torch.empty_like(c_w) if stop_feasible else None
     if prices is not None:
@@ -391,6 +393,7 @@ def balanced_assignment_batched(
     warm_steps: int = 8,
     warm_eps: float = 0.05,
     freeze: bool = False,
+    price_dtype: torch.dtype | None = None,
 ):
     """Exact balanced assignment for every node of a level at once.
 
@@ -402,6 +405,9 @@ def balanced_assignment_batched(
     prices : optional warm-start prices ``(G, k)`` (e.g. the last exact duals): ``warm_steps`` Newton
         steps from them with eps from ``warm_eps``; nodes still infeasible then get the cold schedule.
     freeze : drop decided items from the Newton loop (`entropic_prices`): same labels, less work at large k.
+    price_dtype : dtype of the Newton prices (default: the cost's). The builder passes float64 costs
+        (a float32 cost ||c||^2 - 2 x.c cannot resolve items far from their node's centre) and float32
+        prices: the prices only start the repair, which works on `cost` itself.
 
     Returns ``(labels (G, M) int64, prices (G, k), info)``: labels optimal for `cost` up to the
     rounding of its move costs (`_move_weights`), prices a dual for them (Bellman-Ford distances
@@ -421,15 +427,17 @@ def balanced_assignment_batched(
     if init is None:
         p = None
         if prices is not None:
-            p, live = entropic_prices(cost, mask, prices, steps=warm_steps, eps_start=warm_eps, stop_feasible=True, return_live=True, freeze=freeze)
+            p, live = entropic_prices(
+                cost, mask, prices, steps=warm_steps, eps_start=warm_eps, stop_feasible=True, return_live=True, freeze=freeze, dtype=price_dtype
+            )
             if newton_steps > 0 and bool(live.any()):
                 li = live.nonzero().squeeze(1)
                 p[li] = entropic_prices(
-                    cost[li], mask[li], None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible, freeze=freeze
+                    cost[li], mask[li], None, newton_steps, eps_start, stop_feasible=stop_feasible, freeze=freeze, dtype=price_dtype
                 )
         elif newton_steps > 0:
-            p = entropic_prices(cost, mask, None, steps=newton_steps, eps_start=eps_start, stop_feasible=stop_feasible, freeze=freeze)
-        labels = (cost - p[:, None, :]).argmin(2) if p is not None else cost.argmin(2)
+            p = entropic_prices(cost, mask, None, newton_steps, eps_start, stop_feasible=stop_feasible, freeze=freeze, dtype=price_dtype)
+        labels = (cost - p[:, None, :].to(cost.dtype)).argmin(2) if p is not None else cost.argmin(2)
     else:
         labels = init.to(device=dev, dtype=torch.long).clone()
         if labels.shape != (g, m) or bool(((labels < 0) | (labels >= k))[mask].any()):

@@ -96,17 +96,43 @@ def _threads(n: int):
         torch.set_num_threads(old)
 
 
-def _costs(xl: torch.Tensor, cent: torch.Tensor, chunk: int) -> torch.Tensor:
+def _costs(xl: torch.Tensor, cent: torch.Tensor, chunk: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``||c||^2 - 2 x.c`` ``(G, M, k)``: the squared distance minus ||x||^2 (a per-item constant)."""
     g, m, _ = xl.shape
     k = cent.shape[1]
-    out = torch.empty((g, m, k), dtype=xl.dtype, device=xl.device)
+    dtype = dtype or xl.dtype
+    out = torch.empty((g, m, k), dtype=dtype, device=xl.device)
     step = max(1, chunk // max(m * k, 1))
+    cent = cent.to(dtype)
     cn = (cent * cent).sum(-1)
     for s in range(0, g, step):
         e = min(g, s + step)
-        out[s:e] = torch.baddbmm(cn[s:e, None, :], xl[s:e], cent[s:e].transpose(1, 2), alpha=-2.0)
+        out[s:e] = torch.baddbmm(cn[s:e, None, :], xl[s:e].to(dtype), cent[s:e].transpose(1, 2), alpha=-2.0)
     return out
+
+
+# a level's costs are float64 when some node's farthest item lies more than this many times its
+# median squared distance from the node's centre (float32 costs otherwise)
+FAR_RATIO = 1024.0
+
+
+def _cost_dtype(xl: torch.Tensor, mask: torch.Tensor) -> torch.dtype:
+    """float64 for levels with far items, the input's dtype otherwise.
+
+    Cost entries are of the size of ``||x||^2`` (from the node's centre) while the assignment is
+    decided by their differences, which float32 resolves to ~1e-7 of the entries. Items 1e4 away
+    from a bulk of unit spread put entries of ~4e8 into their node: the repair then could not see a
+    cycle worth 5,690 (3,000 items, k = 40) and the builder's objective check failed. With every
+    item within FAR_RATIO (2^10) times the median squared radius, float32 keeps the bulk's
+    differences to ~1e-4 of its scale; beyond that the level pays for float64 costs and repair
+    (the Newton prices stay float32: they only start the repair).
+    """
+    if xl.dtype == torch.float64:
+        return xl.dtype
+    r2 = (xl * xl).sum(-1).masked_fill(~mask, float("nan"))
+    far = r2.nan_to_num(0.0).amax(1)
+    typical = r2.nanmedian(1).values
+    return torch.float64 if bool((far > FAR_RATIO * typical).any()) else xl.dtype
 
 
 def _kmeanspp(xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -237,6 +263,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, to
     max_iter = int(params["max_iter"]) if max_iter is None else max_iter
     tol = float(params["tol"]) if tol is None else tol
     cent = _kmeanspp(xl, mask, k, gen) if cent is None else cent.clone()
+    cost_dtype = _cost_dtype(xl, mask)
     g = xl.shape[0]
     dev = xl.device
     labels = torch.zeros(mask.shape, dtype=torch.long, device=dev)
@@ -247,7 +274,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, to
     for it in range(max_iter):
         whole = active.numel() == g
         xa, ma, ca = (xl, mask, cent) if whole else (xl[active], mask[active], cent[active])
-        cost = _costs(xa, ca, params["chunk"])
+        cost = _costs(xa, ca, params["chunk"], cost_dtype)
         warm = it > 0 and int(params["warm_steps"]) > 0
         lab_a, pr_a, _ = balanced_assignment_batched(
             cost,
@@ -258,6 +285,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, to
             warm_steps=int(params["warm_steps"]),
             warm_eps=float(params["warm_eps"]),
             freeze=_freeze(params["freeze"], dev, k),
+            price_dtype=xl.dtype,
         )
         del cost
         obj_a = _node_objective(xa, ca, lab_a, ma)

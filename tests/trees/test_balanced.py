@@ -76,6 +76,45 @@ def test_clusters_separate_obvious_groups():
         assert len(set(truth[tree.codes[:, 0] == j])) == 1
 
 
+@pytest.mark.parametrize(("n", "far", "k", "seed"), [(500, 15, 20, 0), (600, 20, 24, 2), (900, 30, 24, 0)])
+def test_far_group_among_many_clusters_keeps_every_step_exact(n, far, k, seed, monkeypatch):
+    """A small group 1e4 away from a unit-spread bulk, with k large enough that nodes mix both: in
+    float32 the far items' cost entries (~4e8, ulp 32) hid real cycles from the repair and the
+    builder's objective check failed (in these three cases). Such levels now get float64 costs:
+    every assignment step passes the independent certificate on its node's costs, and the
+    objective never increases."""
+    solve = balanced_mod.balanced_assignment_batched
+    checked = []
+
+    def certified(cost, mask, **kw):
+        labels, prices, info = solve(cost, mask, **kw)
+        for g in range(cost.shape[0]):
+            c, lab = cost[g][mask[g]].double().numpy(), labels[g][mask[g]].numpy()
+            checked.append(is_optimal(c, lab, tol=1e-12))
+        return labels, prices, info
+
+    monkeypatch.setattr(balanced_mod, "balanced_assignment_batched", certified)
+    rng = np.random.default_rng(seed)
+    x = np.vstack([rng.normal(size=(n - far, 4)), 1e4 + rng.normal(size=(far, 4))]).astype(np.float32)
+    tree = build(x, k).validate(balanced=True)
+    assert checked and all(checked)
+    for hist in tree.build_info["level_objective"]:
+        assert all(b <= a * (1 + 1e-9) for a, b in zip(hist, hist[1:]))
+
+
+def test_cost_dtype_follows_the_spread_of_squared_radii():
+    import torch
+
+    bulk = torch.randn(2, 300, 4)
+    mask = torch.ones(2, 300, dtype=torch.bool)
+    assert balanced_mod._cost_dtype(bulk, mask) == torch.float32
+    far = bulk.clone()
+    far[1, :5] += 1e3  # a few items ~1e6 in squared radius, the bulk ~4
+    assert balanced_mod._cost_dtype(far, mask) == torch.float64
+    mask[1, :5] = False  # padding rows do not count
+    assert balanced_mod._cost_dtype(far, mask) == torch.float32
+
+
 def test_bad_input_and_params():
     with pytest.raises(DataError):
         build(np.array([[np.nan, 1.0]]), 4)
