@@ -315,10 +315,23 @@ def _freeze(value: str, dev: torch.device, k: int) -> bool:
     return value == "on" or (value == "auto" and dev.type == "cpu" and k >= 32)
 
 
+def _unit_scale(x: np.ndarray) -> np.ndarray:
+    """`x` times the power of two that puts its largest |entry| in [0.5, 1).
+
+    Exact (a power of two only shifts exponents), and k-means does not depend on the scale, but
+    float32 does: squared distances of embeddings around 1e18 overflowed (a build returned
+    unbalanced children) and those around 1e-20 fell into slow denormals.
+    """
+    top = float(np.abs(x).max())
+    if top == 0.0:
+        return x
+    return np.ldexp(x, -int(np.frexp(top)[1])).astype(np.float32, copy=False)
+
+
 @BUILDERS.register("balanced", defaults=DEFAULTS)
 def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
-    x = check_embeddings(embeddings, k)
+    x = _unit_scale(check_embeddings(embeddings, k))
     params = BUILDERS.params("balanced", params)
     positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter")
     for key in (*positive, "newton_steps", "warm_steps", "sample", "swap_work", "swap_passes"):

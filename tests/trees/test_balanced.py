@@ -102,6 +102,17 @@ def test_far_group_among_many_clusters_keeps_every_step_exact(n, far, k, seed, m
         assert all(b <= a * (1 + 1e-9) for a, b in zip(hist, hist[1:]))
 
 
+@pytest.mark.parametrize("exponent", [60, -66])
+def test_scale_of_the_embeddings_does_not_matter(exponent):
+    """k-means ignores scale, float32 does not: around 1e18 squared distances overflowed (the tree
+    came back unbalanced), around 1e-20 they were denormal. The builder now rescales by a power of
+    two, which is exact, so a power-of-two scaling of the input gives the very same tree."""
+    x = np.random.default_rng(3).normal(size=(600, 4)).astype(np.float32)
+    ref = build(x, 16).validate(balanced=True)
+    scaled = build(np.ldexp(x, exponent), 16).validate(balanced=True)
+    assert np.array_equal(scaled.codes, ref.codes)
+
+
 def test_cost_dtype_follows_the_spread_of_squared_radii():
     import torch
 
