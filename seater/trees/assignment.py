@@ -297,7 +297,7 @@ def entropic_prices(
             sz = h.sum(2) if fix_w is None else h.sum(2).add_(fix_w)
             live = ((sz < lo_w) | (sz > hi_w)).any(1)
             if not freeze:
-                n_live, n_keep = int(live.sum()), c_w.shape[2]  # the loop's one host sync per step
+                n_live = int(live.sum())  # the loop's one host sync per step
             else:
                 # frozen: the item's best cluster leads every other by more than the rest of the
                 # schedule can change a price difference (a step moves a price by at most 4 eps), so
@@ -310,7 +310,7 @@ def entropic_prices(
                 n_live, n_keep = (int(v) for v in torch.stack([live.sum(), keep_n.max()]).tolist())  # one host sync
             if t == steps or n_live == 0:
                 break
-            if 2 * n_keep <= c_w.shape[2] and t < steps - 1:
+            if freeze and t < steps - 1 and 2 * n_keep <= c_w.shape[2]:
                 # at most half the items still undecided: the frozen ones leave the working set (their
                 # counts go to fix_w), the others are packed to the left
                 fixed = (h * frozen[:, None, :]).sum(2)
