@@ -305,8 +305,8 @@ def entropic_prices(
                 # than bound (exact in float32: the leader's entry is exactly 1 and cancels)
                 bound = 1.25 * 8.0 * sum(sched[t:]) / sched[t]
                 frozen = (pm.sub(h).sum(1) < float(np.exp(-bound))) & (h.sum(1) == 1)
-                keep = m_w.squeeze(1) & ~frozen
-                keep_n = keep.sum(1)
+                undecided = m_w.squeeze(1) & ~frozen
+                keep_n = undecided.sum(1)
                 n_live, n_keep = (int(v) for v in torch.stack([live.sum(), keep_n.max()]).tolist())  # one host sync
             if t == steps or n_live == 0:
                 break
@@ -317,7 +317,7 @@ def entropic_prices(
                 if stats is not None:
                     stats["frozen"] = stats.get("frozen", 0) + int(fixed.sum())
                 fix_w = fixed if fix_w is None else fix_w + fixed
-                slot = torch.where(keep, keep.cumsum(1) - 1, n_keep)[:, None, :].expand(-1, k, -1)
+                slot = torch.where(undecided, undecided.cumsum(1) - 1, n_keep)[:, None, :].expand(-1, k, -1)
                 wide = (pm.shape[0], k, n_keep + 1)  # column n_keep takes the frozen items and is cut
                 pm = pm.new_zeros(wide).scatter_(2, slot, pm)[:, :, :n_keep].contiguous()
                 c_w = c_w.new_zeros(wide).scatter_(2, slot, c_w)[:, :, :n_keep].contiguous()
