@@ -53,6 +53,16 @@ def test_balanced_tree_on_cuda_with_identical_points():
     build_balanced(np.ones((3000, 8), np.float32), 16, seed=0, device="cuda").validate()
 
 
+def test_balanced_tree_on_cuda_with_a_far_group_and_extreme_scale():
+    """The float64-cost levels (a far group, k = 20) and the power-of-two rescaling (1e18) on the device."""
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(485, 4)), 1e4 + rng.normal(size=(15, 4))]).astype(np.float32)
+    tree = build_balanced(x, 20, seed=0, device="cuda").validate(balanced=True)
+    for hist in tree.build_info["level_objective"]:
+        assert all(b <= a * (1 + 1e-9) for a, b in zip(hist, hist[1:]))
+    build_balanced(x * np.float32(1e14), 16, seed=0, device="cuda").validate(balanced=True)
+
+
 def test_seater_beam_search_on_cuda_is_exact_and_matches_cpu(random_seater):
     tree = balanced_random_tree(40, 3, seed=2)
     cpu_model, cpu_hist = random_seater(tree)
