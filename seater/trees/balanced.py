@@ -266,6 +266,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, to
     cost_dtype = _cost_dtype(xl, mask)
     g = xl.shape[0]
     dev = xl.device
+    freeze = _freeze(params["freeze"], dev, k)
     labels = torch.zeros(mask.shape, dtype=torch.long, device=dev)
     node_obj = torch.zeros(g, dtype=torch.float64, device=dev)
     prices = torch.zeros((g, k), dtype=xl.dtype, device=dev)
@@ -284,7 +285,7 @@ def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, to
             median_split=params["median_split"],
             warm_steps=int(params["warm_steps"]),
             warm_eps=float(params["warm_eps"]),
-            freeze=_freeze(params["freeze"], dev, k),
+            freeze=freeze,
             price_dtype=xl.dtype,
         )
         del cost
