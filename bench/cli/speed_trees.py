@@ -11,6 +11,16 @@ from bench.cli import int_list
 from bench.cli.speed import log_line, speed_app
 
 
+def _balanced_params(items: list[str] | None) -> dict:
+    """`--param key=value` items as balanced builder parameters; unknown keys fail here, before any build."""
+    from bench.cli.trees import parse_params
+    from seater.trees import BUILDERS
+
+    params = parse_params(items)
+    BUILDERS.params("balanced", params)
+    return params
+
+
 @speed_app.command("trees")
 def trees(
     sizes: str = typer.Option("20000,361245,1000000", help="catalog sizes (comma-separated)"),
@@ -27,14 +37,11 @@ def trees(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Build seconds of `balanced` per size (and `constrained` at one size, same data, same run)."""
-    from bench.cli.trees import parse_params
     from bench.provenance import provenance
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
-    from seater.trees import BUILDERS
 
-    params = parse_params(param)
-    BUILDERS.params("balanced", params)  # unknown keys fail here, before any build
+    params = _balanced_params(param)
     cfg = TreeSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
@@ -61,13 +68,10 @@ def trees_quality(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Total clustering cost of `balanced` / `constrained` on the same embeddings, median over seeds."""
-    from bench.cli.trees import parse_params
     from bench.provenance import provenance
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
-    from seater.trees import BUILDERS
 
-    params = parse_params(param)
-    BUILDERS.params("balanced", params)  # unknown keys fail here, before any build
+    params = _balanced_params(param)
     cfg = TreeQualityConfig(
         sizes=int_list(sizes, "sizes", minimum=1), seeds=int_list(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
         k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params,
