@@ -48,6 +48,7 @@ def main() -> None:
     lines += [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
     lines += ["- data: synthetic clustered embeddings (d = 64), k = 16; cost = mean squared distance to the level's node centroid", ""]
     lines += ["| items | seed | builder | params | s | cost per level | total | ratio |", "|---:|---:|---|---|---:|---|---:|---:|"]
+    seen: dict[tuple[int, str, str], list[tuple[list[float], float]]] = {}
     for n in (int(v) for v in args.sizes.split(",")):
         for seed in (int(v) for v in args.seeds.split(",")):
             x = synthetic(n, 64, seed)
@@ -65,6 +66,14 @@ def main() -> None:
                 line = f"| {n:,} | {seed} | {name} | {params} | {secs:.2f} | {cell} | {sum(levels):.4f} | {sum(levels) / sum(ref):.4f} |"
                 lines.append(line.replace("| nan |", "| – |"))
                 print(lines[-1], flush=True)
+                seen.setdefault((n, name, params), []).append((levels, sum(levels) / sum(ref)))
+    lines += ["", "Mean cost per level over the seeds, median ratio:", ""]
+    lines += ["| items | builder | params | mean cost per level | mean total | median ratio |", "|---:|---|---|---|---:|---:|"]
+    for (n, name, params), got in seen.items():
+        mean = np.mean([levels for levels, _ in got], axis=0)
+        cell = " / ".join(f"{c:.4f}" for c in mean)
+        lines.append(f"| {n:,} | {name} | {params} | {cell} | {mean.sum():.4f} | {np.median([r for _, r in got]):.4f} |")
+    print("\n".join(lines[-len(seen) - 2 :]))
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
         print(f"wrote {args.out}")

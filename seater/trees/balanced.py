@@ -5,7 +5,8 @@ the split is balanced k-means whose assignment step is optimal for the current c
 (`seater.trees.assignment`), so the objective (sum of squared distances) never increases.
 A node with n <= k items ends the recursion (its items take slots 0..n-1). Large nodes are
 seeded from a uniform sample of their items (`balanced_kmeans_restarts`), so most iterations
-run on a few thousand items instead of all of them.
+run on a few thousand items instead of all of them. The root is seeded by k-means++ restarts,
+the nodes below it by recursive balanced bisection (`seater.trees.bisection`).
 
 Whole levels run at once: the nodes of a level hold floor(N/k^l) or that +1 items, so the level
 is a padded ``(nodes, max_size, d)`` tensor with at most one padding row per node, centroids are
@@ -25,20 +26,26 @@ from seater.device import resolve_device
 from seater.errors import ConfigError, TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment_batched
+from seater.trees.bisection import bisection_seeds
 from seater.trees.checks import check_embeddings
 from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
-# Defaults favour speed; they beat constrained k-means' cost on Beauty SASRec embeddings (median
-# ratio 0.9940 at 5K, 0.9975 at 12,101 items) but not on our synthetic mixtures (1.0080, 1.0034),
-# where the root split decides. root_n_init=32, n_init=3 beats it on both (synthetic 0.9950 /
-# 0.9944, Beauty 0.9928 / 0.9965) for about 3x the build time: results/trees/balanced_quality_*.md
+# Defaults favour speed; they beat constrained k-means' cost on real item embeddings (median ratio,
+# Beauty co-occurrence SVD: 0.9911 at 5K, 0.9855 at 12,101 items; Beauty SASRec before the
+# bisection seeds: 0.9940 / 0.9975) but not on our synthetic mixtures (1.0027 at 5K, 1.0007 at 20K,
+# seeds 0-5), where the root split decides. root_n_init=32 gets 0.9996 / 0.9985 there for ~2x the
+# build time: results/trees/balanced_quality_*.md, bisection_levels.md
 DEFAULTS = {
     "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
     "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
     # seedings of the root: its split carries most of the tree's cost (28 of 41 at 20K items) and
     # is one node, so restarts there are cheap (on its sample when it has one)
     "root_n_init": 8,
+    # below the root, the first seeding of each node is a recursive balanced bisection
+    # (`seater.trees.bisection`; nodes of at least BISECT_MIN_ITEMS items per cluster), the other
+    # n_init - 1 are k-means++. At the root, k-means++ restarts on a sample found better splits
+    "bisect": True,
     "tol": 1e-4,  # early stop: relative objective improvement of a node below this
     # nodes of more than sample * k items: seeding by balanced k-means on a uniform sample of
     # sample * k items (Faiss's k-means trains on at most 256 points per centroid), at most
@@ -215,22 +222,38 @@ def _sample_rows(mask: torch.Tensor, size: int, gen: torch.Generator) -> torch.T
     return u.topk(size, dim=1, largest=False).indices.sort(dim=1).values
 
 
-def _restarts(xl, mask, k, gen, params, max_iter, r):
-    """`r` k-means++ seedings per node, run side by side as extra nodes; each node keeps its best.
+def _restarts(xl, mask, k, gen, params, max_iter, r, bisect=False):
+    """`r` seedings per node (k-means++, the first by bisection if `bisect`), run side by side as
+    extra nodes; each node keeps its best.
 
     Returns labels, objective history and the kept centroids ``(G, k, d)``.
     """
     g = xl.shape[0]
+    cent = None
+    if bisect:
+        cent = bisection_seeds(xl, mask, k, gen)
+        if r > 1:
+            cent = torch.cat([cent, _kmeanspp(xl.repeat(r - 1, 1, 1), mask.repeat(r - 1, 1), k, gen)])
+    cost_dtype = _cost_dtype(xl, mask)  # once, not on the r copies
     if r > 1:
         xl, mask = xl.repeat(r, 1, 1), mask.repeat(r, 1)
-    labels, hist, per_node, cent = balanced_kmeans_level(xl, mask, k, gen, params, max_iter=max_iter)
+    labels, hist, per_node, cent = balanced_kmeans_level(xl, mask, k, gen, params, cent=cent, max_iter=max_iter, cost_dtype=cost_dtype)
     if r == 1:
         return labels, hist, cent
     pick = per_node.view(r, g).argmin(0) * g + torch.arange(g, device=xl.device)
     return labels[pick], hist, cent[pick]
 
 
-def balanced_kmeans_restarts(xl, mask, k, gen, params, n_init: int) -> tuple[torch.Tensor, list[float]]:
+# bisection seeds only for nodes of at least this many items per cluster. They pay on big nodes
+# (19.5 and 78 items per cluster at 5K / 20K items, level 2) but not on small ones: with no
+# threshold, level 3 of the 5K trees (~1.2 items per cluster) rose from 0.579 to 0.612 (mean over
+# seeds 0-5) and at ~4.9 (20K, level 3) it stayed at 3.73; and each level they run on costs a few
+# passes over its items (361,245 items, alternating builds, 2 threads: 15.4-16.3 s without, 16.3-16.5 s
+# with bisection on the one level of 88 items per cluster)
+BISECT_MIN_ITEMS = 16
+
+
+def balanced_kmeans_restarts(xl, mask, k, gen, params, n_init: int, bisect: bool = False) -> tuple[torch.Tensor, list[float]]:
     """Balanced k-means on every node of a level: seeding (`n_init` restarts), then exact iterations.
 
     Nodes of more than ``sample * k`` items are seeded the way Faiss trains k-means: balanced
@@ -240,30 +263,32 @@ def balanced_kmeans_restarts(xl, mask, k, gen, params, n_init: int) -> tuple[tor
     cheap sample; measured at 20K items it also found better optima than k-means++ on all items.
     """
     xl = _centre(xl, mask)
+    bisect = bisect and int(mask.sum(1).min()) >= BISECT_MIN_ITEMS * k
     size = int(params["sample"]) * k
     if size <= 0 or int(mask.sum(1).min()) <= size:
-        labels, hist, _ = _restarts(xl, mask, k, gen, params, int(params["max_iter"]), n_init)
+        labels, hist, _ = _restarts(xl, mask, k, gen, params, int(params["max_iter"]), n_init, bisect)
         return labels, hist
     rows = _sample_rows(mask, size, gen)
     xs = xl.gather(1, rows[..., None].expand(-1, -1, xl.shape[2]))
     ones = torch.ones(rows.shape, dtype=torch.bool, device=xl.device)
-    _, _, cent = _restarts(xs, ones, k, gen, params, int(params["sample_iter"]), n_init)
+    _, _, cent = _restarts(xs, ones, k, gen, params, int(params["sample_iter"]), n_init, bisect)
     labels, hist, _, _ = balanced_kmeans_level(xl, mask, k, gen, params, cent=cent, tol=float(params["refine_tol"]))
     return labels, hist
 
 
-def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, tol=None):
+def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, tol=None, cost_dtype=None):
     """Balanced k-means on every node of a level, from `cent` (``(G, k, d)``) or a k-means++ seeding.
 
     Returns labels ``(G, M)``, the level objective per iteration, the final per-node objective
     and the centroids the final labels were assigned to. A node leaves the loop once it has converged (labels
     unchanged, or its own objective improved by at most ``tol`` relative); the others go on, so
-    late iterations only touch the nodes that still move.
+    late iterations only touch the nodes that still move. ``cost_dtype``: of the cost matrices
+    (default: decided from `xl` by `_cost_dtype`).
     """
     max_iter = int(params["max_iter"]) if max_iter is None else max_iter
     tol = float(params["tol"]) if tol is None else tol
     cent = _kmeanspp(xl, mask, k, gen) if cent is None else cent.clone()
-    cost_dtype = _cost_dtype(xl, mask)
+    cost_dtype = _cost_dtype(xl, mask) if cost_dtype is None else cost_dtype
     g = xl.shape[0]
     dev = xl.device
     freeze = _freeze(params["freeze"], dev, k)
@@ -393,7 +418,7 @@ def _build(x: np.ndarray, k: int, seed: int, dev: torch.device, params: dict):
         items = order[idx]
         xl = xt[items] * mask[..., None]
         n_init = int(params["root_n_init"] if level == 0 else params["n_init"])
-        labels, hist = balanced_kmeans_restarts(xl, mask, k, gen, params, n_init)
+        labels, hist = balanced_kmeans_restarts(xl, mask, k, gen, params, n_init, bool(params["bisect"]) and level > 0)
         if int(mask.sum()) * m <= int(params["swap_work"]) and int(params["swap_passes"]) > 0:
             labels, gain = swap_refine(xl, mask, labels, k, int(params["swap_passes"]), int(params["chunk"]))
             hist = hist + [hist[-1] - float(gain.sum())]

@@ -139,6 +139,20 @@ def test_bad_input_and_params():
         build(np.zeros((10, 2)), 2, sample=-1)
     with pytest.raises(ConfigError, match="freeze must be 'auto', 'on' or 'off'"):
         build(np.zeros((10, 2)), 2, freeze="yes")
+    with pytest.raises(ConfigError, match="bisect .* must be true or false"):
+        build(np.zeros((10, 2)), 2, bisect="no")
+
+
+@pytest.mark.parametrize("bisect", [True, False])
+@pytest.mark.parametrize("n_init", [1, 3])
+def test_bisection_or_kmeanspp_seeding_below_the_root_stays_exact(bisect, n_init):
+    # 2,000 items: the root is sampled (seeded by k-means++), its children of 250 items are seeded by
+    # bisection (and n_init - 1 k-means++ restarts) or by k-means++ only
+    x = np.random.default_rng(6).normal(size=(2000, 8)).astype(np.float32)
+    tree = build(x, 8, bisect=bisect, n_init=n_init, sample=16)
+    tree.validate(balanced=True)
+    for hist in tree.build_info["level_objective"]:
+        assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
 
 
 def test_registered_defaults():
