@@ -32,9 +32,9 @@ from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
 # Defaults favour speed; they beat constrained k-means' cost on real item embeddings (median ratio,
-# Beauty co-occurrence SVD: 0.9911 at 5K, 0.9855 at 12,101 items; Beauty SASRec before the
-# bisection seeds: 0.9940 / 0.9975) but not on our synthetic mixtures (1.0027 at 5K, 1.0007 at 20K,
-# seeds 0-5), where the root split decides. root_n_init=32 gets 0.9996 / 0.9985 there for ~2x the
+# Beauty co-occurrence SVD: 0.9907 at 5K, 0.9851 at 12,101 items; Beauty SASRec before the
+# bisection seeds: 0.9940 / 0.9975) but not on our synthetic mixtures (1.0025 at 5K, 1.0015 at 20K,
+# seeds 0-5), where the root split decides. root_n_init=32 gets 1.0005 / 0.9982 there for ~2x the
 # build time: results/trees/balanced_quality_*.md, bisection_levels.md
 DEFAULTS = {
     "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
@@ -247,9 +247,8 @@ def _restarts(xl, mask, k, gen, params, max_iter, r, bisect=False):
 # bisection seeds only for nodes of at least this many items per cluster. They pay on big nodes
 # (19.5 and 78 items per cluster at 5K / 20K items, level 2) but not on small ones: with no
 # threshold, level 3 of the 5K trees (~1.2 items per cluster) rose from 0.579 to 0.612 (mean over
-# seeds 0-5) and at ~4.9 (20K, level 3) it stayed at 3.73; and each level they run on costs a few
-# passes over its items (361,245 items, alternating builds, 2 threads: 15.4-16.3 s without, 16.3-16.5 s
-# with bisection on the one level of 88 items per cluster)
+# seeds 0-5, an earlier version of the seeds) and at ~4.9 (20K, level 3) it stayed at 3.73, while
+# seeding the (4,096 nodes x 88 items) level of a 361,245-item build took ~2 s on 2 CPU threads
 BISECT_MIN_ITEMS = 16
 
 

@@ -7,12 +7,12 @@ and the halves are cut again until every group holds one cluster's worth of item
 means are the seeds. Why: a k-means++ seeding of a node often puts two centroids into one dense
 group and none into another, a fault that balanced k-means cannot undo; a balanced cut places
 centroids by mass. Splits of the 16 root children of the 20K synthetic catalog (1,250 items each,
-k = 16, `results/trees/bisection_probe.md`), summed cost: 172,448 from bisection seeds, 174,650 from
+k = 16, `results/trees/bisection_probe.md`), summed cost: 170,773 from bisection seeds, 174,650 from
 one k-means++ seeding, 168,575 from the best of ten, 168,429 for k-means-constrained (ten inits).
 In the builder (`results/trees/bisection_levels.md`, seeds 0-5) that level's mean cost fell from
-8.3963 to 8.3227 and the median total cost ratio to constrained k-means from 1.0030 to 1.0007
-(5K items: 1.0030 to 1.0027). Not at the root: as the first of its eight restarts (on the sample)
-the medians rose to 1.0072 (5K) and 1.0047 (20K).
+8.3963 to 8.2869 and the mean total from 41.4562 to 41.3422 (5K items: 30.4645 to 30.4263). Not at
+the root: there bisection seeds split the 20K catalog at 29.84 per item against 28.47 from the
+builder's k-means++ restarts on a sample.
 """
 
 from __future__ import annotations
@@ -33,15 +33,17 @@ def _means(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def bisection_seeds(
-    xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator, power_iters: int = 2, lloyd_iters: int = 1
+    xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator, power_iters: int = 30, lloyd_iters: int = 1
 ) -> torch.Tensor:
     """``(G, k, d)`` seeds for the nodes ``xl`` ``(G, M, d)`` (real items where ``mask``; each node holds >= k).
 
     The groups of a round are rows of a padded ``(groups, size, d)`` tensor (their sizes differ by at
-    most one within a node), so every step is a dense batched operation; each is a pass over the
-    items (memory-bound), so the loop makes few: ``power_iters`` (2 passes each), ``lloyd_iters``
-    (2 each) and 3 more per round. The trees barely depended on them (while tuning, 20K synthetic
-    items, seeds 0-5: median cost ratios within 1.0000-1.0017 for 2-8 power and 0-12 Lloyd iterations).
+    most one within a node), so every step is a dense batched operation. The principal direction
+    is found by ``power_iters`` products with each group's d x d scatter matrix (one pass over the
+    items forms it); each of the ``lloyd_iters`` 2-means steps is two more passes. Measured (20K
+    synthetic items, seeds 0-5, mean total cost): 41.3816 with 2 power iterations on the items,
+    41.3422 with 30 on the scatter matrix; 4 or 10 Lloyd steps instead of 1 gave 41.3403 / 41.3351
+    for ~0.15 s each at 361,245 items.
     """
     g, _, d = xl.shape
     dev, dt = xl.device, xl.dtype
@@ -52,12 +54,12 @@ def bisection_seeds(
         cnt = real.sum(1)
         left_n = cnt * (quota // 2) // quota.clamp_min(1)  # floor(m/2) of m clusters' items go left
         mu = _means(x, w[:, None, :])  # (B, 1, d)
+        # principal direction of each group: power iteration on its d x d scatter matrix (one pass
+        # over the items to form it, then only d x d products)
+        cov = torch.bmm(x.transpose(1, 2) * w[:, None, :], x) - cnt.to(dt)[:, None, None] * mu.transpose(1, 2) * mu
         v = torch.randn((x.shape[0], d, 1), generator=gen, device=dev, dtype=dt)
         for _ in range(power_iters):
-            # principal direction of each group: v <- sum_i w_i (x_i - mu)((x_i - mu).v); the mu
-            # term of the outer factor drops out, as sum_i w_i (x_i - mu).v = 0
-            proj = (torch.bmm(x, v) - torch.bmm(mu, v)) * w[..., None]
-            v = torch.bmm(x.transpose(1, 2), proj)
+            v = torch.bmm(cov, v)
             v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-30)
         order, rank = _split_rank(torch.bmm(x, v).squeeze(2), real)
         for _ in range(lloyd_iters):  # balanced 2-means: for fixed sizes the exact split is a sort
