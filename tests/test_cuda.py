@@ -63,6 +63,20 @@ def test_balanced_tree_on_cuda_with_a_far_group_and_extreme_scale():
     build_balanced(x * np.float32(1e14), 16, seed=0, device="cuda").validate(balanced=True)
 
 
+def test_bisection_seeds_on_cuda_recover_duplicated_points():
+    """Each of k distinct points repeated equally often: the seeds are exactly those points (as on CPU)."""
+    from seater.trees.bisection import bisection_seeds
+
+    pts = torch.randn((2, 5, 6), generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 10
+    xl = pts.repeat_interleave(9, dim=1).cuda()
+    mask = torch.ones(xl.shape[:2], dtype=torch.bool, device="cuda")
+    seeds = bisection_seeds(xl, mask, 5, torch.Generator(device="cuda").manual_seed(0)).cpu()
+    for g in range(2):
+        dist = ((seeds[g][:, None, :] - pts[g][None]) ** 2).sum(-1)
+        assert torch.allclose(dist.min(1).values, torch.zeros(5, dtype=torch.float64), atol=1e-9)
+        assert sorted(dist.argmin(1).tolist()) == list(range(5))
+
+
 def test_seater_beam_search_on_cuda_is_exact_and_matches_cpu(random_seater):
     tree = balanced_random_tree(40, 3, seed=2)
     cpu_model, cpu_hist = random_seater(tree)
