@@ -1,8 +1,8 @@
 """Probe: one node's split seeded by bisection vs k-means++ (1 and 10 seedings) vs k-means-constrained.
 
 For the 16 children of the root of a `balanced` tree on synthetic data (d = 64, k = 16; 1,250 items
-each at 20K), each child is split once into k clusters: balanced k-means (`balanced_kmeans_level`,
-the builder's exact iterations, max_iter 30) from bisection seeds, from one k-means++ seeding and the
+each at 20K), each child is split once into k clusters: balanced k-means (`_restarts`, the builder's
+seeding and exact iterations, max_iter 30) from bisection seeds, from one k-means++ seeding and the
 best of ten, and KMeansConstrained (n_init 10, the `constrained` builder's split). The sums of squared
 distances are summed over the 16 children. `--root` also splits the whole catalog from bisection seeds,
 against the builder's own root (k-means++ restarts on a sample).
@@ -21,8 +21,7 @@ import torch
 
 from bench.provenance import provenance
 from bench.speed.trees import synthetic
-from seater.trees.balanced import DEFAULTS, _centre, _kmeanspp, balanced_kmeans_level, build
-from seater.trees.bisection import bisection_seeds
+from seater.trees.balanced import DEFAULTS, _centre, _restarts, build
 
 
 def _sse(x: np.ndarray, labels: np.ndarray) -> float:
@@ -32,15 +31,11 @@ def _sse(x: np.ndarray, labels: np.ndarray) -> float:
 
 def _split(x: np.ndarray, k: int, seed: int, seeding: str, restarts: int = 1) -> np.ndarray:
     """Labels of one balanced k-means split of `x` from the given seeding (best of `restarts`)."""
-    xt = torch.from_numpy(x)[None]
     mask = torch.ones((1, len(x)), dtype=torch.bool)
-    xc = _centre(xt, mask)
+    xc = _centre(torch.from_numpy(x)[None], mask)
     gen = torch.Generator().manual_seed(seed)
-    params = dict(DEFAULTS)
-    xr, mr = xc.repeat(restarts, 1, 1), mask.repeat(restarts, 1)
-    cent = bisection_seeds(xc, mask, k, gen) if seeding == "bisection" else _kmeanspp(xr, mr, k, gen)
-    labels, _, per_node, _ = balanced_kmeans_level(xr, mr, k, gen, params, cent=cent, max_iter=30)
-    return labels[int(per_node.argmin())].numpy()
+    labels, _, _ = _restarts(xc, mask, k, gen, dict(DEFAULTS), 30, restarts, bisect=seeding == "bisection")
+    return labels[0].numpy()
 
 
 def main() -> None:
