@@ -5,8 +5,8 @@ the split is balanced k-means whose assignment step is optimal for the current c
 (`seater.trees.assignment`), so the objective (sum of squared distances) never increases.
 A node with n <= k items ends the recursion (its items take slots 0..n-1). Large nodes are
 seeded from a uniform sample of their items (`balanced_kmeans_restarts`), so most iterations
-run on a few thousand items instead of all of them. The root is seeded by k-means++ restarts,
-the nodes below it by recursive balanced bisection (`seater.trees.bisection`).
+run on a few thousand items instead of all of them. The root is seeded by k-means++ restarts
+(the best two go on after a short trial), the nodes below it by recursive balanced bisection (`seater.trees.bisection`).
 
 Whole levels run at once: the nodes of a level hold floor(N/k^l) or that +1 items, so the level
 is a padded ``(nodes, max_size, d)`` tensor with at most one padding row per node, centroids are
@@ -31,17 +31,18 @@ from seater.trees.checks import check_embeddings
 from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
-# Defaults favour speed; they beat constrained k-means' cost on real item embeddings (median ratio,
-# Beauty co-occurrence SVD: 0.9907 at 5K, 0.9851 at 12,101 items; Beauty SASRec before the
-# bisection seeds: 0.9940 / 0.9975) but not on our synthetic mixtures (1.0025 at 5K, 1.0015 at 20K,
-# seeds 0-5), where the root split decides. root_n_init=32 gets 1.0005 / 0.9982 there for ~2x the
-# build time: results/trees/balanced_quality_*.md, bisection_levels.md
+# Defaults: median total cost below constrained k-means' on synthetic mixtures (0.9986 at 5K,
+# 0.9979 at 20K items, seeds 0-11; held-out seeds 6-11: 0.9968 / 0.9990) and on real item
+# embeddings (Beauty co-occurrence SVD): results/trees/README.md, section "Root
+# restarts kept by their trial objective". The root split decides most of it (its local optima
+# spread ~10% at 5K), hence the 16 root seedings of which the best 2 go on after 6 iterations.
 DEFAULTS = {
     "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
     "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
     # seedings of the root: its split carries most of the tree's cost (28 of 41 at 20K items) and
-    # is one node, so restarts there are cheap (on its sample when it has one)
-    "root_n_init": 8,
+    # is one node, so restarts there are cheap (on its sample when it has one; pruned to
+    # keep_best after trial_iter iterations, below)
+    "root_n_init": 16,
     # below the root, the first seeding of each node is a recursive balanced bisection
     # (`seater.trees.bisection`; nodes of at least BISECT_MIN_ITEMS items per cluster), the other
     # n_init - 1 are k-means++. At the root, k-means++ restarts on a sample found better splits
@@ -52,6 +53,11 @@ DEFAULTS = {
     # sample_iter iterations; 0 = always seed by k-means++ on all items
     "sample": 256,
     "sample_iter": 20,
+    # nodes with more seedings than keep_best (the root): all run trial_iter iterations, then only
+    # each node's keep_best lowest go on; 0 = all go on. 16 seedings pruned to 2 after 6 cost
+    # about what 8 run to the end did (20K items) and found better roots on 12 synthetic seeds
+    "keep_best": 2,
+    "trial_iter": 6,
     # early-stop tolerance of the exact iterations that follow a sample seeding: they start near
     # a local optimum and then gain ~0.02% per iteration (measured at 361K items)
     "refine_tol": 1e-3,
@@ -226,7 +232,10 @@ def _restarts(xl, mask, k, gen, params, max_iter, r, bisect=False):
     """`r` seedings per node (k-means++, the first by bisection if `bisect`), run side by side as
     extra nodes; each node keeps its best.
 
-    Returns labels, objective history and the kept centroids ``(G, k, d)``.
+    With more than ``keep_best`` seedings, all of them run ``trial_iter`` iterations, then only
+    the ``keep_best`` lowest of each node go on (to ``max_iter`` in all): a split's objective after
+    a few iterations already ranks its basin, so most of the budget goes to the promising ones.
+    Returns labels, objective history (of the seedings that went on) and the kept centroids ``(G, k, d)``.
     """
     g = xl.shape[0]
     cent = None
@@ -235,6 +244,15 @@ def _restarts(xl, mask, k, gen, params, max_iter, r, bisect=False):
         if r > 1:
             cent = torch.cat([cent, _kmeanspp(xl.repeat(r - 1, 1, 1), mask.repeat(r - 1, 1), k, gen)])
     cost_dtype = _cost_dtype(xl, mask)  # once, not on the r copies
+    keep, trial = int(params["keep_best"]), int(params["trial_iter"])
+    if r > keep > 0 and trial < max_iter:
+        labels, _, per_node, cent = balanced_kmeans_level(
+            xl.repeat(r, 1, 1), mask.repeat(r, 1), k, gen, params, cent=cent, max_iter=trial, cost_dtype=cost_dtype
+        )
+        best = per_node.view(r, g).argsort(0)[:keep]  # (keep, G): each node's best seedings so far
+        pick = (best * g + torch.arange(g, device=xl.device)).reshape(-1)
+        cent = _centroids(xl.repeat(keep, 1, 1), labels[pick], mask.repeat(keep, 1), k)
+        r, max_iter = keep, max_iter - trial
     if r > 1:
         xl, mask = xl.repeat(r, 1, 1), mask.repeat(r, 1)
     labels, hist, per_node, cent = balanced_kmeans_level(xl, mask, k, gen, params, cent=cent, max_iter=max_iter, cost_dtype=cost_dtype)
@@ -359,8 +377,8 @@ def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
     x = _unit_scale(check_embeddings(embeddings, k))
     params = BUILDERS.params("balanced", params)
-    positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter")
-    for key in (*positive, "newton_steps", "warm_steps", "sample", "swap_work", "swap_passes"):
+    positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter", "trial_iter")
+    for key in (*positive, "newton_steps", "warm_steps", "sample", "swap_work", "swap_passes", "keep_best"):
         least = 1 if key in positive else 0
         if int(params[key]) < least:
             raise ConfigError(f"balanced builder parameter {key} must be an integer >= {least}, got {params[key]!r}")

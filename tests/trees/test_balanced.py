@@ -141,6 +141,10 @@ def test_bad_input_and_params():
         build(np.zeros((10, 2)), 2, freeze="yes")
     with pytest.raises(ConfigError, match="bisect .* must be true or false"):
         build(np.zeros((10, 2)), 2, bisect="no")
+    with pytest.raises(ConfigError, match="keep_best"):
+        build(np.zeros((10, 2)), 2, keep_best=-1)
+    with pytest.raises(ConfigError, match="trial_iter"):
+        build(np.zeros((10, 2)), 2, trial_iter=0)
 
 
 @pytest.mark.parametrize("bisect", [True, False])
@@ -153,6 +157,41 @@ def test_bisection_or_kmeanspp_seeding_below_the_root_stays_exact(bisect, n_init
     tree.validate(balanced=True)
     for hist in tree.build_info["level_objective"]:
         assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
+
+
+def _node_costs(xl, labels, k):
+    import torch
+
+    cent = balanced_mod._centroids(xl, labels, torch.ones(labels.shape, dtype=torch.bool), k)
+    return ((xl - cent.gather(1, labels[..., None].expand(-1, -1, xl.shape[2]))) ** 2).sum((1, 2))
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_restarts_go_on_from_the_best_seedings_after_the_trial(keep):
+    import torch
+
+    # 4 nodes of 12 planted groups each, split in 4: k-means++ seedings fall into different basins
+    rng = np.random.default_rng(8)
+    xl = torch.from_numpy(np.stack([np.repeat(6 * rng.normal(size=(12, 5)), 40, axis=0) + rng.normal(size=(480, 5)) for _ in range(4)]))
+    mask = torch.ones(xl.shape[:2], dtype=torch.bool)
+    params = {**balanced_mod.DEFAULTS, "tol": 0.0}
+    r, trial, k = 8, 2, 4
+
+    def run(max_iter, keep_best):
+        gen = torch.Generator().manual_seed(3)  # the same seedings in every call
+        labels, hist, _ = balanced_mod._restarts(xl, mask, k, gen, {**params, "keep_best": keep_best, "trial_iter": trial}, max_iter, r)
+        assert all(np.bincount(row, minlength=k).tolist() == [120] * k for row in labels.numpy())
+        return labels, hist
+
+    trial_labels, _ = run(trial, 0)  # each node's best of the 8 seedings after the trial
+    after_trial = _node_costs(xl, trial_labels, k)
+    pruned, hist = run(trial + 3, keep)
+    assert all(b <= a * (1 + 1e-9) for a, b in zip(hist, hist[1:]))
+    # the kept seedings go on from (at least) the best trial split, so no node ends above it
+    assert bool((_node_costs(xl, pruned, k) <= after_trial * (1 + 1e-9)).all())
+    # the pruned run never beats all 8 seedings run to the end by more than rounding
+    full, _ = run(trial + 3, 0)
+    assert float(_node_costs(xl, full, k).sum()) <= float(_node_costs(xl, pruned, k).sum()) * (1 + 1e-9)
 
 
 def test_registered_defaults():
