@@ -6,7 +6,8 @@ the split is balanced k-means whose assignment step is optimal for the current c
 A node with n <= k items ends the recursion (its items take slots 0..n-1). Large nodes are
 seeded from a uniform sample of their items (`balanced_kmeans_restarts`), so most iterations
 run on a few thousand items instead of all of them. The root is seeded by k-means++ restarts
-(the best two go on after a short trial), the nodes below it by recursive balanced bisection (`seater.trees.bisection`).
+(the best two go on after a short trial), the nodes below it by recursive balanced bisection
+(`seater.trees.bisection`).
 
 Whole levels run at once: the nodes of a level hold floor(N/k^l) or that +1 items, so the level
 is a padded ``(nodes, max_size, d)`` tensor with at most one padding row per node, centroids are
@@ -31,8 +32,8 @@ from seater.trees.checks import check_embeddings
 from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
-# Defaults: median total cost below constrained k-means' on synthetic mixtures (0.9986 at 5K,
-# 0.9979 at 20K items, seeds 0-11; held-out seeds 6-11: 0.9968 / 0.9990) and on real item
+# Defaults: median total cost below constrained k-means' on synthetic mixtures (0.9985 at 5K,
+# 0.9978 at 20K items, seeds 0-11; held-out seeds 6-11: 0.9968 / 0.9990) and on real item
 # embeddings (Beauty co-occurrence SVD): results/trees/README.md, section "Root
 # restarts kept by their trial objective". The root split decides most of it (its local optima
 # spread ~10% at 5K), hence the 16 root seedings of which the best 2 go on after 6 iterations.
