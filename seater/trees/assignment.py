@@ -214,6 +214,7 @@ def entropic_prices(
     freeze: bool = False,
     stats: dict | None = None,
     dtype: torch.dtype | None = None,
+    hold: int = 0,
 ):
     """Joint prices ``(G, k)`` by Newton on the entropic semi-dual with decreasing eps.
 
@@ -240,6 +241,8 @@ def entropic_prices(
     Newton matrix (O(items k^2) per step) dominates, i.e. large k on CPU. ``stats``: a dict that
     receives ``frozen``, the number of items frozen (one host sync per compaction). ``dtype``: of
     the loop and the prices (default: the cost's), e.g. float32 prices for float64 costs.
+    ``hold``: Newton steps at ``eps_end`` after the schedule (a short schedule's last chance to
+    reach feasible sizes).
 
     The loop works on the cost transposed to ``(G, k, M)``: every per-item reduction over the k
     clusters then runs along an outer axis, which torch vectorises over the contiguous items
@@ -269,7 +272,8 @@ def entropic_prices(
     lo_w = q[:, None]
     m_w, s_w, p_w, hi_w, buf_w, hard_w = mask[:, None, :], spread, p, lo_w + 1, buf, hard
     fix_w = None  # (G, k) items per cluster frozen out of the working set (once any are)
-    sched = [eps_start ** (1 - f) * eps_end**f for f in (min(t, steps - 1) / max(steps - 1, 1) for t in range(steps + 1))]
+    n_steps = steps + max(hold, 0)
+    sched = [eps_start ** (1 - f) * eps_end**f for f in (min(t, steps - 1) / max(steps - 1, 1) for t in range(n_steps + 1))]
     t_w = lo_w.to(dt)  # the target q; + sigmoid(-p/eps) where r > 0
     r_w = (r > 0).to(dt)[:, None]  # 1: sizes q or q+1; 0: all q, prices free up to a shift
     f_w = 1 - r_w
@@ -279,7 +283,7 @@ def entropic_prices(
     # a cold start is far from feasible while eps is large: check sizes from a third of the schedule
     first_check = 0 if prices is not None else max(1, steps // 3)
     live = None
-    for t in range(steps + (1 if stop_feasible else 0)):
+    for t in range(n_steps + (1 if stop_feasible else 0)):
         frac = min(t, steps - 1) / max(steps - 1, 1)
         eps = (s_w * (eps_start ** (1 - frac) * eps_end**frac))[:, None]
         # in place on one buffer: these (G, k, M) temporaries dominate the time at large levels
@@ -308,9 +312,9 @@ def entropic_prices(
                 undecided = m_w.squeeze(1) & ~frozen
                 keep_n = undecided.sum(1)
                 n_live, n_keep = (int(v) for v in torch.stack([live.sum(), keep_n.max()]).tolist())  # one host sync
-            if t == steps or n_live == 0:
+            if t == n_steps or n_live == 0:
                 break
-            if freeze and t < steps - 1 and 2 * n_keep <= c_w.shape[2]:
+            if freeze and t < n_steps - 1 and 2 * n_keep <= c_w.shape[2]:
                 # at most half the items still undecided: the frozen ones leave the working set (their
                 # counts go to fix_w), the others are packed to the left
                 fixed = (h * frozen[:, None, :]).sum(2)
@@ -366,6 +370,25 @@ def entropic_prices(
 
 
 # --------------------------------------------------------------------------- batched solver
+def _cold_prices(cost, mask, steps, fast, hold, eps_start, stop_feasible, freeze, dtype):
+    """Newton prices from zero: a `fast`-step schedule (then `hold` steps at its end), the full
+    `steps` schedule for the nodes whose sizes are still infeasible after it.
+
+    Why: eps must fall to ~1e-4 of the cost spread before the hard sizes are feasible, and a
+    faster fall reaches it in fewer steps (measured on 8 x 4,096 items, k = 16: 20 steps + 6 held
+    took 707 node-steps where 30 took 1,055, same labels). Too fast and Newton loses track: with
+    18 steps and no restart, some nodes ended hundreds of items off and the repair took 506 rounds
+    instead of 13. The restart bounds that: a node costs at most fast + hold + steps steps.
+    """
+    if not (stop_feasible and 0 < fast < steps):
+        return entropic_prices(cost, mask, None, steps, eps_start, stop_feasible=stop_feasible, freeze=freeze, dtype=dtype)
+    p, live = entropic_prices(cost, mask, None, fast, eps_start, stop_feasible=True, return_live=True, freeze=freeze, dtype=dtype, hold=hold)
+    if bool(live.any()):
+        li = live.nonzero().squeeze(1)
+        p[li] = entropic_prices(cost[li], mask[li], None, steps, eps_start, stop_feasible=True, freeze=freeze, dtype=dtype)
+    return p
+
+
 def _median_split(cost: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Exact k = 2 solution: the q items with the smallest c1 - c0 go to cluster 1 (+1 more if it helps)."""
     n = mask.sum(1)
@@ -394,6 +417,8 @@ def balanced_assignment_batched(
     warm_eps: float = 0.05,
     freeze: bool = False,
     price_dtype: torch.dtype | None = None,
+    fast_steps: int = 0,
+    hold_steps: int = 6,
 ):
     """Exact balanced assignment for every node of a level at once.
 
@@ -405,6 +430,10 @@ def balanced_assignment_batched(
     prices : optional warm-start prices ``(G, k)`` (e.g. the last exact duals): ``warm_steps`` Newton
         steps from them with eps from ``warm_eps``; nodes still infeasible then get the cold schedule.
     freeze : drop decided items from the Newton loop (`entropic_prices`): same labels, less work at large k.
+    fast_steps, hold_steps : 0 < fast_steps < newton_steps (with ``stop_feasible``): prices from zero
+        first follow a schedule of fast_steps over the same eps range, plus hold_steps at its smallest
+        eps; only the nodes whose sizes are still infeasible then get the full newton_steps schedule
+        (`_cold_prices`).
     price_dtype : dtype of the Newton prices (default: the cost's). The builder passes float64 costs
         (a float32 cost ||c||^2 - 2 x.c cannot resolve items far from their node's centre) and float32
         prices: the prices only start the repair, which works on `cost` itself.
@@ -432,11 +461,9 @@ def balanced_assignment_batched(
             )
             if newton_steps > 0 and bool(live.any()):
                 li = live.nonzero().squeeze(1)
-                p[li] = entropic_prices(
-                    cost[li], mask[li], None, newton_steps, eps_start, stop_feasible=stop_feasible, freeze=freeze, dtype=price_dtype
-                )
+                p[li] = _cold_prices(cost[li], mask[li], newton_steps, fast_steps, hold_steps, eps_start, stop_feasible, freeze, price_dtype)
         elif newton_steps > 0:
-            p = entropic_prices(cost, mask, None, newton_steps, eps_start, stop_feasible=stop_feasible, freeze=freeze, dtype=price_dtype)
+            p = _cold_prices(cost, mask, newton_steps, fast_steps, hold_steps, eps_start, stop_feasible, freeze, price_dtype)
         labels = (cost - p[:, None, :].to(cost.dtype)).argmin(2) if p is not None else cost.argmin(2)
     else:
         labels = init.to(device=dev, dtype=torch.long).clone()

@@ -69,6 +69,11 @@ DEFAULTS = {
     # at 15 the 20K build took 7x longer); a node stops as soon as its hard sizes are feasible
     # (measured at 20K items: ~25 steps on average)
     "newton_steps": 30,
+    # cold prices first try a faster schedule of newton_fast steps (+ newton_hold at its smallest
+    # eps); only nodes still infeasible then run the newton_steps one (`assignment._cold_prices`).
+    # 0 = off
+    "newton_fast": 20,
+    "newton_hold": 6,
     # > 0: from the 2nd iteration on, warm_steps Newton steps from the node's last exact dual prices
     # (eps from warm_eps x the cost spread), cold schedule for nodes still infeasible. Off: measured
     # at 100K items it fell back to the cold schedule for most nodes and made the build slower
@@ -326,6 +331,8 @@ def balanced_kmeans_level(xl, mask, k, gen, params, cent=None, max_iter=None, to
             ma,
             prices=prices[active] if warm else None,
             newton_steps=params["newton_steps"],
+            fast_steps=int(params["newton_fast"]),
+            hold_steps=int(params["newton_hold"]),
             median_split=params["median_split"],
             warm_steps=int(params["warm_steps"]),
             warm_eps=float(params["warm_eps"]),
@@ -379,7 +386,7 @@ def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     x = _unit_scale(check_embeddings(embeddings, k))
     params = BUILDERS.params("balanced", params)
     positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter", "trial_iter")
-    for key in (*positive, "newton_steps", "warm_steps", "sample", "swap_work", "swap_passes", "keep_best"):
+    for key in (*positive, "newton_steps", "newton_fast", "newton_hold", "warm_steps", "sample", "swap_work", "swap_passes", "keep_best"):
         least = 1 if key in positive else 0
         if int(params[key]) < least:
             raise ConfigError(f"balanced builder parameter {key} must be an integer >= {least}, got {params[key]!r}")

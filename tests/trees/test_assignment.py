@@ -262,3 +262,35 @@ def test_frozen_items_keep_the_newton_stop_exact(k):
     for node in range(g):
         lab = frozen_labels[node][mask[node]].numpy()
         assert is_optimal(cost[node][mask[node]].numpy(), lab)
+
+
+@pytest.mark.parametrize("fast, hold", [(20, 6), (2, 0)])
+@pytest.mark.parametrize("freeze", [False, True])
+def test_fast_price_schedule_and_its_restart_stay_exact(fast, hold, freeze, monkeypatch):
+    """Cold prices first follow a short schedule (`fast_steps` + `hold_steps` at its end); nodes still
+    infeasible then restart on the full one. Both routes end at the exact optimum. With 2 fast steps
+    and no hold every node is still infeasible, so the restart is exercised (counted below)."""
+    import seater.trees.assignment as assignment_mod
+
+    calls = []
+    real = assignment_mod.entropic_prices
+
+    def counting(cost, *a, **kw):
+        calls.append(cost.shape[0])
+        return real(cost, *a, **kw)
+
+    monkeypatch.setattr(assignment_mod, "entropic_prices", counting)
+    rng = np.random.default_rng(9)
+    g, m, k = 4, 300, 16
+    cost = torch.tensor(rng.normal(size=(g, m, k)) ** 2)
+    mask = torch.ones(g, m, dtype=torch.bool)
+    mask[1, -5:] = False
+    labels, _, _ = balanced_assignment_batched(cost, mask, fast_steps=fast, hold_steps=hold, freeze=freeze)
+    assert calls[0] == g  # the short schedule runs on every node first
+    if fast == 2:
+        assert calls == [g, g]  # ... and every node restarted on the full one
+    for node in range(g):
+        c = cost[node][mask[node]].numpy()
+        lab = labels[node][mask[node]].numpy()
+        assert sizes_ok(lab, k) and is_optimal(c, lab)
+        assert total(c, lab) == pytest.approx(slot_reference(c), rel=1e-9)
