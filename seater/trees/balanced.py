@@ -71,9 +71,10 @@ DEFAULTS = {
     "newton_steps": 30,
     # cold prices first try a faster schedule of newton_fast steps (+ newton_hold at its smallest
     # eps); only nodes still infeasible then run the newton_steps one (`assignment._cold_prices`).
-    # 0 = off
-    "newton_fast": 20,
-    "newton_hold": 6,
+    # Newton work per build -18 to -26% (5K and 20K items, seeds 0-2; one 5K seed unchanged),
+    # build time ~-10% (results/trees/README.md). 0 = off
+    "newton_fast": 22,
+    "newton_hold": 4,
     # > 0: from the 2nd iteration on, warm_steps Newton steps from the node's last exact dual prices
     # (eps from warm_eps x the cost spread), cold schedule for nodes still infeasible. Off: measured
     # at 100K items it fell back to the cold schedule for most nodes and made the build slower
