@@ -2,13 +2,15 @@
 # The GPU checks, as one prepared command for a session that the `device` tool lends a GPU
 # (15 minutes of device time, 10 per command; its image has torch, numpy, typer, pytest but no
 # faiss, mlflow or k-means-constrained, and nothing below needs them):
-#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=500)
-# (the steps below are limited to 480 s in all)
+#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=560)
+# (the steps below are limited to 520 s in all)
 # (the copy on that machine may carry a stale .git: the result headers take the commit from that variable)
 # 1. tests/test_cuda.py: the CUDA paths give the CPU paths' answers (builder, exact assignment,
 #    beam search, mixed-precision training, top-K);
 # 2. `seater-bench speed trees --device cuda` at 361,245 and 1M items (issue 5: <= 1 s and <= 2 s
-#    end to end), then 10M items (must not run out of memory);
+#    end to end), the same with the 30-step price schedule only (`newton_fast=0`: the faster
+#    schedule cut CPU build time ~10% but adds torch operators, i.e. GPU launches), then 10M items
+#    (must not run out of memory);
 # 3. `seater-bench speed retrieval --device cuda` at the issue-7 settings (beam 50, top-50,
 #    batch 1024; training batch 2048) beside exact inner-product top-50, with
 #    auto and math attention side by side;
@@ -36,6 +38,8 @@ step 10 gpu bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__vers
 step 60 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step 90 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu.md" --note "bench/gpu_checks.sh"
+step 40 trees-slow-prices "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 2 \
+    --compare-constrained-at 0 --param newton_fast=0 --out "$out/balanced_speed_gpu_newton_fast0.md" --note "bench/gpu_checks.sh"
 step 100 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
     --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
     --attention auto,math --out "$out" --note "bench/gpu_checks.sh"
