@@ -419,7 +419,7 @@ def balanced_assignment_batched(
     freeze: bool = False,
     price_dtype: torch.dtype | None = None,
     fast_steps: int = 0,
-    hold_steps: int = 6,
+    hold_steps: int = 4,
 ):
     """Exact balanced assignment for every node of a level at once.
 
