@@ -148,12 +148,13 @@ def test_bad_input_and_params():
 
 
 @pytest.mark.parametrize("bisect", [True, False])
-@pytest.mark.parametrize("n_init", [1, 3])
-def test_bisection_or_kmeanspp_seeding_below_the_root_stays_exact(bisect, n_init):
+@pytest.mark.parametrize("n_init, trial_iter", [(1, 6), (3, 6), (3, 2)])
+def test_bisection_or_kmeanspp_seeding_below_the_root_stays_exact(bisect, n_init, trial_iter):
     # 2,000 items: the root is sampled (seeded by k-means++), its children of 250 items are seeded by
-    # bisection (and n_init - 1 k-means++ restarts) or by k-means++ only
+    # bisection (and n_init - 1 k-means++ restarts) or by k-means++ only; trial_iter=2 (< max_iter 4)
+    # prunes their 3 seedings to keep_best=2 after two iterations
     x = np.random.default_rng(6).normal(size=(2000, 8)).astype(np.float32)
-    tree = build(x, 8, bisect=bisect, n_init=n_init, sample=16)
+    tree = build(x, 8, bisect=bisect, n_init=n_init, sample=16, trial_iter=trial_iter)
     tree.validate(balanced=True)
     for hist in tree.build_info["level_objective"]:
         assert all(b <= a * (1 + 1e-5) for a, b in zip(hist, hist[1:]))
