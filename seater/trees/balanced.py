@@ -252,18 +252,16 @@ def _restarts(xl, mask, k, gen, params, max_iter, r, bisect=False):
         if r > 1:
             cent = torch.cat([cent, _kmeanspp(xl.repeat(r - 1, 1, 1), mask.repeat(r - 1, 1), k, gen)])
     cost_dtype = _cost_dtype(xl, mask)  # once, not on the r copies
+    xr, mr = (xl.repeat(r, 1, 1), mask.repeat(r, 1)) if r > 1 else (xl, mask)  # seeding j of node i: row j * G + i
     keep, trial = int(params["keep_best"]), int(params["trial_iter"])
     if r > keep > 0 and trial < max_iter:
-        labels, _, per_node, cent = balanced_kmeans_level(
-            xl.repeat(r, 1, 1), mask.repeat(r, 1), k, gen, params, cent=cent, max_iter=trial, cost_dtype=cost_dtype
-        )
+        labels, _, per_node, cent = balanced_kmeans_level(xr, mr, k, gen, params, cent=cent, max_iter=trial, cost_dtype=cost_dtype)
         best = per_node.view(r, g).argsort(0)[:keep]  # (keep, G): each node's best seedings so far
         pick = (best * g + torch.arange(g, device=xl.device)).reshape(-1)
-        cent = _centroids(xl.repeat(keep, 1, 1), labels[pick], mask.repeat(keep, 1), k)
         r, max_iter = keep, max_iter - trial
-    if r > 1:
-        xl, mask = xl.repeat(r, 1, 1), mask.repeat(r, 1)
-    labels, hist, per_node, cent = balanced_kmeans_level(xl, mask, k, gen, params, cent=cent, max_iter=max_iter, cost_dtype=cost_dtype)
+        xr, mr = xr[: r * g], mr[: r * g]  # the first `keep` copies (views)
+        cent = _centroids(xr, labels[pick], mr, k)
+    labels, hist, per_node, cent = balanced_kmeans_level(xr, mr, k, gen, params, cent=cent, max_iter=max_iter, cost_dtype=cost_dtype)
     if r == 1:
         return labels, hist, cent
     pick = per_node.view(r, g).argmin(0) * g + torch.arange(g, device=xl.device)

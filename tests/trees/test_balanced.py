@@ -161,10 +161,11 @@ def test_bisection_or_kmeanspp_seeding_below_the_root_stays_exact(bisect, n_init
 
 
 def _node_costs(xl, labels, k):
+    """Each node's sum of squared distances to the means of its clusters."""
     import torch
 
-    cent = balanced_mod._centroids(xl, labels, torch.ones(labels.shape, dtype=torch.bool), k)
-    return ((xl - cent.gather(1, labels[..., None].expand(-1, -1, xl.shape[2]))) ** 2).sum((1, 2))
+    mask = torch.ones(labels.shape, dtype=torch.bool)
+    return balanced_mod._node_objective(xl, balanced_mod._centroids(xl, labels, mask, k), labels, mask)
 
 
 @pytest.mark.parametrize("keep", [1, 2])
