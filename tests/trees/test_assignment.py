@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from seater.errors import ConfigError, DataError
-from seater.trees.assignment import balanced_assignment, balanced_assignment_batched, entropic_prices, is_optimal, sizes_ok
+from seater.trees.assignment import (
+    approx_balanced_labels,
+    balanced_assignment,
+    balanced_assignment_batched,
+    entropic_prices,
+    is_optimal,
+    sizes_ok,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -294,3 +301,22 @@ def test_fast_price_schedule_and_its_restart_stay_exact(fast, hold, freeze, monk
         lab = labels[node][mask[node]].numpy()
         assert sizes_ok(lab, k) and is_optimal(c, lab)
         assert total(c, lab) == pytest.approx(slot_reference(c), rel=1e-9)
+
+
+def test_approximate_labels_are_near_balanced_and_follow_their_prices():
+    # 6 nodes of 800 items from 16 squared-distance costs to random centroids; one node padded
+    g_rng = np.random.default_rng(11)
+    x = torch.from_numpy(g_rng.normal(size=(6, 800, 8)))
+    cent = torch.from_numpy(g_rng.normal(size=(6, 16, 8)))
+    cost = (x[:, :, None, :] - cent[:, None, :, :]).square().sum(-1)
+    mask = torch.ones((6, 800), dtype=torch.bool)
+    mask[5, 790:] = False
+    labels, prices = approx_balanced_labels(cost, mask)
+    assert torch.equal(labels[mask], (cost - prices[:, None, :]).argmin(2)[mask])
+    assert bool((labels[~mask] == 0).all())
+    for row, m in zip(labels, mask):
+        sizes = np.bincount(row[m].numpy(), minlength=16)
+        # 50 items per cluster; unconstrained argmin labels are far off (checked below)
+        assert np.abs(sizes - 50).max() <= 8, sizes
+    plain = np.bincount(cost[0].argmin(1).numpy(), minlength=16)
+    assert np.abs(plain - 50).max() > 20
