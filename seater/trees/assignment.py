@@ -210,6 +210,17 @@ def _cancel_cycles(cost, labels, mask, frm, to, valid):
 
 
 # --------------------------------------------------------------------------- prices
+def _spread(cost: torch.Tensor) -> torch.Tensor:
+    """Per-node standard deviation of the entries of ``(G, ...)``, as ``std(dim=(1, 2))``.
+
+    Two passes of whole-tensor operations: torch's multi-dim ``std`` reduces each node on one CPU
+    thread, ~10x slower for 16 nodes of 1,250 x 16 entries (1.2 ms against 0.11).
+    """
+    mu = cost.mean((1, 2), keepdim=True)
+    n = cost.shape[1] * cost.shape[2]
+    return (cost - mu).square_().sum((1, 2)).div_(max(n - 1, 1)).sqrt_()
+
+
 def entropic_prices(
     cost: torch.Tensor,
     mask: torch.Tensor,
@@ -258,12 +269,12 @@ def entropic_prices(
     """
     g, m, k = cost.shape
     dt, dev = dtype or cost.dtype, cost.device
-    spread = torch.where(mask[..., None], cost, cost.new_zeros(())).std(dim=(1, 2)).to(dt).clamp_min(1e-12)
+    all_real = bool(mask.all())
+    spread = _spread(cost if all_real else torch.where(mask[..., None], cost, cost.new_zeros(()))).to(dt).clamp_min(1e-12)
     p = torch.zeros((g, k), dtype=dt, device=dev) if prices is None else prices.to(dt).clone()
     if steps <= 0:
         return (p, torch.ones(g, dtype=torch.bool, device=dev)) if return_live else p
     q, r = mask.sum(1) // k, mask.sum(1) % k
-    all_real = bool(mask.all())
     # working set: the nodes still iterating (compacted once at most half of them are left);
     # views and per-node constants are made once per compaction, not per step: on a GPU the loop
     # is bound by operator launches, and each indexing or broadcast view is one more

@@ -170,7 +170,7 @@ def _kmeanspp(xl: torch.Tensor, mask: torch.Tensor, k: int, gen: torch.Generator
     cent = torch.empty((g, k, d), dtype=xl.dtype, device=xl.device)
     idx = torch.multinomial(fmask, 1, generator=gen).squeeze(1)
     cent[:, 0] = xl[rows, idx]
-    dist = ((xl - cent[:, :1]) ** 2).sum(-1) * fmask
+    dist = (xl - cent[:, :1]).square_().sum(-1) * fmask
     xn = (xl * xl).sum(-1)
     trials = 2 + int(np.log(k))  # as scikit-learn's greedy k-means++
     for j in range(1, k):
@@ -232,7 +232,8 @@ def _centre(xl: torch.Tensor, mask: torch.Tensor, probe: int = 63) -> torch.Tens
     n = mask.sum(1)
     rows = torch.arange(probe, device=xl.device)[None, :] * n[:, None] // probe
     centre = xl.gather(1, rows[..., None].expand(-1, -1, d)).median(dim=1, keepdim=True).values
-    return (xl - centre) * mask[..., None].to(xl.dtype)
+    out = xl - centre
+    return out if bool(mask.all()) else out.mul_(mask[..., None].to(xl.dtype))
 
 
 def _sample_rows(mask: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
