@@ -409,14 +409,14 @@ def _cold_prices(cost, mask, steps, fast, hold, eps_start, stop_feasible, freeze
     return p
 
 
-def approx_balanced_labels(cost, mask, steps: int = 8, eps_end: float = 3e-2, dtype=None):
+def approx_balanced_labels(cost, mask, steps: int = 10, eps_end: float = 1e-2, dtype=None):
     """Labels ``argmin_j c_ij - p_j`` for Newton prices at a coarse eps, without the repair.
 
-    Sizes come out near balanced, not exact (8 steps to 3e-2 of the cost spread: within 17 items
-    of 256 per cluster, 3.4 on average, at 16 x 4,096 items), for a third of the exact step's
+    Sizes come out near balanced, not exact (10 steps to 1e-2 of the cost spread: within 6 items
+    of 256 per cluster, 1.4 on average, at 16 x 4,096 items), for less than half the exact step's
     Newton steps and no repair rounds: for ranking seedings (the builder's root trial), not for a
-    split. The schedule must not fall faster than the exact one's ~1.8x per step: 6 steps to 3e-2
-    (2.3x) lost track and left clusters hundreds of items off. Returns ``(labels, prices)``;
+    split. The schedule must not fall faster than the exact one's ~1.8x per step: 8 steps to 1e-2
+    (2.1x) left a cluster 134 items off, 6 to 3e-2 (2.3x) 399. Returns ``(labels, prices)``;
     padding rows get label 0.
     """
     p = entropic_prices(cost, mask, None, steps, eps_end=eps_end, stop_feasible=True, dtype=dtype)

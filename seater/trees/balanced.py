@@ -62,10 +62,11 @@ DEFAULTS = {
     "trial_iter": 6,
     # > 0: the trial's assignments are approximate (`approx_balanced_labels`: trial_steps Newton
     # steps to trial_eps x the cost spread, no repair), as they only rank the seedings; the kept
-    # ones go on with exact steps. The trial then costs ~40% less; 12-seed mean totals 30.1591 /
-    # 41.0682 at 5K / 20K against 30.2615 / 41.0169 with exact trial steps. 0 = exact trial
-    "trial_eps": 3e-2,
-    "trial_steps": 8,
+    # ones go on with exact steps. 20K-item builds ~10% faster, 5K ~15%; 12-seed mean totals 30.1931 /
+    # 41.0605 at 5K / 20K against 30.2615 / 41.0169 with exact trial steps (results/trees/README.md,
+    # section "Root trial on near-balanced assignments"). 0 = exact trial
+    "trial_eps": 1e-2,
+    "trial_steps": 10,
     # early-stop tolerance of the exact iterations that follow a sample seeding: they start near
     # a local optimum and then gain ~0.02% per iteration (measured at 361K items)
     "refine_tol": 1e-3,

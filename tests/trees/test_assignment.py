@@ -317,6 +317,6 @@ def test_approximate_labels_are_near_balanced_and_follow_their_prices():
     for row, m in zip(labels, mask):
         sizes = np.bincount(row[m].numpy(), minlength=16)
         # 50 items per cluster; unconstrained argmin labels are far off (checked below)
-        assert np.abs(sizes - 50).max() <= 8, sizes
+        assert np.abs(sizes - 50).max() <= 5, sizes
     plain = np.bincount(cost[0].argmin(1).numpy(), minlength=16)
     assert np.abs(plain - 50).max() > 20
