@@ -1,0 +1,75 @@
+"""Probe: build seconds of `balanced` parameter variants, interleaved, one build per fresh process.
+
+This 2-core machine's speed drifts by up to ~1.5x within the hour, so two variants timed one after
+the other can differ by more than the change being measured. Here round r builds every variant once,
+in turn, each in a new Python process (no warm allocator or caches carried over), and the table gives
+each variant's median and best over the rounds.
+Run: python results/trees/interleaved_ab.py --sizes 5000,20000 --rounds 9 \
+    --variants '[{"trial_eps": 0}, {}]' --out results/trees/trial_ab.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from bench.provenance import provenance
+
+_BUILD = """
+import json, sys, time
+import torch
+from bench.speed.trees import synthetic
+from seater.trees.balanced import build
+n, seed, threads, params = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+torch.set_num_threads(threads)
+x = synthetic(n, 64, seed)
+t = time.perf_counter()
+build(x, 16, seed=seed, threads=threads, **params)
+print(time.perf_counter() - t)
+"""
+
+
+def _seconds(n: int, seed: int, threads: int, params: dict) -> float:
+    out = subprocess.run([sys.executable, "-c", _BUILD, str(n), str(seed), str(threads), json.dumps(params)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="20000")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", default='[{"trial_eps": 0}, {}]', help="JSON list of balanced parameter dicts")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    variants = json.loads(args.variants)
+    info = provenance("python results/trees/interleaved_ab.py " + " ".join(f"'{a}'" if "{" in a else a for a in sys.argv[1:]))
+    lines = ["# balanced: interleaved build seconds, one build per fresh process", ""]
+    lines += [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
+    lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads", ""]
+    lines += ["| items | params | median s | best s | every round (s) |", "|---:|---|---:|---:|---|"]
+    for n in (int(v) for v in args.sizes.split(",")):
+        times: list[list[float]] = [[] for _ in variants]
+        for _ in range(args.rounds):
+            for i, params in enumerate(variants):
+                times[i].append(_seconds(n, args.seed, args.threads, params))
+        for params, ts in zip(variants, times):
+            row = f"| {n:,} | `{json.dumps(params)}` | {np.median(ts):.3f} | {min(ts):.3f} | {' '.join(f'{t:.2f}' for t in ts)} |"
+            print(row, flush=True)
+            lines.append(row)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
