@@ -211,7 +211,7 @@ def _cancel_cycles(cost, labels, mask, frm, to, valid):
 
 # --------------------------------------------------------------------------- prices
 def _spread(cost: torch.Tensor) -> torch.Tensor:
-    """Per-node standard deviation of the entries of ``(G, ...)``, as ``std(dim=(1, 2))``.
+    """Per-node standard deviation of the entries of ``(G, M, k)``, as ``std(dim=(1, 2))``.
 
     Two passes of whole-tensor operations: torch's multi-dim ``std`` reduces each node on one CPU
     thread, ~10x slower for 16 nodes of 1,250 x 16 entries (1.2 ms against 0.11).
