@@ -82,3 +82,20 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
         lines.append(f"- data: {data}")
     lines.append(f"- date: {info['date']}; python {info['python']}" + (f", torch {info['torch']}" if "torch" in info else ""))
     return "\n".join(lines) + "\n"
+
+
+def probe_header(script: str, argv: list[str]) -> list[str]:
+    """Provenance lines for a probe script's markdown (`results/*/*_probe.py`): the command as one
+    can paste it again (JSON arguments quoted), commit, hardware and date."""
+    info = provenance(f"python {script} " + " ".join(f"'{a}'" if "{" in a else a for a in argv))
+    return [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
+
+
+def write_markdown(lines: list[str], out: str | None) -> None:
+    """`lines` to the file `out` (and say so), or to stdout when there is none."""
+    text = "\n".join(lines) + "\n"
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {out}")
+    else:
+        print(text, end="")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.provenance import provenance
+from bench.provenance import probe_header
 from bench.speed.trees import synthetic
 from seater.trees.balanced import DEFAULTS, _centre, _restarts, build
 
@@ -54,9 +54,8 @@ def main() -> None:
     x = synthetic(args.n, 64, args.seed)
     tree = build(x, k, seed=args.seed, threads=args.threads)
     root = tree.codes[:, 0]
-    info = provenance("python results/trees/bisection_probe.py " + " ".join(sys.argv[1:]))
     lines = ["# one node's split: bisection seeds vs k-means++ vs k-means-constrained", ""]
-    lines += [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
+    lines += probe_header("results/trees/bisection_probe.py", sys.argv[1:])
     lines += [f"- data: synthetic clustered embeddings, {args.n:,} items, d = 64, seed {args.seed}; k = {k}; "
               "sum of squared distances of each root child's split, summed over the children", ""]
     cols = ["bisection", "k-means++ x1", "k-means++ best of 10", "constrained (n_init 10)"]

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from bench.provenance import provenance
+from bench.provenance import probe_header, write_markdown
 
 _BUILD = """
 import json, sys, time
@@ -49,9 +49,8 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     variants = json.loads(args.variants)
-    info = provenance("python results/trees/interleaved_ab.py " + " ".join(f"'{a}'" if "{" in a else a for a in sys.argv[1:]))
     lines = ["# balanced: interleaved build seconds, one build per fresh process", ""]
-    lines += [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
+    lines += probe_header("results/trees/interleaved_ab.py", sys.argv[1:])
     lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads", ""]
     lines += ["| items | params | median s | best s | every round (s) |", "|---:|---|---:|---:|---|"]
     for n in (int(v) for v in args.sizes.split(",")):
@@ -63,12 +62,7 @@ def main() -> None:
             row = f"| {n:,} | `{json.dumps(params)}` | {np.median(ts):.3f} | {min(ts):.3f} | {' '.join(f'{t:.2f}' for t in ts)} |"
             print(row, flush=True)
             lines.append(row)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        print(text)
+    write_markdown(lines, args.out)
 
 
 if __name__ == "__main__":

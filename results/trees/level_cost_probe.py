@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.provenance import provenance
+from bench.provenance import probe_header
 from bench.speed.trees import _builders, synthetic
 from seater.trees.quality import tree_quality
 from seater.trees.tree import Tree
@@ -43,9 +43,8 @@ def main() -> None:
     variants = json.loads(args.variants)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    info = provenance("python results/trees/level_cost_probe.py " + " ".join(f"'{a}'" if "{" in a else a for a in sys.argv[1:]))
     lines = ["# balanced vs constrained k-means, cost per tree level", ""]
-    lines += [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
+    lines += probe_header("results/trees/level_cost_probe.py", sys.argv[1:])
     lines += ["- data: synthetic clustered embeddings (d = 64), k = 16; cost = mean squared distance to the level's node centroid", ""]
     lines += ["| items | seed | builder | params | s | cost per level | total | ratio |", "|---:|---:|---|---|---:|---|---:|---:|"]
     seen: dict[tuple[int, str, str], list[tuple[list[float], float]]] = {}

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import torch
 
-from bench.provenance import provenance
+from bench.provenance import probe_header, write_markdown
 from bench.speed.trees import synthetic
 from seater.trees.balanced import build
 from seater.trees.quality import tree_quality
@@ -40,9 +40,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     variants = json.loads(args.variants)
     seeds = _seeds(args.seeds)
-    info = provenance("python results/trees/variant_ratio_probe.py " + " ".join(f"'{a}'" if "{" in a else a for a in sys.argv[1:]))
     lines = ["# balanced: total cost of parameter variants against the first", ""]
-    lines += [f"- {key}: `{info[key]}`" for key in ("command", "commit", "hardware", "date")]
+    lines += probe_header("results/trees/variant_ratio_probe.py", sys.argv[1:])
     lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seeds {args.seeds}; total cost = `tree_quality` total_cost", ""]
     lines += ["| items | params | mean total cost | mean ratio | median ratio | worse / better seeds |", "|---:|---|---:|---:|---:|---:|"]
     for n in (int(v) for v in args.sizes.split(",")):
@@ -57,12 +56,7 @@ def main() -> None:
                    f"{int((r > 1 + 1e-9).sum())} / {int((r < 1 - 1e-9).sum())} |")
             print(row, flush=True)
             lines.append(row)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        print(text)
+    write_markdown(lines, args.out)
 
 
 if __name__ == "__main__":
