@@ -320,3 +320,12 @@ def test_approximate_labels_are_near_balanced_and_follow_their_prices():
         assert np.abs(sizes - 50).max() <= 5, sizes
     plain = np.bincount(cost[0].argmin(1).numpy(), minlength=16)
     assert np.abs(plain - 50).max() > 20
+
+
+@pytest.mark.parametrize("g, m", [(1, 300), (5, 40)])
+def test_spread_is_the_per_node_standard_deviation(g, m):
+    from seater.trees.assignment import _spread
+
+    cost = torch.from_numpy(np.random.default_rng(g).normal(3.0, 2.0, size=(g, m, 7)))
+    ref = np.array([np.std(node, ddof=1) for node in cost.numpy()])
+    np.testing.assert_allclose(_spread(cost).numpy(), ref, rtol=1e-12)
