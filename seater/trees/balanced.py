@@ -32,12 +32,12 @@ from seater.trees.checks import check_embeddings
 from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
-# Defaults: median total cost below constrained k-means' on synthetic mixtures (0.9985 at 5K,
-# 0.9978 at 20K items, seeds 0-11; held-out seeds 6-11: 0.9968 / 0.9990) and on real item
-# embeddings (Beauty co-occurrence SVD 0.9878 / 0.9831 at 5K / 12,101 items, Beauty SASRec
-# 0.9932 / 0.9969): results/trees/README.md, section "Root restarts kept by their trial
-# objective, faster price schedule". The root split decides most of it (its local optima spread
-# ~10% at 5K), hence the 16 root seedings of which the best 2 go on after 6 iterations.
+# Defaults: median total cost below constrained k-means' on synthetic mixtures (0.9979 at 5K,
+# 0.9991 at 20K items, seeds 0-11) and on real item embeddings (Beauty co-occurrence SVD 0.9875 /
+# 0.9849 at 5K / 12,101 items, Beauty SASRec 0.9943 / 0.9966): results/trees/README.md, sections
+# "Root restarts kept by their trial objective, faster price schedule" and "Root trial on
+# near-balanced assignments". The root split decides most of it (its local optima spread ~10% at
+# 5K), hence the 16 root seedings of which the best 2 go on after a 6-iteration trial.
 DEFAULTS = {
     "max_iter": 10,  # exact balanced k-means iterations per level (fixed budget)
     "n_init": 1,  # seedings per node (best kept); k-means-constrained's default is 10
