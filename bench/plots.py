@@ -4,7 +4,10 @@
   (needs datasets of several sizes);
 - ``quality_vs_threshold.png``: the primary test metric (or the tree's clustering cost ratio,
   total cost / root cost, for tree-only grids) vs the builder's ``threshold`` parameter;
-- ``quality_vs_k.png``: the same vs the branching factor k.
+- ``quality_vs_k.png``: the same vs the branching factor k;
+- ``quality_vs_build_time.png``: the same vs the tree's build time, one point per tree configuration
+  (mean ± std over seeds), when a dataset and retriever were run on several trees: which tree, at
+  what cost.
 
 Each title carries the commit and hardware that produced the numbers.
 """
@@ -85,7 +88,49 @@ def leaderboard_plots(rows: list[dict[str, Any]], out_dir: Path, metric: str, in
         ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
         out.append(_save(fig, out_dir / fname))
+    if qkey is not None:
+        path = _quality_vs_build_time(plt, tree_rows, qkey, subtitle, out_dir)
+        if path is not None:
+            out.append(path)
     return out
+
+
+def _tree_label(tree: dict[str, Any], several_k: bool) -> str:
+    swept = "".join(f" {p}={tree['params'][p]}" for p in tree.get("swept", []) if p in tree["params"])
+    return tree["label"] + (f" k={tree['k']}" if several_k else "") + swept
+
+
+def _quality_vs_build_time(plt, tree_rows: list[dict[str, Any]], qkey: str, subtitle: str, out_dir: Path) -> Path | None:
+    several_k = len({r["cell"]["tree"]["k"] for r in tree_rows}) > 1
+    series: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for r in tree_rows:
+        m = r["metrics"]
+        if qkey not in m or not np.isfinite(m["time/tree_build_s"]):
+            continue
+        c = r["cell"]
+        name = c["dataset"]["name"] + (f" ({r['data']['n_items']:,} items)" if r["data"].get("n_items") else "")
+        name += " · " + c["retriever"]["name"] if c.get("retriever") else ""
+        series.setdefault(name, {}).setdefault(_tree_label(c["tree"], several_k), []).append((m["time/tree_build_s"], m[qkey]))
+    series = {name: trees for name, trees in series.items() if len(trees) > 1}
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, trees in sorted(series.items()):
+        colour = None
+        for tlabel, pts in sorted(trees.items()):
+            t, q = np.array(pts).T
+            sd = (lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+            bar = ax.errorbar(t.mean(), q.mean(), xerr=sd(t), yerr=sd(q), fmt="o", capsize=3, color=colour,
+                              label=name if colour is None else None)
+            colour = bar[0].get_color()
+            ax.annotate(tlabel, (t.mean(), q.mean()), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("tree build time (s)")
+    ax.set_ylabel(qkey)
+    ax.set_title(f"{qkey} vs tree build time (mean ± std over seeds)\n{subtitle}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return _save(fig, out_dir / "quality_vs_build_time.png")
 
 
 def _save(fig, path: Path) -> Path:

@@ -85,8 +85,25 @@ def test_build_time_plot_when_sizes_vary(tmp_path):
     runfile = tmp_path / "results.jsonl"
     runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = write_leaderboard(runfile, results_dir=tmp_path / "res")
-    assert [p.name for p in out.plots] == ["build_time_vs_items.png"]
-    assert out.plots[0].stat().st_size > 1000
+    assert [p.name for p in out.plots] == ["build_time_vs_items.png", "quality_vs_build_time.png"]
+    assert all(p.stat().st_size > 1000 for p in out.plots)
+
+
+def test_quality_vs_build_time_plot_needs_several_trees(tmp_path):
+    from bench.plots import leaderboard_plots
+
+    rows = []
+    for seed in (0, 1):
+        for b, t in (("greedy", 0.5), ("constrained", 50.0)):
+            tree = {"label": b, "builder": b, "k": 16, "params": {}, "swept": []}
+            r = _row(tmp_path, f"seater-{b}", seed, np.full(5, 0.1), tree=tree, extra={"time/tree_build_s": t + seed})
+            r["cell"]["retriever"]["name"] = "seater"
+            rows.append(r)
+    info = {"commit": "abc", "hardware": "cpu"}
+    paths = leaderboard_plots(rows, tmp_path, "ndcg@10", info)
+    assert [p.name for p in paths] == ["quality_vs_build_time.png"] and paths[0].stat().st_size > 1000
+    one_tree = [r for r in rows if r["cell"]["tree"]["label"] == "greedy"]
+    assert leaderboard_plots(one_tree, tmp_path / "one", "ndcg@10", info) == []
 
 
 def test_same_name_different_params_get_distinct_labels(tmp_path):
