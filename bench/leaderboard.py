@@ -10,7 +10,7 @@ metric column are marked (bold / italic).
 Outputs in ``<results dir>/<suite>/``: ``leaderboard.md`` (provenance header + protocol card +
 one table per dataset), ``leaderboard.csv`` and, when the grid has the axis, plots:
 ``build_time_vs_items.png`` (log-log, per builder), ``quality_vs_threshold.png``,
-``quality_vs_k.png``.
+``quality_vs_k.png``, ``quality_vs_build_time.png`` (one point per tree, grids with several trees).
 """
 
 from __future__ import annotations
