@@ -78,7 +78,7 @@ def leaderboard_plots(rows: list[dict[str, Any]], out_dir: Path, metric: str, in
         for name, pts in sorted(series.items()):
             xs = sorted(pts)
             means = np.array([np.mean(pts[x]) for x in xs])
-            stds = np.array([np.std(pts[x], ddof=1) if len(pts[x]) > 1 else 0.0 for x in xs])
+            stds = np.array([_sd(pts[x]) for x in xs])
             ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=name)
         if axis == "threshold":
             ax.set_xscale("log")
@@ -95,6 +95,11 @@ def leaderboard_plots(rows: list[dict[str, Any]], out_dir: Path, metric: str, in
     return out
 
 
+def _sd(v) -> float:
+    """Sample standard deviation over seeds (0 for one seed)."""
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
 def _tree_label(tree: dict[str, Any], several_k: bool) -> str:
     swept = "".join(f" {p}={tree['params'][p]}" for p in tree.get("swept", []) if p in tree["params"])
     return tree["label"] + (f" k={tree['k']}" if several_k else "") + swept
@@ -108,8 +113,11 @@ def _quality_vs_build_time(plt, tree_rows: list[dict[str, Any]], qkey: str, subt
         if qkey not in m or not np.isfinite(m["time/tree_build_s"]):
             continue
         c = r["cell"]
-        name = c["dataset"]["name"] + (f" ({r['data']['n_items']:,} items)" if r["data"].get("n_items") else "")
-        name += " · " + c["retriever"]["name"] if c.get("retriever") else ""
+        name = c["dataset"]["name"]
+        if r["data"].get("n_items"):
+            name += f" ({r['data']['n_items']:,} items)"
+        if c.get("retriever"):
+            name += " · " + c["retriever"]["name"]
         series.setdefault(name, {}).setdefault(_tree_label(c["tree"], several_k), []).append((m["time/tree_build_s"], m[qkey]))
     series = {name: trees for name, trees in series.items() if len(trees) > 1}
     if not series:
@@ -119,8 +127,7 @@ def _quality_vs_build_time(plt, tree_rows: list[dict[str, Any]], qkey: str, subt
         colour = None
         for tlabel, pts in sorted(trees.items()):
             t, q = np.array(pts).T
-            sd = (lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-            bar = ax.errorbar(t.mean(), q.mean(), xerr=sd(t), yerr=sd(q), fmt="o", capsize=3, color=colour,
+            bar = ax.errorbar(t.mean(), q.mean(), xerr=_sd(t), yerr=_sd(q), fmt="o", capsize=3, color=colour,
                               label=name if colour is None else None)
             colour = bar[0].get_color()
             ax.annotate(tlabel, (t.mean(), q.mean()), textcoords="offset points", xytext=(5, 4), fontsize=7)
