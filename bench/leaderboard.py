@@ -78,6 +78,12 @@ def find_runfile(suite_or_runfile: str | Path, runs_dir: str | Path = "runs") ->
     raise DataError(f"no results for {suite_or_runfile!r}: expected a results.jsonl, a run folder, or {cand}")
 
 
+def tree_label(tree: dict[str, Any]) -> str:
+    """A row's tree as ``label:k=K[,swept=value...]`` (`bench.config.TreeSpec.short` of its JSON form)."""
+    extra = ",".join(f"{k}={tree['params'][k]}" for k in tree.get("swept") or [])
+    return f"{tree['label']}:k={tree['k']}" + (f",{extra}" if extra else "")
+
+
 def _config_key(row: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     cell = row["cell"]
     ret, tree = cell.get("retriever"), cell.get("tree")
@@ -87,9 +93,7 @@ def _config_key(row: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         extra = ",".join(f"{k}={ret['params'][k]}" for k in swept)
         parts.append(ret["name"] + (f"({extra})" if extra else ""))
     if tree:
-        swept = tree.get("swept") or []
-        extra = ",".join(f"{k}={tree['params'][k]}" for k in swept)
-        parts.append(f"{tree['label']}:k={tree['k']}" + (f",{extra}" if extra else ""))
+        parts.append(tree_label(tree))
     config = {"retriever": ret and {"name": ret["name"], "params": ret["params"]},
               "tree": tree and {"builder": tree["builder"], "k": tree["k"], "params": tree["params"]},
               "embeddings": cell.get("embeddings") if tree else None}

@@ -100,13 +100,9 @@ def _sd(v) -> float:
     return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
-def _tree_label(tree: dict[str, Any], several_k: bool) -> str:
-    swept = "".join(f" {p}={tree['params'][p]}" for p in tree.get("swept", []) if p in tree["params"])
-    return tree["label"] + (f" k={tree['k']}" if several_k else "") + swept
-
-
 def _quality_vs_build_time(plt, tree_rows: list[dict[str, Any]], qkey: str, subtitle: str, out_dir: Path) -> Path | None:
-    several_k = len({r["cell"]["tree"]["k"] for r in tree_rows}) > 1
+    from bench.leaderboard import tree_label
+
     series: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for r in tree_rows:
         m = r["metrics"]
@@ -118,7 +114,7 @@ def _quality_vs_build_time(plt, tree_rows: list[dict[str, Any]], qkey: str, subt
             name += f" ({r['data']['n_items']:,} items)"
         if c.get("retriever"):
             name += " · " + c["retriever"]["name"]
-        series.setdefault(name, {}).setdefault(_tree_label(c["tree"], several_k), []).append((m["time/tree_build_s"], m[qkey]))
+        series.setdefault(name, {}).setdefault(tree_label(c["tree"]), []).append((m["time/tree_build_s"], m[qkey]))
     series = {name: trees for name, trees in series.items() if len(trees) > 1}
     if not series:
         return None
