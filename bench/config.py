@@ -94,6 +94,18 @@ class EmbeddingSpec:
         return "model"
 
 
+def tree_name(label: str, k: int, params: dict[str, Any], swept) -> str:
+    """``label:k=K[,swept=value...]``: a tree point's readable name (cells, leaderboards, plots)."""
+    extra = ",".join(f"{p}={params[p]}" for p in swept)
+    return f"{label}:k={k}" + (f",{extra}" if extra else "")
+
+
+def retriever_name(name: str, params: dict[str, Any], swept) -> str:
+    """``name[(swept=value,...)]``: a retriever point's readable name."""
+    extra = ",".join(f"{p}={params[p]}" for p in swept)
+    return name + (f"({extra})" if extra else "")
+
+
 @dataclass(frozen=True)
 class TreeSpec:
     """One point of a tree sweep: builder, branching factor and resolved parameters."""
@@ -109,8 +121,7 @@ class TreeSpec:
         return {"builder": self.builder, "k": self.k, "params": _drop(self.params, self.neutral)}
 
     def short(self) -> str:
-        extra = ",".join(f"{k}={self.params[k]}" for k in self.swept)
-        return f"{self.label}:k={self.k}" + (f",{extra}" if extra else "")
+        return tree_name(self.label, self.k, self.params, self.swept)
 
 
 @dataclass(frozen=True)
@@ -124,8 +135,7 @@ class RetrieverSpec:
     neutral: tuple[str, ...] = ()  # parameters left out of the identity (`Registry.identity_params`)
 
     def short(self) -> str:
-        extra = ",".join(f"{k}={self.params[k]}" for k in self.swept)
-        return self.name + (f"({extra})" if extra else "")
+        return retriever_name(self.name, self.params, self.swept)
 
 
 # test users on which a generative retriever's beam is compared with exact scoring (suite `exact_users`)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.config import retriever_name, tree_name
 from seater.errors import ConfigError, DataError
 
 # metrics shown in the table, in order (those present in the rows)
@@ -79,9 +80,8 @@ def find_runfile(suite_or_runfile: str | Path, runs_dir: str | Path = "runs") ->
 
 
 def tree_label(tree: dict[str, Any]) -> str:
-    """A row's tree as ``label:k=K[,swept=value...]`` (`bench.config.TreeSpec.short` of its JSON form)."""
-    extra = ",".join(f"{k}={tree['params'][k]}" for k in tree.get("swept") or [])
-    return f"{tree['label']}:k={tree['k']}" + (f",{extra}" if extra else "")
+    """A row's tree by the name its `bench.config.TreeSpec` had (from the row's JSON form)."""
+    return tree_name(tree["label"], tree["k"], tree["params"], tree.get("swept") or [])
 
 
 def _config_key(row: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -89,9 +89,7 @@ def _config_key(row: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     ret, tree = cell.get("retriever"), cell.get("tree")
     parts = []
     if ret:
-        swept = ret.get("swept") or []
-        extra = ",".join(f"{k}={ret['params'][k]}" for k in swept)
-        parts.append(ret["name"] + (f"({extra})" if extra else ""))
+        parts.append(retriever_name(ret["name"], ret["params"], ret.get("swept") or []))
     if tree:
         parts.append(tree_label(tree))
     config = {"retriever": ret and {"name": ret["name"], "params": ret["params"]},
