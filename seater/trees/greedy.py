@@ -37,6 +37,9 @@ Why the options exist (20K synthetic items, d = 64, k = 16, seed 0; results/tree
 greedy's total cost is 1.35x constrained k-means', and even the optimal balanced assignment to
 Faiss's centroids is 1.29x, so no processing order can bring the study's greedy close on these
 unequal planted clusters: the centroids are the problem, which ``refine_iters`` addresses.
+For retrieval it is the other way round: SEATER on Amazon Beauty (3 seeds, results/seater/README.md,
+"Can greedy's loss be fixed cheaply?") lost 9% NDCG@10 on greedy trees against balanced ones and
+nothing measurable with ``exact_repair`` alone (same Faiss centroids).
 """
 
 from __future__ import annotations
