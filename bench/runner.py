@@ -263,7 +263,8 @@ def _cached_tree(cell: Cell, x: np.ndarray, path: Path, out: dict[str, Any]):
 
 
 def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
-    """Clustering cost and balance from `seater.trees.quality` (lower cost = tighter clusters).
+    """Clustering cost, balance and the share of items off their nearest centroid, from
+    `seater.trees.quality` (lower = tighter clusters).
 
     Empty when that module is not in this checkout yet (it belongs to the tree-builder work).
     """
@@ -271,7 +272,7 @@ def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
 
     if importlib.util.find_spec("seater.trees.quality") is None:
         return {}
-    from seater.trees.quality import tree_quality
+    from seater.trees.quality import off_nearest, tree_quality
 
     q = tree_quality(tree, x)
     out = {k: float(q[k]) for k in ("total_cost", "root_cost", "gini") if k in q}
@@ -279,6 +280,10 @@ def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
         out["cost_ratio"] = out["total_cost"] / out["root_cost"]
     for level, c in enumerate(q.get("cost_per_level", []), 1):
         out[f"cost_level{level}"] = float(c)
+    off = off_nearest(tree, x)
+    out["off_nearest"] = off["off_nearest"]
+    for level, share in enumerate(off["off_nearest_per_level"], 1):
+        out[f"off_nearest_level{level}"] = share
     return out
 
 

@@ -11,7 +11,7 @@ import typer
 from bench.cli import app, int_list
 from seater.errors import ConfigError
 
-trees_app = typer.Typer(help="Build and compare identifier trees.", no_args_is_help=True)
+trees_app = typer.Typer(help="Build, inspect and compare identifier trees.", no_args_is_help=True)
 app.add_typer(trees_app, name="trees")
 
 
@@ -29,12 +29,14 @@ def parse_params(items: list[str] | None) -> dict:
     return out
 
 
-def _summary(q: dict, seconds: float) -> str:
+def _summary(q: dict, off: dict, seconds: float) -> str:
     levels = ", ".join(f"{c:.4f}" for c in q["cost_per_level"])
+    off_levels = ", ".join(f"{c:.2%}" for c in off["off_nearest_per_level"])
     return (
         f"{q['n_items']} items, k={q['k']}, depth {q['depth']}, {q['n_nodes']} nodes, balanced: {'yes' if q['balanced'] else 'no'}\n"
         f"total cost {q['total_cost']:.4f} (per level: {levels}; root variance {q['root_cost']:.4f}), gini {q['gini']:.3f}\n"
-        f"build {seconds:.2f} s"
+        f"items off their nearest centroid {off['off_nearest']:.2%} (per level: {off_levels})\n"
+        + (f"build {seconds:.2f} s" if seconds == seconds else "build time not recorded")
     )
 
 
@@ -50,7 +52,7 @@ def build(
     """Build one tree, save it, print its quality."""
     from seater.trees import BUILDERS
     from seater.trees.checks import load_embeddings
-    from seater.trees.quality import tree_quality
+    from seater.trees.quality import off_nearest, tree_quality
 
     entry = BUILDERS.get(builder)
     params = parse_params(param)
@@ -58,10 +60,30 @@ def build(
     x = load_embeddings(embeddings)
     tree = entry.factory(x, k, seed=seed, **params)
     tree.save(out)
-    typer.echo(_summary(tree_quality(tree, x), tree.build_info.get("seconds", float("nan"))))
+    typer.echo(_summary(tree_quality(tree, x), off_nearest(tree, x), tree.build_info.get("seconds", float("nan"))))
     for note in tree.build_info.get("notes", [])[:10]:
         typer.echo(f"note: {note}")
     typer.echo(f"saved {out}")
+
+
+@trees_app.command("quality")
+def quality(
+    embeddings: Path = typer.Option(..., help=".npy float matrix (n_items, d) the tree is judged on; row i = item i+1"),
+    tree: Path = typer.Option(..., help="tree .npz (from `trees build`, the harness's cache/trees or Tree.save)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the figures here"),
+) -> None:
+    """Print the quality of a saved tree: clustering cost per level, balance, items off their nearest centroid."""
+    from seater.trees.checks import check_embeddings, load_embeddings
+    from seater.trees.quality import off_nearest, tree_quality
+    from seater.trees.tree import Tree
+
+    t = Tree.load(tree)
+    x = check_embeddings(load_embeddings(embeddings), t.k)
+    q = {**tree_quality(t, x), **off_nearest(t, x)}
+    typer.echo(_summary(q, q, float(t.build_info.get("wall_seconds", t.build_info.get("seconds", float("nan"))))))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps({"tree": str(tree), "embeddings": str(embeddings), **q}, indent=1) + "\n")
 
 
 @trees_app.command("compare")

@@ -33,7 +33,7 @@ def _rss_mb() -> float:
 
 def _run_one(x_path: str, builder: str, params: dict[str, Any], k: int, seed: int) -> dict[str, Any]:
     from seater.trees import BUILDERS
-    from seater.trees.quality import tree_quality
+    from seater.trees.quality import off_nearest, tree_quality
 
     x = np.load(x_path, allow_pickle=False)
     entry = BUILDERS.get(builder.partition("@")[0])
@@ -54,6 +54,7 @@ def _run_one(x_path: str, builder: str, params: dict[str, Any], k: int, seed: in
         "peak_mb": max(0.0, peak - before),
         "notes": tree.build_info.get("notes", []),
         **{key: q[key] for key in ("total_cost", "cost_per_level", "root_cost", "depth", "n_nodes", "balanced", "gini")},
+        "off_nearest": off_nearest(tree, x)["off_nearest"],
     }
 
 
@@ -129,11 +130,11 @@ def _fmt_params(p: dict) -> str:
 
 def table(result: dict[str, Any]) -> str:
     """Markdown table of the rows (skipped builders listed after it)."""
-    head = "| builder | params | seed | build s | total cost | cost / best | depth | balanced | peak MB | notes |\n"
-    head += "|---|---|---|---:|---:|---:|---:|---|---:|---:|\n"
+    head = "| builder | params | seed | build s | total cost | cost / best | off nearest | depth | balanced | peak MB | notes |\n"
+    head += "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|\n"
     lines = [
         f"| {r['builder']} | {_fmt_params(r['params'])} | {r['seed']} | {r['seconds']:.2f} | {r['total_cost']:.4f} | "
-        f"{r['cost_ratio']:.4f} | {r['depth']} | {'yes' if r['balanced'] else 'no'} | {r['peak_mb']:.0f} | {len(r['notes'])} |"
+        f"{r['cost_ratio']:.4f} | {r['off_nearest']:.2%} | {r['depth']} | {'yes' if r['balanced'] else 'no'} | {r['peak_mb']:.0f} | {len(r['notes'])} |"
         for r in result["rows"]
     ]
     text = head + "\n".join(lines) + "\n"
@@ -156,5 +157,6 @@ def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: 
             f"# Tree builders: {result['n_items']} items, d={result['dim']}, k={result['k']}\n\n"
             + markdown_header(info, data) + "\n" + table(result)
             + "\nCost = sum over levels of the mean squared distance of items to their node's centroid "
-            "(`seater.trees.quality`); peak MB = peak RSS growth during the build (fresh process per row).\n"
+            "(`seater.trees.quality`); off nearest = share of items, over all splits, nearer to a sibling's centroid "
+            "than to their own child's (`seater.trees.quality.off_nearest`); peak MB = peak RSS growth during the build (fresh process per row).\n"
         )

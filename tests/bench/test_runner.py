@@ -122,6 +122,7 @@ def test_cell_caches_embeddings_and_tree(tmp_path):
     assert first["lineage"] == second["lineage"]
     # a retriever with recommend_exact gets the beam-vs-exact accounting on min(256, users) test users
     m = first["metrics"]
+    assert 0 <= m["tree/off_nearest"] <= 1 and "tree/off_nearest_level1" in m
     assert m["test_exact/n_users"] == 60 and m["test_exact/overlap@10"] == 1.0
     assert m["test_exact/recall@10"] == m["test_exact/beam_recall@10"] == pytest.approx(m["test/recall@10"])
     # the cached embeddings are the planted vectors, stored without pickle

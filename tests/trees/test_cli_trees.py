@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import _register, app
-from seater.errors import ConfigError, UnknownNameError
+from seater.errors import ConfigError, DataError, UnknownNameError
 from seater.trees.tree import Tree
 
 _register()
@@ -26,9 +26,31 @@ def test_build_saves_a_valid_tree(emb, tmp_path):
     res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "greedy", "--k", "4",
                               "--param", "niter=5", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "balanced: yes" in res.output and "total cost" in res.output
+    assert "balanced: yes" in res.output and "total cost" in res.output and "off their nearest centroid" in res.output
     tree = Tree.load(out).validate()
     assert tree.build_info["params"]["niter"] == 5
+
+
+def test_quality_of_a_saved_tree(emb, tmp_path):
+    out, js = tmp_path / "t.npz", tmp_path / "q.json"
+    built = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "random", "--k", "4", "--out", str(out)])
+    assert built.exit_code == 0, built.output
+    res = runner.invoke(app, ["trees", "quality", "--embeddings", str(emb), "--tree", str(out), "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(js.read_text())
+    assert data["n_items"] == 300 and data["balanced"] and data["off_nearest"] > 0.3  # a random tree
+    assert f"off their nearest centroid {data['off_nearest']:.2%}" in res.output
+    # the same figures as the build printed
+    assert built.output.splitlines()[:3] == res.output.splitlines()[:3]
+
+
+def test_quality_errors_name_the_problem(emb, tmp_path):
+    res = runner.invoke(app, ["trees", "quality", "--embeddings", str(emb), "--tree", str(tmp_path / "none.npz")])
+    assert isinstance(res.exception, DataError) and "tree file not found" in str(res.exception)
+    out = tmp_path / "t.npz"
+    Tree(np.array([[0], [1]]), k=2).save(out)
+    res = runner.invoke(app, ["trees", "quality", "--embeddings", str(emb), "--tree", str(out)])
+    assert isinstance(res.exception, DataError) and "do not match a tree of 2 items" in str(res.exception)
 
 
 def test_unknown_builder_lists_known_ones(emb, tmp_path):
@@ -61,9 +83,10 @@ def test_compare_writes_json_and_markdown(emb, tmp_path):
     assert set(rows) == {"random", "greedy"} and data["skipped"][0]["builder"] == "constrained"
     assert min(r["cost_ratio"] for r in rows.values()) == pytest.approx(1.0)
     assert rows["greedy"]["total_cost"] < rows["random"]["total_cost"]
+    assert rows["greedy"]["off_nearest"] < rows["random"]["off_nearest"]
     assert all(r["balanced"] and r["seconds"] > 0 and r["depth"] == 5 for r in rows.values())
     text = md.read_text()
-    assert "- commit:" in text and "| greedy |" in text and "max-constrained" in text
+    assert "- commit:" in text and "| greedy |" in text and "max-constrained" in text and "off nearest" in text
 
 
 @pytest.mark.parametrize("flag,value", [("--seeds", "0,x"), ("--threshold-sweep", "100,,abc"), ("--seeds", ",")])

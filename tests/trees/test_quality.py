@@ -5,7 +5,7 @@ import pytest
 
 from seater.errors import DataError
 from seater.trees import BUILDERS
-from seater.trees.quality import gini, tree_quality
+from seater.trees.quality import gini, off_nearest, tree_quality
 from seater.trees.tree import Tree
 
 
@@ -63,6 +63,53 @@ def test_shape_mismatch_is_an_error():
     tree = Tree(np.array([[0], [1]]), k=2)
     with pytest.raises(DataError, match="do not match"):
         tree_quality(tree, np.zeros((3, 2)))
+    with pytest.raises(DataError, match="do not match"):
+        off_nearest(tree, np.zeros((3, 2)))
+
+
+def brute_force_off(tree: Tree, x: np.ndarray) -> list[float]:
+    """Per level: share of split items with a sibling centroid strictly nearer than their own, node by node."""
+    n = tree.n_items
+    cent = {}
+    for node in np.flatnonzero(tree.node_level > 0):
+        cent[int(node)] = x[tree.items_under(int(node)) - 1].astype(np.float64).mean(0)
+    out = []
+    for level in range(1, tree.depth):
+        off = total = 0
+        for i in np.flatnonzero(tree.item_path[:, level] >= 0):
+            parent, own = tree.item_path[i, level - 1], tree.item_path[i, level]
+            sibs = [int(t) - n - 1 for t in tree.children[parent] if t > n]
+            d = {s: float(((x[i] - cent[s]) ** 2).sum()) for s in sibs}
+            off += any(d[s] < d[own] for s in sibs)
+            total += 1
+        out.append(off / total)
+    return out
+
+
+def test_off_nearest_hand_computed():
+    # points 0, 1, 9, 10; the split puts {0, 9} in node a (mean 4.5) and {1, 10} in b (mean 5.5):
+    # 1 is nearer a's centroid, 9 nearer b's -> 2 of 4 items off
+    x = np.array([[0.0], [1.0], [9.0], [10.0]], np.float32)
+    tree = Tree(np.array([[0, 0], [1, 0], [0, 1], [1, 1]]), k=2)
+    assert off_nearest(tree, x) == {"off_nearest": 0.5, "off_nearest_per_level": [0.5]}
+    good = Tree(np.array([[0, 0], [0, 1], [1, 0], [1, 1]]), k=2)
+    assert off_nearest(good, x)["off_nearest"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["random", "greedy", "kmeans", "balanced"])
+def test_off_nearest_matches_brute_force(name):
+    """kmeans trees are unbalanced: leaf items sit beside internal siblings and are left out."""
+    x = np.random.default_rng(4).normal(size=(600, 5)).astype(np.float32)
+    tree = BUILDERS.get(name).factory(x, 4, seed=1)
+    ref = brute_force_off(tree, x)
+    got = off_nearest(tree, x, chunk=97)  # small chunks: several per level
+    assert got["off_nearest_per_level"] == pytest.approx(ref, abs=1e-12)
+    counts = [(tree.item_path[:, level] >= 0).sum() for level in range(1, tree.depth)]
+    assert got["off_nearest"] == pytest.approx(np.dot(ref, counts) / sum(counts))
+    if name == "random":
+        assert got["off_nearest"] > 0.5
+    if name == "balanced":
+        assert got["off_nearest"] < 0.1
 
 
 def test_level_cost_equals_a_direct_sum_with_gaps_and_unplaced_items():
