@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seater.data.types import EvalSet, Split
+from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
 from seater.retriever import EmbeddingModel, check_histories
@@ -165,8 +166,8 @@ class TransformerBlock(nn.Module):
         self.n_heads, self.dropout = n_heads, dropout
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff_mult * dim, dim))
-        self.drop = nn.Dropout(dropout)
+        self.ff = nn.Sequential(nn.Linear(dim, ff_mult * dim), nn.GELU(), Dropout(dropout), nn.Linear(ff_mult * dim, dim))
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, length, d = x.shape  # (B, L, d)
@@ -199,7 +200,7 @@ class TransformerEncoder(Encoder):
         self.causal = causal
         self.item_emb = nn.Embedding(n_tokens, cfg.dim, padding_idx=0)  # row 0 = padding
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.n_heads, cfg.dropout) for _ in range(cfg.n_blocks))
         self.ln = nn.LayerNorm(cfg.dim)
         self.scale = math.sqrt(cfg.dim)

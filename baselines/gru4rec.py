@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from baselines.dual_encoder import DualEncoder, DualEncoderConfig, Encoder, registered_defaults
+from seater.dropout import Dropout
 from seater.retriever import RETRIEVERS
 
 
@@ -25,7 +26,7 @@ class GRU4RecEncoder(Encoder):
     def __init__(self, n_items: int, cfg: GRU4RecConfig):
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.gru = nn.GRU(cfg.dim, cfg.dim, num_layers=cfg.n_layers, batch_first=True, dropout=cfg.dropout if cfg.n_layers > 1 else 0.0)
         self.out = nn.Linear(cfg.dim, cfg.dim)  # maps GRU states into the item-embedding space
         nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)

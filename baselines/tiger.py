@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seater.data.types import Split
+from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
 from seater.retriever import RETRIEVERS, Retriever, check_histories
@@ -133,8 +134,8 @@ class Block(nn.Module):
         if cross:
             self.ln2, self.cross_attn = nn.LayerNorm(d), Attention(d, cfg.n_heads, cfg.head_dim, cfg.dropout)
         self.ln3 = nn.LayerNorm(d)
-        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.ffn_dim, d))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.ReLU(), Dropout(cfg.dropout), nn.Linear(cfg.ffn_dim, d))
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, x, self_mask=None, causal=False, memory=None, memory_mask=None):
         h = self.ln1(x)
@@ -159,7 +160,7 @@ class TIGERModel(nn.Module):
         self.decoder = nn.ModuleList(Block(cfg, cross=True) for _ in range(cfg.decoder_layers))
         self.enc_ln, self.dec_ln = nn.LayerNorm(d), nn.LayerNorm(d)
         self.head = nn.Parameter(torch.randn(depth, d, k + 1) * d**-0.5)  # per-level output (codes + END)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (B, S) -> memory (B, S, d), mask (B, S) True = real token."""

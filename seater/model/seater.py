@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from seater.dropout import Dropout
 from seater.model.beam_search import beam_search
 from seater.model.config import SEATERConfig
 from seater.model.losses import alignment_loss, child_logits, generation_loss, ranking_loss, sample_rank_negatives
@@ -67,7 +68,7 @@ class Attention(nn.Module):
 
 class FeedForward(nn.Sequential):
     def __init__(self, d: int, d_ff: int, dropout: float):
-        super().__init__(nn.Linear(d, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d))
+        super().__init__(nn.Linear(d, d_ff), nn.GELU(), Dropout(dropout), nn.Linear(d_ff, d))
 
 
 class EncoderLayer(nn.Module):
@@ -76,7 +77,7 @@ class EncoderLayer(nn.Module):
         self.ln1, self.ln2 = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
         self.attn = Attention(c.d_model, c.n_heads, c.dropout)
         self.ffn = FeedForward(c.d_model, c.d_ff, c.dropout)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.ln1(x)
@@ -91,7 +92,7 @@ class DecoderLayer(nn.Module):
         self.self_attn = Attention(c.d_model, c.n_heads, c.dropout)
         self.cross_attn = Attention(c.d_model, c.n_heads, c.dropout)
         self.ffn = FeedForward(c.d_model, c.d_ff, c.dropout)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
 
     def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_mask: torch.Tensor, self_mask: torch.Tensor | None = None) -> torch.Tensor:
         """self_mask (T, T) True = attend; None = causal."""
@@ -153,7 +154,7 @@ class SEATER(nn.Module):
         self.encoder = nn.ModuleList(EncoderLayer(c) for _ in range(c.enc_layers))
         self.decoder = nn.ModuleList(DecoderLayer(c) for _ in range(c.dec_layers))
         self.enc_ln, self.dec_ln = nn.LayerNorm(c.d_model), nn.LayerNorm(c.d_model)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.rank_x = nn.Linear(c.d_model, c.d_model)  # ranking score: x̄ = rank_x(mean enc)
         self.rank_y = nn.Linear(c.d_model, c.d_model)  # ȳ = rank_y(mean dec)
         self.rank_w = nn.Parameter(torch.eye(c.d_model))  # s = sigmoid(x̄ᵀ W ȳ)
