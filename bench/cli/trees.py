@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -36,7 +37,7 @@ def _summary(q: dict, off: dict, seconds: float) -> str:
         f"{q['n_items']} items, k={q['k']}, depth {q['depth']}, {q['n_nodes']} nodes, balanced: {'yes' if q['balanced'] else 'no'}\n"
         f"total cost {q['total_cost']:.4f} (per level: {levels}; root variance {q['root_cost']:.4f}), gini {q['gini']:.3f}\n"
         f"items off their nearest centroid {off['off_nearest']:.2%} (per level: {off_levels})\n"
-        + (f"build {seconds:.2f} s" if seconds == seconds else "build time not recorded")
+        + ("build time not recorded" if math.isnan(seconds) else f"build {seconds:.2f} s")
     )
 
 
