@@ -35,30 +35,37 @@ def generation_loss(logits: torch.Tensor, child: torch.Tensor, target: torch.Ten
     """
     valid = target > 0  # (B, T)
     slot = (child == target.unsqueeze(-1)).float().argmax(-1)  # (B, T) slot of the true child
-    logp = torch.log_softmax(logits[valid], dim=-1)  # (V, k)
-    return -logp.gather(1, slot[valid].unsqueeze(-1)).mean()
+    # masked, not logits[valid]: boolean indexing makes a GPU wait for the host (a sync per step);
+    # the steps without a target get finite logits (0) so that no NaN reaches the sum
+    logp = torch.log_softmax(logits.masked_fill(~valid.unsqueeze(-1), 0.0), dim=-1)  # (B, T, k)
+    picked = logp.gather(-1, slot.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    return -(picked * valid).sum() / valid.sum().clamp_min(1)
 
 
 def alignment_loss(emb: torch.Tensor, tokens: torch.Tensor, parent_token: torch.Tensor, tau: float) -> torch.Tensor:
     """InfoNCE over the batch's unique tree tokens: each token's positive is its parent token.
 
     emb (n_tokens, d) the token table; tokens int64 (M,) unique, sorted tree tokens of the batch
-    (every token's ancestors included, as whole identifiers are); parent_token int64 (n_tokens,),
-    0 for the root and padding. Negatives of a token: every other batch token except itself and
+    (every token's ancestors included, as whole identifiers are; padding 0 may be among them and
+    is ignored); parent_token int64 (n_tokens,), 0 for the root and padding. Negatives of a token: every other batch token except itself and
     its own children. Similarity: cosine / tau. Tokens without a parent (the root) anchor nothing.
     """
     par = parent_token[tokens]  # (M,)
-    anchors = tokens[par > 0]  # (A,)
-    if anchors.numel() == 0:
-        return emb.sum() * 0.0
+    # every token is a row and only the anchors count, rather than tokens[par > 0]: boolean
+    # indexing makes a GPU wait for the host (a sync per step)
+    is_anchor = par > 0
     z = F.normalize(F.embedding(tokens, emb), dim=-1)  # (M, d)
-    za = F.normalize(F.embedding(anchors, emb), dim=-1)  # (A, d)
-    sim = za @ z.T / tau  # (A, M)
-    is_self = tokens.unsqueeze(0) == anchors.unsqueeze(1)  # (A, M)
-    is_child = par.unsqueeze(0) == anchors.unsqueeze(1)  # (A, M) candidate's parent is the anchor
-    sim = sim.masked_fill(is_self | is_child, float("-inf"))
-    pos = torch.searchsorted(tokens, parent_token[anchors])  # (A,) column of the parent
-    return F.cross_entropy(sim, pos)
+    sim = z @ z.T / tau  # (M, M) anchor x candidate
+    excluded = (
+        (tokens.unsqueeze(0) == tokens.unsqueeze(1))  # itself
+        | (par.unsqueeze(0) == tokens.unsqueeze(1))  # its children
+        | (tokens == 0).unsqueeze(0)  # padding, when `tokens` holds it
+    )
+    # rows that anchor nothing get finite values (no NaN into the sum) and weight 0
+    sim = sim.masked_fill(excluded, float("-inf")).masked_fill(~is_anchor.unsqueeze(1), 0.0)
+    pos = torch.searchsorted(tokens, par)  # (M,) column of the parent
+    per_anchor = F.cross_entropy(sim, pos, reduction="none")
+    return (per_anchor * is_anchor).sum() / is_anchor.sum().clamp_min(1)
 
 
 def ranking_loss(scores: torch.Tensor, shared: torch.Tensor, valid: torch.Tensor, beta: float) -> torch.Tensor:
@@ -74,10 +81,8 @@ def ranking_loss(scores: torch.Tensor, shared: torch.Tensor, valid: torch.Tensor
     better = (shared.unsqueeze(2) > shared.unsqueeze(1)) & valid.unsqueeze(2) & valid.unsqueeze(1)  # (B, a, b)
     margin = beta * (rank.unsqueeze(1) - rank.unsqueeze(2)).float()  # (B, a, b) rank_b - rank_a
     hinge = F.relu(scores.unsqueeze(1) - scores.unsqueeze(2) + margin)  # s_b - s_a + margin
-    n = better.sum()
-    if n == 0:
-        return scores.sum() * 0.0
-    return hinge[better].sum() / n
+    # masked sum, not hinge[better] or a test of n: both would make a GPU wait for the host
+    return (hinge * better).sum() / better.sum().clamp_min(1)
 
 
 def sample_rank_negatives(

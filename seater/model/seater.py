@@ -243,7 +243,7 @@ class SEATER(nn.Module):
         out = {"gen": gen}
         total = gen
         if c.use_align and c.lambda_align > 0:
-            tokens = torch.unique(seq[seq > 0])  # sorted unique tree tokens of the batch
+            tokens = torch.unique(seq)  # sorted unique tree tokens of the batch (and 0 if padded)
             out["align"] = alignment_loss(emb, tokens, self.parent_token, c.tau)
             total = total + c.lambda_align * out["align"]
         if rank:

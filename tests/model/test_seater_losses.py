@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.speed.retrieval import balanced_random_tree
 from seater.model import SEATER, SEATERConfig
@@ -34,6 +35,22 @@ def test_generation_loss_hand_case():
     assert generation_loss(logits, child, target).item() == pytest.approx((l1 + l2) / 2, rel=1e-6)
 
 
+def test_losses_stay_finite_where_nothing_counts():
+    # a padding step whose logits are all -inf (no children), and a batch with no ranked pair
+    inf = float("-inf")
+    logits = torch.tensor([[[1.0, 2.0], [inf, inf]]], requires_grad=True)
+    loss = generation_loss(logits, torch.tensor([[[5, 6], [-1, -1]]]), torch.tensor([[6, 0]]))
+    loss.backward()
+    assert loss.item() == pytest.approx(-(2 - math.log(math.e + math.e**2)), rel=1e-6)
+    assert torch.isfinite(logits.grad).all() and logits.grad[0, 1].abs().sum() == 0
+    empty = torch.tensor([[[0.0, 0.0]]], requires_grad=True)
+    assert generation_loss(empty, torch.tensor([[[1, 2]]]), torch.tensor([[0]])).item() == 0.0
+    scores = torch.tensor([[0.4, 0.6]], requires_grad=True)
+    rank = ranking_loss(scores, torch.tensor([[2, 2]]), torch.tensor([[True, True]]), beta=0.1)  # equal prefixes: no pair
+    rank.backward()
+    assert rank.item() == 0.0 and torch.equal(scores.grad, torch.zeros_like(scores))
+
+
 def test_alignment_loss_matches_explicit_loop():
     # tree: root(t=7) -> node a(t=8) {items 1,2}, node b(t=9) {items 3,4}; plus item 5,6 under c(t=10)
     tree = Tree(np.array([[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]), 3)
@@ -54,6 +71,8 @@ def test_alignment_loss_matches_explicit_loop():
         sims = torch.stack([z[a] @ z[c] / tau for c in cands])
         losses.append(-(sims[cands.index(p)] - torch.logsumexp(sims, 0)))
     torch.testing.assert_close(got, torch.stack(losses).mean())
+    # padding among the tokens changes nothing
+    torch.testing.assert_close(alignment_loss(emb, torch.cat([torch.tensor([0]), tokens]), parent, tau), got)
     assert parent[1].item() == 8 and parent[8].item() == 7 and parent[7].item() == 0
 
 
@@ -139,3 +158,31 @@ def test_decode_many_equals_one_decode_per_candidate(n_items, k):
     for c in range(cands.shape[1]):
         one = model.decode(mem, mask, tokens[:, c])
         torch.testing.assert_close(many[:, c], one, rtol=1e-5, atol=1e-6)
+
+
+class _HostWaits(TorchDispatchMode):
+    """Records the operators that make a GPU wait for the host: data-dependent output sizes
+    (unique, nonzero, boolean-mask indexing) and tensor-to-Python reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        bool_index = name.startswith("aten.index.Tensor") and any(t is not None and t.dtype == torch.bool for t in args[1])
+        if bool_index or any(s in name for s in ("nonzero", "unique", "_local_scalar_dense", "masked_select")):
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_waits_for_the_host_once():
+    """All three losses, forward and backward: only the alignment loss's torch.unique of the batch's
+    tokens has a data-dependent size (seven such waits before, each stalling a GPU's queue)."""
+    tree = balanced_random_tree(300, 4, seed=0)
+    model = SEATER(SEATERConfig(n_items=300, n_tokens=tree.n_tokens, depth=tree.depth, d_model=16, d_ff=32), tree).train()
+    g = torch.Generator().manual_seed(0)
+    hist, target = torch.randint(0, 301, (32, 20), generator=g), torch.randint(1, 301, (32,), generator=g)
+    with _HostWaits() as waits:
+        model.loss(hist, target)["loss"].backward()
+    assert waits.seen == ["aten._unique2.default"]
