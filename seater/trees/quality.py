@@ -16,9 +16,9 @@ Definitions (``N`` items, embeddings ``x``; level l = nodes whose identifier pre
 whose own child's centroid is not the nearest among their node's children's centroids, over
 every split: the cost says how tight the clusters are, this says how many items a split put
 on the wrong side of a boundary (on Amazon Beauty, greedy trees 11-12% against 2-3% for
-`balanced`, and SEATER lost 9% NDCG@10 on them: results/seater/README.md).
+`balanced`, and SEATER with a random token init lost 9% NDCG@10 on them: results/seater/README.md).
 
-Vectorised with one sort per level and `np.add.reduceat`: about a second for 1M x 64.
+Vectorised with per-node sums (`index_add_`) over chunks of items: about a second for 1M x 64.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def off_nearest(tree: Tree, embeddings: np.ndarray, device: str = "cpu", chunk: 
     sibling centroid is strictly nearer than its own. Returns ``{"off_nearest": off / splits
     over all levels, "off_nearest_per_level": [...]}``. Centroids are float64 sums; the
     distances ``||c||^2 - 2 x.c`` are float32 batched products (5x faster than float64
-    differences: ~2 s for 361K x 64 items), so near-ties may fall either way.
+    differences: 5.4 s for 361K x 64 items, k = 16, on one shared core), so near-ties may fall
+    either way.
     `chunk` bounds the gathered ``(items, k, d)`` centroid block in elements.
     """
     x = np.asarray(embeddings)
