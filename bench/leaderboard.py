@@ -224,7 +224,7 @@ def _fmt(x: float) -> str:
 
 
 def _lower_better(col: str) -> bool:
-    return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or col.endswith(("gini", "_rate"))
+    return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or "off_nearest" in col or col.endswith(("gini", "_rate"))
 
 
 def protocol_card(rows: list[dict[str, Any]]) -> str:

@@ -192,3 +192,12 @@ def test_leaderboard_cli_merges_runs_only_under_a_name(tmp_path):
     assert "| a |" in md and "| b |" in md
     res = CliRunner().invoke(bench.cli.app, ["leaderboard", str(tmp_path / "missing"), "--runs-dir", str(tmp_path)])
     assert isinstance(res.exception, DataError) and "missing" in str(res.exception)
+
+
+def test_lower_is_better_for_costs_times_and_items_off_nearest():
+    from bench.leaderboard import _lower_better
+
+    for col in ("tree/total_cost", "tree/off_nearest", "time/train_s", "mem/peak_mb", "tree/gini", "test/invalid_rate"):
+        assert _lower_better(col), col
+    for col in ("test/ndcg@10", "test/recall@5", "test_exact/overlap@10"):
+        assert not _lower_better(col), col
