@@ -246,7 +246,7 @@ def _cached_tree(cell: Cell, x: np.ndarray, path: Path, out: dict[str, Any]):
     if path.is_file():
         tree = Tree.load(path)
         out["params"]["tree.cached"] = True
-        return tree, float(tree.build_info.get("wall_seconds", tree.build_info.get("seconds", float("nan"))))
+        return tree, tree.build_seconds()
     fn = builders().get(spec.builder).factory
     t0 = time.perf_counter()
     tree = fn(x, spec.k, seed=cell.seed, **spec.params)

@@ -30,13 +30,14 @@ def parse_params(items: list[str] | None) -> dict:
     return out
 
 
-def _summary(q: dict, off: dict, seconds: float) -> str:
+def _summary(q: dict, seconds: float) -> str:
+    """`q`: `tree_quality` and `off_nearest` of one tree, merged."""
     levels = ", ".join(f"{c:.4f}" for c in q["cost_per_level"])
-    off_levels = ", ".join(f"{c:.2%}" for c in off["off_nearest_per_level"])
+    off_levels = ", ".join(f"{c:.2%}" for c in q["off_nearest_per_level"])
     return (
         f"{q['n_items']} items, k={q['k']}, depth {q['depth']}, {q['n_nodes']} nodes, balanced: {'yes' if q['balanced'] else 'no'}\n"
         f"total cost {q['total_cost']:.4f} (per level: {levels}; root variance {q['root_cost']:.4f}), gini {q['gini']:.3f}\n"
-        f"items off their nearest centroid {off['off_nearest']:.2%} (per level: {off_levels})\n"
+        f"items off their nearest centroid {q['off_nearest']:.2%} (per level: {off_levels})\n"
         + ("build time not recorded" if math.isnan(seconds) else f"build {seconds:.2f} s")
     )
 
@@ -61,7 +62,7 @@ def build(
     x = load_embeddings(embeddings)
     tree = entry.factory(x, k, seed=seed, **params)
     tree.save(out)
-    typer.echo(_summary(tree_quality(tree, x), off_nearest(tree, x), tree.build_info.get("seconds", float("nan"))))
+    typer.echo(_summary({**tree_quality(tree, x), **off_nearest(tree, x)}, tree.build_seconds()))
     for note in tree.build_info.get("notes", [])[:10]:
         typer.echo(f"note: {note}")
     typer.echo(f"saved {out}")
@@ -81,7 +82,7 @@ def quality(
     t = Tree.load(tree)
     x = check_embeddings(load_embeddings(embeddings), t.k)
     q = {**tree_quality(t, x), **off_nearest(t, x)}
-    typer.echo(_summary(q, q, float(t.build_info.get("wall_seconds", t.build_info.get("seconds", float("nan"))))))
+    typer.echo(_summary(q, t.build_seconds()))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({"tree": str(tree), "embeddings": str(embeddings), **q}, indent=1) + "\n")

@@ -47,8 +47,9 @@ def alignment_loss(emb: torch.Tensor, tokens: torch.Tensor, parent_token: torch.
 
     emb (n_tokens, d) the token table; tokens int64 (M,) unique, sorted tree tokens of the batch
     (every token's ancestors included, as whole identifiers are; padding 0 may be among them and
-    is ignored); parent_token int64 (n_tokens,), 0 for the root and padding. Negatives of a token: every other batch token except itself and
-    its own children. Similarity: cosine / tau. Tokens without a parent (the root) anchor nothing.
+    is ignored); parent_token int64 (n_tokens,), 0 for the root and padding. Negatives of a
+    token: every other batch token except itself and its own children. Similarity: cosine / tau.
+    Tokens without a parent (the root) anchor nothing.
     """
     par = parent_token[tokens]  # (M,)
     # every token is a row and only the anchors count, rather than tokens[par > 0]: boolean

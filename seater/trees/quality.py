@@ -134,10 +134,11 @@ def off_nearest(tree: Tree, embeddings: np.ndarray, device: str = "cpu", chunk: 
         off = 0
         for s in range(0, rows.size, step):
             xs = torch.from_numpy(x[rows[s : s + step]]).to(device, torch.float32)
-            sib = kids[parent[s : s + step]].clamp_min(0)  # (c, k) sibling node ids
+            slots = kids[parent[s : s + step]]  # (c, k) sibling node ids, -1 = none
+            sib = slots.clamp_min(0)
             block = cent.index_select(0, sib.reshape(-1)).view(*sib.shape, d)  # (c, k, d)
             dist = torch.baddbmm(cent_sq[sib][:, :, None], block, xs[:, :, None], alpha=-2.0).squeeze(-1)
-            dist = dist.masked_fill_(kids[parent[s : s + step]] < 0, float("inf"))
+            dist = dist.masked_fill_(slots < 0, float("inf"))
             # the own distance taken from the same block, so that it compares bit for bit
             own = dist.gather(1, (sib == node[s : s + step, None]).to(torch.uint8).argmax(1, keepdim=True))
             off += int((dist < own).any(1).sum())

@@ -188,6 +188,11 @@ class Tree:
         table[self.n_items + 1 :] = self.children
         return table
 
+    def build_seconds(self) -> float:
+        """Seconds the build took: the harness's wall clock (``wall_seconds``) when it recorded one,
+        else the builder's own ``seconds``, else nan."""
+        return float(self.build_info.get("wall_seconds", self.build_info.get("seconds", float("nan"))))
+
     def items_under(self, node: int) -> np.ndarray:
         """Item ids (1-based) below `node`."""
         level = int(self.node_level[node])

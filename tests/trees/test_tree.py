@@ -66,3 +66,10 @@ def test_save_load_roundtrip(tmp_path):
 def test_trailing_padding_column_is_dropped():
     t = Tree(np.array([[0, -1, -1], [1, 0, -1], [1, 1, -1]]), k=2)
     assert t.codes.shape == (3, 2) and t.depth == 2 and t.n_nodes == 2
+
+
+def test_build_seconds_prefers_the_harness_wall_clock():
+    codes = np.array([[0], [1]])
+    assert Tree(codes, 2, {"seconds": 2.0, "wall_seconds": 3.0}).build_seconds() == 3.0
+    assert Tree(codes, 2, {"seconds": 2.0}).build_seconds() == 2.0
+    assert np.isnan(Tree(codes, 2).build_seconds())
