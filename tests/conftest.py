@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -58,3 +59,25 @@ def random_seater():
         return model, torch.tensor([[0, 0, 0, 0, 0, 0], [0, 0, 3, 7, 1, 2], [5, 6, 7, 8, 9, 10]])
 
     return make
+
+
+class _HostWaits(TorchDispatchMode):
+    """Records the operators that make a GPU wait for the host: data-dependent output sizes
+    (unique, nonzero, boolean-mask indexing) and tensor-to-Python reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        bool_index = name.startswith("aten.index.Tensor") and any(t is not None and t.dtype == torch.bool for t in args[1])
+        if bool_index or any(s in name for s in ("nonzero", "unique", "_local_scalar_dense", "masked_select")):
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def host_waits():
+    """`_HostWaits`: ``with host_waits() as waits: ...`` then ``waits.seen``."""
+    return _HostWaits

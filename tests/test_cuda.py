@@ -18,6 +18,7 @@ from bench.speed.retrieval import balanced_random_tree
 from seater.data.splits import leave_one_out
 from seater.data.synthetic import make_synthetic, synthetic_embeddings
 from seater.evaluation import evaluate_retriever
+from seater.model import SEATER, SEATERConfig
 from seater.model.retriever import SEATERRetriever
 from seater.topk import topk_inner_product
 from seater.trees.assignment import balanced_assignment, is_optimal
@@ -102,6 +103,18 @@ def test_seater_trains_with_mixed_precision_on_cuda(split):
     assert r.fit_info_["epochs"] == 2 and all(np.isfinite(h["train/loss"]) for h in r.train_result_.history)
     pred = r.recommend(split.test.histories[:50], 10)
     assert ((pred >= 1) & (pred <= split.n_items)).all()
+
+
+def test_a_seater_training_step_on_cuda_never_waits_for_the_host(host_waits):
+    """All three losses, forward and backward, with no data-dependent size or host read (on CPU the
+    alignment loss's torch.unique is the one left: tests/model/test_seater_losses.py)."""
+    tree = balanced_random_tree(300, 4, seed=0)
+    model = SEATER(SEATERConfig(n_items=300, n_tokens=tree.n_tokens, depth=tree.depth, d_model=16, d_ff=32), tree).cuda().train()
+    g = torch.Generator().manual_seed(0)
+    hist, target = torch.randint(0, 301, (32, 20), generator=g).cuda(), torch.randint(1, 301, (32,), generator=g).cuda()
+    with host_waits() as waits:
+        model.loss(hist, target)["loss"].backward()
+    assert waits.seen == []
 
 
 def test_sasrec_learns_on_cuda_and_its_top_k_is_exact(split):

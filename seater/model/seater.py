@@ -33,7 +33,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from seater.dropout import Dropout
 from seater.model.beam_search import beam_search
 from seater.model.config import SEATERConfig
-from seater.model.losses import alignment_loss, child_logits, generation_loss, ranking_loss, sample_rank_negatives
+from seater.model.losses import alignment_loss, batch_tokens, child_logits, generation_loss, ranking_loss, sample_rank_negatives
 from seater.trees.tree import Tree
 
 
@@ -243,7 +243,7 @@ class SEATER(nn.Module):
         out = {"gen": gen}
         total = gen
         if c.use_align and c.lambda_align > 0:
-            tokens = torch.unique(seq)  # sorted unique tree tokens of the batch (and 0 if padded)
+            tokens = batch_tokens(seq)  # sorted tree tokens of the batch (and 0 if padded)
             out["align"] = alignment_loss(emb, tokens, self.parent_token, c.tau)
             total = total + c.lambda_align * out["align"]
         if rank:

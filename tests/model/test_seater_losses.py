@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.speed.retrieval import balanced_random_tree
 from seater.model import SEATER, SEATERConfig
@@ -71,8 +70,9 @@ def test_alignment_loss_matches_explicit_loop():
         sims = torch.stack([z[a] @ z[c] / tau for c in cands])
         losses.append(-(sims[cands.index(p)] - torch.logsumexp(sims, 0)))
     torch.testing.assert_close(got, torch.stack(losses).mean())
-    # padding among the tokens changes nothing
+    # padding among the tokens changes nothing, nor do repeats
     torch.testing.assert_close(alignment_loss(emb, torch.cat([torch.tensor([0]), tokens]), parent, tau), got)
+    torch.testing.assert_close(alignment_loss(emb, tokens.repeat_interleave(torch.tensor([1, 3, 1, 2, 1, 4])), parent, tau), got)
     assert parent[1].item() == 8 and parent[8].item() == 7 and parent[7].item() == 0
 
 
@@ -160,29 +160,33 @@ def test_decode_many_equals_one_decode_per_candidate(n_items, k):
         torch.testing.assert_close(many[:, c], one, rtol=1e-5, atol=1e-6)
 
 
-class _HostWaits(TorchDispatchMode):
-    """Records the operators that make a GPU wait for the host: data-dependent output sizes
-    (unique, nonzero, boolean-mask indexing) and tensor-to-Python reads."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = str(func)
-        bool_index = name.startswith("aten.index.Tensor") and any(t is not None and t.dtype == torch.bool for t in args[1])
-        if bool_index or any(s in name for s in ("nonzero", "unique", "_local_scalar_dense", "masked_select")):
-            self.seen.append(name)
-        return func(*args, **(kwargs or {}))
-
-
-def test_a_training_step_waits_for_the_host_once():
-    """All three losses, forward and backward: only the alignment loss's torch.unique of the batch's
-    tokens has a data-dependent size (seven such waits before, each stalling a GPU's queue)."""
+def test_a_training_step_waits_for_the_host_once_on_cpu(host_waits):
+    """All three losses, forward and backward: only the CPU's torch.unique of the batch's tokens has
+    a data-dependent size (seven such waits before, each stalling a GPU's queue; on a GPU the
+    tokens keep their repeats instead, tests/test_cuda.py)."""
     tree = balanced_random_tree(300, 4, seed=0)
     model = SEATER(SEATERConfig(n_items=300, n_tokens=tree.n_tokens, depth=tree.depth, d_model=16, d_ff=32), tree).train()
     g = torch.Generator().manual_seed(0)
     hist, target = torch.randint(0, 301, (32, 20), generator=g), torch.randint(1, 301, (32,), generator=g)
-    with _HostWaits() as waits:
+    with host_waits() as waits:
         model.loss(hist, target)["loss"].backward()
     assert waits.seen == ["aten._unique2.default"]
+
+
+def test_alignment_over_all_batch_tokens_equals_the_distinct_ones_without_waiting(host_waits):
+    """The GPU's input to the alignment loss (every token of the batch, sorted, repeats included)
+    gives the loss and gradient of the distinct tokens, with no data-dependent size."""
+    tree = balanced_random_tree(300, 4, seed=0)
+    tt = tree_tensors(tree)
+    emb = torch.randn(tree.n_tokens, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    targets = torch.randint(1, 301, (64,), generator=torch.Generator().manual_seed(2))
+    seq = tt["item_tokens"][targets]
+    distinct = alignment_loss(emb, torch.unique(seq), tt["parent_token"], 0.2)
+    (g_distinct,) = torch.autograd.grad(distinct, emb)
+    with host_waits() as waits:
+        every = alignment_loss(emb, seq.flatten().sort().values, tt["parent_token"], 0.2)
+        (g_every,) = torch.autograd.grad(every, emb)
+    assert waits.seen == []
+    assert seq.numel() > torch.unique(seq).numel()  # the batch does repeat tokens
+    torch.testing.assert_close(every, distinct)
+    torch.testing.assert_close(g_every, g_distinct)
