@@ -32,6 +32,7 @@ from seater.data.types import EvalSet, Split
 from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
+from seater.metrics import check_metric_name
 from seater.retriever import EmbeddingModel, check_histories
 from seater.topk import topk_inner_product
 from seater.tracking import NullTracker, Tracker
@@ -79,6 +80,8 @@ def make_config(cls: type, name: str, params: dict[str, Any]) -> Any:
             raise ConfigError(f"{name}: {key} must be >= 1, got {getattr(cfg, key)!r}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{name}: dropout must lie in [0, 1), got {cfg.dropout!r}")
+    check_metric_name(cfg.val_metric, name)
+    TrainConfig(epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, grad_clip=cfg.grad_clip)  # raises on a bad training value
     return cfg
 
 

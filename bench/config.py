@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from seater.data.loaders import FORMATS
+from seater.device import DEVICE_NAMES, check_device_name
 from seater.errors import ConfigError, UnknownNameError
 from seater.registry import Registry
 
@@ -337,6 +338,15 @@ def _check_points(file: str, where: str, registry: Registry, name: str, points: 
             raise ConfigError(f"{file}: {where}: {e}") from None
 
 
+def _check_constructs(file: str, where: str, entry, params: dict[str, Any]) -> None:
+    """Build the model once from `params` (cheap: no weights before `fit`), so that its own value
+    checks (ranges, choices, d_model vs n_heads) fail while the suite loads, not cell by cell later."""
+    try:
+        entry.factory(**params, device="cpu", seed=0)
+    except ConfigError as e:
+        raise ConfigError(f"{file}: {where}.params: {e}") from None
+
+
 def _sweep_points(file: str, where: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
     for k, v in sweep.items():
         if not isinstance(v, list) or not v:
@@ -367,7 +377,9 @@ def load_suite(path: str | Path, check_names: bool = True) -> Suite:
     path = resolve_suite_path(path)
     file = str(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a leading byte-order mark is allowed
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{file}: not a TOML file (not UTF-8 text: {e.reason} at byte {e.start})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML ({e})") from None
     return parse_suite(data, file, default_name=path.stem, check_names=check_names)
@@ -387,8 +399,10 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
     if mname not in ("recall", "hit", "ndcg") or not mk.isdigit() or int(mk) not in ks:
         raise s.err("metric", f"must be recall|hit|ndcg @ one of ks {list(ks)}, got {metric!r}")
     device = s.get("device", str, "auto")
-    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-        raise s.err("device", f"must be auto, cpu, cuda or cuda:N, got {device!r}")
+    try:
+        check_device_name(device)
+    except ConfigError:
+        raise s.err("device", f"must be {DEVICE_NAMES}, got {device!r}") from None
     batch = s.get("eval_batch_size", int, 1024)
     if batch < 1:
         raise s.err("eval_batch_size", "must be >= 1")
@@ -427,6 +441,13 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             for k, v in synth.items():
                 if not isinstance(v, (int, float, str, bool)):
                     raise ConfigError(f"{file}: datasets[{i}].synthetic.{k} must be a scalar, got {v!r}")
+            if check_names:  # parameters checked as the generator will, like the models' below
+                from seater.data.synthetic import check_synthetic_params
+
+                try:
+                    check_synthetic_params(synth)
+                except ConfigError as e:
+                    raise ConfigError(f"{file}: datasets[{i}].synthetic: {e}") from None
         elif synth:
             raise r.err("synthetic", "is only allowed with source = \"synthetic\"")
         else:
@@ -474,6 +495,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
                 params = retrievers.params(emb.source, emb.params)
             except ConfigError as e:
                 raise ConfigError(f"{file}: embeddings.params: {e}") from None
+            _check_constructs(file, "embeddings", entry, params)
             emb = EmbeddingSpec(emb.source, params)
 
     # trees
@@ -557,6 +579,8 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             _check_points(file, f"retrievers[{i}].sweep", retrievers, rname, points)
         for point in points:
             params = {**defaults, **fixed, **point}
+            if retrievers is not None:
+                _check_constructs(file, f"retrievers[{i}]", retrievers.get(rname), params)
             spec = RetrieverSpec(rname, params, needs_tree, tuple(sorted(sweep)), _neutral(retrievers, rname, params))
             rets.append((spec, labels_sel))
     if not rets and not trees:

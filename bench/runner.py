@@ -193,7 +193,9 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
     else:
         t0 = time.perf_counter()
         if emb.kind == "file":
-            x = np.load(emb.source, allow_pickle=False)
+            from seater.trees.checks import load_embeddings
+
+            x = load_embeddings(emb.source)
         elif emb.kind == "attributes":
             x = _item_attribute_matrix(inter)
         elif emb.source == "latent":

@@ -113,8 +113,12 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"results file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a results file written by seater-bench (not UTF-8 text: {e.reason} at byte {e.start})") from None
     rows = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -227,8 +231,13 @@ class MLflowSink:
             from mlflow.tracking import MlflowClient
         except ImportError as e:  # pragma: no cover
             raise ConfigError(f"mlflow is not installed ({e}); use --tracking-uri none") from None
+        from mlflow.exceptions import MlflowException
+
         self.uri = tracking_uri
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+        except MlflowException as e:  # a URI MLflow cannot use at all (an unknown scheme); an outage raises below
+            raise ConfigError(f"MLflow tracking URI {tracking_uri!r} cannot be used: {str(e).strip().splitlines()[0]}") from None
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
         self._pushed: set[str] | None = None
@@ -287,6 +296,8 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     store to the sqlite file beside the results file.
     """
     runfile = Path(runfile)
+    if tracking_uri == "none":
+        raise ConfigError("import pushes rows into MLflow, so --tracking-uri none leaves it nowhere to push: leave the option out (sqlite beside the file) or name a store")
     rows = read_rows(runfile)
     if not rows:
         return 0, 0

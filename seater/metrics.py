@@ -20,6 +20,7 @@ prediction in the truth sets is one `searchsorted` over sorted int64 keys user *
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -128,3 +129,11 @@ def evaluate(
 ) -> dict[str, float]:
     """Means of `per_user_metrics` over users with a non-empty truth set."""
     return summarize(per_user_metrics(pred, truth, ks, comirec_ndcg=comirec_ndcg))
+
+
+def check_metric_name(metric: str, who: str) -> str:
+    """`metric` if it names a ranking metric the evaluation computes (recall@K, hit@K, ndcg@K), for
+    early stopping; checked when a model is configured, not after its first training epoch."""
+    if not re.fullmatch(r"(recall|hit|ndcg)@[1-9]\d*", str(metric)):
+        raise ConfigError(f"{who}: val_metric must be recall@K, hit@K or ndcg@K, got {metric!r}")
+    return metric

@@ -78,7 +78,7 @@ class Registry(Generic[F]):
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "(none)"
+            known = ", ".join(sorted(self._entries)) or "(none registered: modules register on import; bench.registry.load_all() imports them all)"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -110,3 +110,13 @@ def test_matches_reference_on_random_data(comirec, max_truth):
             assert m[f"recall@{k}"][u] == pytest.approx(rec)
             assert m[f"hit@{k}"][u] == hit
             assert m[f"ndcg@{k}"][u] == pytest.approx(ndcg)
+
+
+def test_early_stopping_metric_names():
+    from seater.errors import ConfigError
+    from seater.metrics import check_metric_name
+
+    assert check_metric_name("ndcg@10", "m") == "ndcg@10" and check_metric_name("recall@5", "m") == "recall@5"
+    for bad in ("mrr@3", "ndcg@0", "ndcg", "ndcg@x", "NDCG@10"):
+        with pytest.raises(ConfigError, match="m: val_metric must be recall@K, hit@K or ndcg@K"):
+            check_metric_name(bad, "m")

@@ -18,3 +18,10 @@ def test_identity_params_drop_added_parameters_only_at_their_defaults():
 def test_an_added_parameter_needs_a_default():
     with pytest.raises(ValueError, match="added parameter"):
         Registry("widget").register("w", defaults={"a": 1}, added=("b",))
+
+
+def test_an_unknown_name_in_an_empty_registry_says_how_entries_get_there():
+    from seater.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"known: \(none registered: modules register on import; bench\.registry\.load_all\(\)"):
+        Registry("retriever").get("seater")

@@ -1,6 +1,7 @@
 """`seater-bench` command line. Each sub-command group lives in its own module.
 
-Errors derived from `SeaterError` are printed as one line (no traceback) and exit with code 2.
+Errors derived from `SeaterError`, and OS errors on the paths given (a folder where a file should
+go, a missing permission), are printed as one line (no traceback) and exit with code 2.
 """
 
 from __future__ import annotations
@@ -14,10 +15,21 @@ from seater.errors import ConfigError, SeaterError
 app = typer.Typer(help="seater-bench: identifier trees and generative retrievers under one harness.", no_args_is_help=True)
 
 
-def int_list(text: str, name: str, minimum: int = 0) -> tuple[int, ...]:
-    """A comma-separated option such as ``--sizes 20000,361245`` as a tuple of ints >= minimum."""
+def _integer(text: str) -> int:
+    """``20000`` or ``2e4`` as an int; ``1.5``, ``1e400`` or ``x`` raise ValueError."""
     try:
-        vals = tuple(int(float(v)) for v in text.split(",") if v.strip())
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():  # also inf and nan
+            raise ValueError(text) from None
+        return int(value)
+
+
+def int_list(text: str, name: str, minimum: int = 0) -> tuple[int, ...]:
+    """A comma-separated option such as ``--sizes 20000,361245`` (or ``2e4``) as a tuple of ints >= minimum."""
+    try:
+        vals = tuple(_integer(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
     if not vals or min(vals) < minimum:
@@ -36,4 +48,7 @@ def main() -> None:
         app()
     except SeaterError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a path the user gave: a folder where a file goes, no permission, no room
+        print(f"error: {e.filename}: {e.strerror}" if e.filename else f"error: {e}", file=sys.stderr)
         sys.exit(2)

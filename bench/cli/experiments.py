@@ -57,13 +57,15 @@ def run(
     from bench.executor import LocalExecutor
     from bench.runner import run_suite
 
+    if timeout is not None and not timeout > 0:
+        from seater.errors import ConfigError
+
+        raise ConfigError(f"--timeout must be a number of seconds > 0, got {timeout}")
     s = load_suite(suite)
     if device is not None:
-        if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-            from seater.errors import ConfigError
+        from seater.device import check_device_name
 
-            raise ConfigError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
-        s = dataclasses.replace(s, device=device)
+        s = dataclasses.replace(s, device=check_device_name(device))
     cells = s.cells()
     typer.echo(f"suite {s.name}: {len(cells)} cells ({s.path})", err=True)
     summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri,
@@ -120,6 +122,8 @@ def leaderboard_cmd(
 
     if len(suite_or_runfile) > 1 and not name:
         raise ConfigError("several runs make one merged table: name its folder with --name")
+    if name is not None and (not name.strip(". ") or "/" in name or "\\" in name):
+        raise ConfigError(f"--name is a folder name under --results-dir (no '/'), got {name!r}")
     runfiles = [find_runfile(x, runs_dir) for x in suite_or_runfile]
     out = write_leaderboard(runfiles, results_dir=results_dir, suite=name)
     typer.echo(out.markdown_path.read_text())

@@ -9,14 +9,22 @@ import typer
 
 from bench.cli import int_list
 from bench.cli.speed import log_line, speed_app
+from seater.errors import ConfigError
 
 
-def _balanced_params(items: list[str] | None) -> dict:
-    """`--param key=value` items as balanced builder parameters; unknown keys fail here, before any build."""
+def _balanced_params(items: list[str] | None, own: tuple[str, ...]) -> dict:
+    """`--param key=value` items as balanced builder parameters; unknown keys fail here, before any build.
+
+    `own`: parameters the command sets from its own options (`--device`, `--threads`, ...), which
+    would silently win over a `--param` of the same name: those are rejected instead.
+    """
     from bench.cli.trees import parse_params
     from seater.trees import BUILDERS
 
     params = parse_params(items)
+    for key in own:
+        if key in params:
+            raise ConfigError(f"--param {key}=...: use --{key.replace('_', '-')} instead (this command sets {key} from that option)")
     BUILDERS.params("balanced", params)
     return params
 
@@ -26,8 +34,8 @@ def trees(
     sizes: str = typer.Option("20000,361245,1000000", help="catalog sizes (comma-separated)"),
     k: int = typer.Option(16, help="branching factor"),
     dim: int = typer.Option(64, help="embedding dimension of the synthetic clustered embeddings"),
-    seed: int = typer.Option(0, help="seed of the data and the builders"),
-    repeats: int = typer.Option(3, help="timed builds per size (best and median reported)"),
+    seed: int = typer.Option(0, min=0, help="seed of the data and the builders"),
+    repeats: int = typer.Option(3, min=1, help="timed builds per size (best and median reported)"),
     compare_constrained_at: int = typer.Option(20000, help="size at which constrained runs on the same data (0 = never)"),
     max_iter: int = typer.Option(10, help="balanced k-means iterations per level"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
@@ -41,7 +49,7 @@ def trees(
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
 
-    params = _balanced_params(param)
+    params = _balanced_params(param, own=("device", "threads", "max_iter"))
     cfg = TreeSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
@@ -71,9 +79,12 @@ def trees_quality(
     from bench.provenance import provenance
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
 
-    params = _balanced_params(param)
+    params = _balanced_params(param, own=("threads",))
+    datasets = tuple(d.strip() for d in data.split(",") if d.strip())
+    if not datasets:
+        raise ConfigError(f"--data must name at least one of synthetic, beauty or an .npy path, got {data!r}")
     cfg = TreeQualityConfig(
-        sizes=int_list(sizes, "sizes", minimum=1), seeds=int_list(seeds, "seeds"), data=tuple(d.strip() for d in data.split(",") if d.strip()),
+        sizes=int_list(sizes, "sizes", minimum=1), seeds=int_list(seeds, "seeds"), data=datasets,
         k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params,
         reuse_constrained=str(reuse_constrained) if reuse_constrained else None, notes=list(note),
     )

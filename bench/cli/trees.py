@@ -23,10 +23,13 @@ def parse_params(items: list[str] | None) -> dict:
         if "=" not in item:
             raise ConfigError(f"--param {item!r}: expected key=value")
         key, value = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--param {item!r}: the parameter name before = is empty")
         try:
-            out[key.strip()] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip()] = {"True": True, "False": False, "None": None}.get(value, value)
+            out[key] = {"True": True, "False": False, "None": None}.get(value, value)
     return out
 
 
@@ -47,18 +50,18 @@ def build(
     embeddings: Path = typer.Option(..., help=".npy float matrix (n_items, d); row i = item i+1"),
     builder: str = typer.Option(..., help="registered builder name"),
     k: int = typer.Option(16, help="branching factor"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     param: Optional[list[str]] = typer.Option(None, help="builder parameter key=value (repeatable)"),
     out: Path = typer.Option(..., help="output tree .npz"),
 ) -> None:
     """Build one tree, save it, print its quality."""
-    from seater.trees import BUILDERS
+    from bench.registry import builders
     from seater.trees.checks import load_embeddings
     from seater.trees.quality import off_nearest, tree_quality
 
-    entry = BUILDERS.get(builder)
+    entry = builders().get(builder)  # every registered builder, rqvae included
     params = parse_params(param)
-    BUILDERS.params(builder, params)
+    builders().params(builder, params)
     x = load_embeddings(embeddings)
     tree = entry.factory(x, k, seed=seed, **params)
     tree.save(out)

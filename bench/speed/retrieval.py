@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seater.errors import ConfigError
 from seater.trees.tree import Tree
 
 
@@ -37,8 +38,12 @@ def balanced_codes(perm: np.ndarray, k: int) -> np.ndarray:
     n mod k children one more); a child with one item is that item. Returns int64
     ``(n_items, depth)`` right-padded with -1 (items may end one level apart).
     """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:  # k = 1 would never split a node
+        raise ConfigError(f"branching factor k must be an integer >= 2, got {k!r}")
     perm = np.asarray(perm, dtype=np.int64)
     n_items = len(perm)
+    if n_items == 0:
+        raise ConfigError("a balanced tree needs at least one item")
     # walk every item down: its offset within its current node and that node's size
     offset = np.arange(n_items, dtype=np.int64)
     size = np.full(n_items, n_items, dtype=np.int64)

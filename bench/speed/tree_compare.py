@@ -32,11 +32,11 @@ def _rss_mb() -> float:
 
 
 def _run_one(x_path: str, builder: str, params: dict[str, Any], k: int, seed: int) -> dict[str, Any]:
-    from seater.trees import BUILDERS
+    from bench.registry import builders
     from seater.trees.quality import off_nearest, tree_quality
 
-    x = np.load(x_path, allow_pickle=False)
-    entry = BUILDERS.get(builder.partition("@")[0])
+    x = np.load(x_path, allow_pickle=False)  # the temporary file compare() wrote
+    entry = builders().get(builder.partition("@")[0])  # every registered builder, rqvae included
     before = _rss_mb()
     t0 = time.perf_counter()
     tree = entry.factory(x, k, seed=seed, **params)
@@ -62,8 +62,9 @@ def plan_runs(
     builders: list[str], n_items: int, threshold_sweep: list[int] | None, max_constrained: int | None, params: dict[str, dict] | None = None
 ) -> tuple[list[tuple[str, dict]], list[dict]]:
     """(builder, params overrides) to run, and the rows skipped with their reason."""
-    from seater.trees import BUILDERS
+    from bench.registry import builders as registered
 
+    reg = registered()
     runs: list[tuple[str, dict]] = []
     skipped: list[dict] = []
     params = params or {}
@@ -76,9 +77,9 @@ def plan_runs(
         builder, at, label = name.partition("@")
         if at and not label:
             raise ConfigError(f"builder variant {name!r}: give a label after @, e.g. {builder}@refined")
-        BUILDERS.get(builder)  # unknown names raise, listing the known ones
+        reg.get(builder)  # unknown names raise, listing the known ones
         base = dict(params.get(name, {}))
-        BUILDERS.params(builder, base)
+        reg.params(builder, base)
         if builder == "constrained" and max_constrained is not None and n_items > max_constrained:
             reason = f"skipped: {n_items} items > --max-constrained {max_constrained} (constrained k-means would take hours on this machine)"
             skipped.append({"builder": name, "params": base, "skipped": reason})

@@ -28,24 +28,23 @@ def cooccurrence_embeddings(dataset: Path, dim: int = 64, seed: int = 0) -> np.n
     item co-occurrence matrix (items seen by the same user), scaled by sqrt(singular value).
 
     A training-free stand-in for learned item embeddings: items bought together land close.
+    Read with the project's S3-Rec loader (a bad line is reported with file and line); items
+    are numbered as it numbers them (unchanged for contiguous ids 1..N, as in Beauty).
     """
     import scipy.sparse as sp
     from scipy.sparse.linalg import svds
 
+    from seater.data.loaders import load_s3rec
+
     path = Path(dataset) / "sequences.txt"
     if not path.is_file():
         raise DataError(f"dataset file not found: {path}")
-    rows: list[int] = []
-    cols: list[int] = []
-    for u, line in enumerate(path.read_text().splitlines()):
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        items = sorted({int(t) for t in parts[1:]})
-        rows.extend([u] * len(items))
-        cols.extend(items)
-    n_items = max(cols)
-    b = sp.csr_matrix((np.ones(len(rows), np.float64), (rows, np.asarray(cols) - 1)), shape=(max(rows) + 1, n_items))
+    loaded = load_s3rec(path)
+    n_items = loaded.n_items
+    seqs = [np.unique(s) for s in loaded.sequences]  # each user's distinct items, ids 1..n_items
+    rows = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs])
+    cols = np.concatenate(seqs)
+    b = sp.csr_matrix((np.ones(len(rows), np.float64), (rows, cols - 1)), shape=(len(seqs), n_items))
     c = (b.T @ b).tocsr()
     c.setdiag(0)
     c.eliminate_zeros()
@@ -175,11 +174,21 @@ def _recorded_constrained(path: str | None, cfg: TreeQualityConfig) -> dict[tupl
     p = Path(path)
     if not p.is_file():
         raise DataError(f"--reuse-constrained: {p} does not exist")
-    old = json.loads(p.read_text())
-    if old.get("config", {}).get("k") != cfg.k or old.get("config", {}).get("dim") != cfg.dim:
-        raise DataError(f"--reuse-constrained: {p} was made with k={old['config'].get('k')}, dim={old['config'].get('dim')}; "
+    try:
+        old = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"--reuse-constrained: {p} is not valid JSON ({e})") from None
+    conf, rows = (old.get("config"), old.get("rows")) if isinstance(old, dict) else (None, None)
+    if not isinstance(conf, dict) or not isinstance(rows, list):
+        raise DataError(f"--reuse-constrained: {p} is not the JSON of a trees-quality run (it needs 'config' and 'rows')")
+    if conf.get("k") != cfg.k or conf.get("dim") != cfg.dim:
+        raise DataError(f"--reuse-constrained: {p} was made with k={conf.get('k')}, dim={conf.get('dim')}; "
                         f"this run has k={cfg.k}, dim={cfg.dim}")
-    return {(r["data"], r["n_items"], r["seed"]): r for r in old.get("rows", []) if r.get("seed") != "median"}
+    need = ("data", "n_items", "seed", "constrained_cost", "constrained_s")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or (r.get("seed") != "median" and any(key not in r for key in need)):
+            raise DataError(f"--reuse-constrained: {p}: row {i} is not a trees-quality row (it needs {', '.join(need)})")
+    return {(r["data"], r["n_items"], r["seed"]): r for r in rows if r.get("seed") != "median"}
 
 
 def run_tree_quality(

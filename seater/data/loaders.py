@@ -27,12 +27,12 @@ Formats accepted, exactly:
     ``multi_event`` files only ``listen`` and ``like`` rows are kept (dislikes, unlikes and
     undislikes are not interactions to predict).
 
-User and item ids may be any non-negative integers: items are renumbered 1..n_items in
+User and item ids may be any integers in 0..2^63-1: items are renumbered 1..n_items in
 increasing order of their original id (contiguous 1..N data keeps its ids), users keep file
 order; the originals stay in ``Interactions.item_ids`` / ``user_ids``. Every problem in a
 file raises one `DataError` naming the file and line. Lines are parsed in bulk (one regex
 check each, one integer conversion for the file): Beauty (198K interactions) loads in
-under a second.
+under a second. Parquet rows are counted from 0 ("row index"), as pandas does.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ FORMATS = ("s3rec", "comirec", "lightgcn", "yambda")
 YAMBDA_MIN_PLAYED = 50  # percent of a track played for a listen to count as an interaction
 _INTS = re.compile(r"-?\d+(?:[ \t]+-?\d+)*")
 _INT = re.compile(r"-?\d+")
+MAX_ID = 2**63 - 1  # ids and timestamps are stored as int64
 
 
 # --------------------------------------------------------------------------- parsing helpers
@@ -78,6 +79,8 @@ def _int_tokens(text: str, path: Path, lineno: int, what: str) -> list[int]:
     values = list(map(int, text.split()))
     if min(values) < 0:
         raise DataError(f"{path}:{lineno}: negative id {min(values)} in {what}")
+    if max(values) > MAX_ID:
+        raise DataError(f"{path}:{lineno}: id {max(values)} too large (max 2^63-1) in {what}")
     return values
 
 
@@ -139,7 +142,12 @@ def _user_item_lines(path: Path, allow_empty: bool) -> tuple[np.ndarray, np.ndar
         linenos.append(lineno)
         tokens.append(text.split())
     counts = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
-    values = np.fromiter(map(int, itertools.chain.from_iterable(tokens)), dtype=np.int64, count=int(counts.sum()))
+    try:
+        values = np.fromiter(map(int, itertools.chain.from_iterable(tokens)), dtype=np.int64, count=int(counts.sum()))
+    except OverflowError:  # an id outside int64: re-parse line by line to name it
+        for lineno, t in zip(linenos, tokens):
+            _int_tokens(" ".join(t), path, lineno, "user and item ids")
+        raise
     ends = np.cumsum(counts)
     negative = np.flatnonzero(values < 0)
     if negative.size:
@@ -188,8 +196,8 @@ def _read_attributes(path: Path) -> dict[int, list[int]]:
     for key, value in raw.items():
         if not _INT.fullmatch(str(key)) or int(key) < 0:
             raise DataError(f"{path}: key {key!r}: item ids must be non-negative integers")
-        if not isinstance(value, list) or not all(isinstance(a, int) and not isinstance(a, bool) and a >= 0 for a in value):
-            raise DataError(f"{path}: key {key!r}: expected a list of non-negative integer attribute ids, got {value!r}")
+        if not isinstance(value, list) or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= MAX_ID for a in value):
+            raise DataError(f"{path}: key {key!r}: expected a list of non-negative integer attribute ids (at most 2^63-1), got {value!r}")
         out[int(key)] = value
     return out
 
@@ -314,24 +322,52 @@ def _yambda_file(path: Path) -> Path:
     return path
 
 
-def _yambda_column(table, name: str, path: Path, sequential: bool) -> np.ndarray:
+def _is_list(col) -> bool:
     import pyarrow as pa
+
+    return pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
+
+
+def _first_null_row(col) -> int:
+    return int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+
+
+def _yambda_lengths(table, name: str, path: Path) -> np.ndarray:
+    """Per-row list lengths of column `name` (sequential layout); a missing list is reported."""
     import pyarrow.compute as pc
 
     col = table.column(name)
-    if sequential:
-        if not pa.types.is_list(col.type) and not pa.types.is_large_list(col.type):
-            raise DataError(f"{path}: column {name!r} is {col.type}, expected a list like 'item_id' (sequential layout)")
-        col = pc.list_flatten(col)
+    if not _is_list(col):
+        raise DataError(f"{path}: column {name!r} is {col.type}, expected a list like 'item_id' (sequential layout)")
     if col.null_count:
-        raise DataError(f"{path}: column {name!r} has {col.null_count} missing values")
+        raise DataError(f"{path}: column {name!r} has a missing list at row index {_first_null_row(col)}")
+    return pc.list_value_length(col).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _yambda_column(table, name: str, path: Path, lengths: np.ndarray | None, allow_null: bool = False) -> np.ndarray:
+    """Column `name` as numpy. Sequential layout (`lengths` = item_id's list lengths): the lists
+    must match item_id's row by row, and are flattened."""
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if lengths is not None:
+        own = _yambda_lengths(table, name, path)
+        bad = np.flatnonzero(own != lengths)
+        if bad.size:
+            row = int(bad[0])
+            raise DataError(f"{path}: row index {row}: column {name!r} has a list of length {own[row]}, 'item_id' one of {lengths[row]}")
+        col = pc.list_flatten(col)
+    if col.null_count and not allow_null:
+        row = _first_null_row(col)
+        if lengths is not None:  # position in the flattened lists -> user row
+            row = int(np.searchsorted(np.cumsum(lengths), row, side="right"))
+        raise DataError(f"{path}: column {name!r} has {col.null_count} missing values (first at row index {row})")
     return col.to_numpy(zero_copy_only=False)
 
 
 def load_yambda(path: str | Path) -> Interactions:
     """Yambda events (see the module docstring): a parquet file, or a directory with likes.parquet."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     file = _yambda_file(Path(path))
@@ -344,30 +380,32 @@ def load_yambda(path: str | Path) -> Interactions:
         raise DataError(f"{file}: missing column(s) {', '.join(missing)}; Yambda files have uid, timestamp, item_id")
     extra = [c for c in ("played_ratio_pct", "event_type") if c in schema.names]
     table = pq.read_table(file, columns=["uid", "item_id", "timestamp", *extra])
-    sequential = pa.types.is_list(schema.field("item_id").type) or pa.types.is_large_list(schema.field("item_id").type)
-    uid = _yambda_column(table, "uid", file, False)  # one per row, in both layouts
-    if sequential:
-        uid = np.repeat(uid, pc.list_value_length(table.column("item_id")).to_numpy(zero_copy_only=False))
-    item = _yambda_column(table, "item_id", file, sequential)
-    ts = _yambda_column(table, "timestamp", file, sequential)
+    # sequential layout: one row per user, every other column a list as long as item_id's
+    lengths = _yambda_lengths(table, "item_id", file) if _is_list(table.column("item_id")) else None
+    uid = _yambda_column(table, "uid", file, None)  # one per row, in both layouts
+    if lengths is not None:
+        uid = np.repeat(uid, lengths)
+    item = _yambda_column(table, "item_id", file, lengths)
+    ts = _yambda_column(table, "timestamp", file, lengths)
     for name, values in (("uid", uid), ("item_id", item), ("timestamp", ts)):
         if not np.issubdtype(values.dtype, np.integer):
             raise DataError(f"{file}: column {name!r} holds {values.dtype}, expected integers")
         if values.size and values.min() < 0:
             raise DataError(f"{file}: column {name!r} has a negative value ({values.min()})")
+        if values.size and values.max() > MAX_ID:  # uint64
+            raise DataError(f"{file}: column {name!r} has a value too large ({values.max()}, max 2^63-1)")
     keep = np.ones(len(item), dtype=bool)
     if "event_type" in extra:
-        events = _yambda_column(table, "event_type", file, sequential).astype(str)
+        events = _yambda_column(table, "event_type", file, lengths).astype(str)
         keep &= np.isin(events, ("listen", "like"))
         is_listen = events == "listen"
     else:
         is_listen = np.full(len(item), file.stem.startswith("listens"))
     if "played_ratio_pct" in extra:
-        played = table.column("played_ratio_pct")
-        if sequential:
-            played = pc.list_flatten(played)
-        ratio = played.to_numpy(zero_copy_only=False).astype(np.float64)  # nulls (non-listen rows) -> nan
-        keep &= ~is_listen | (ratio >= YAMBDA_MIN_PLAYED)
+        ratio = _yambda_column(table, "played_ratio_pct", file, lengths, allow_null=True)  # nulls: non-listen rows
+        if ratio.dtype.kind not in "iuf" and any(r is not None for r in ratio):  # an all-null column reads as object
+            raise DataError(f"{file}: column 'played_ratio_pct' holds {table.column('played_ratio_pct').type}, expected numbers")
+        keep &= ~is_listen | (ratio.astype(np.float64) >= YAMBDA_MIN_PLAYED)  # nan (null) -> not kept
     uid, item, ts = uid[keep].astype(np.int64), item[keep].astype(np.int64), ts[keep].astype(np.int64)
     order = np.lexsort((np.arange(len(uid)), ts, uid))  # by user, then time, then file order
     uid, item = uid[order], item[order]

@@ -21,17 +21,28 @@ Two generators share one Gaussian-mixture item space:
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from seater.data.interactions import Interactions
 from seater.errors import ConfigError
 
 _CHUNK = 1 << 16  # rows generated at once; fixed so results do not depend on memory
+MAX_INTERACTIONS = 10**8  # make_synthetic's limit on n_users * mean_length
+MAX_MEAN_LENGTH = 100_000  # one generation step per position: longer means take minutes
+_BYTES_PER_INTERACTION = 80  # peak memory of make_synthetic, measured: 24-88 bytes
 
 
 def _positive_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _seed(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {value!r}")
     return int(value)
 
 
@@ -82,12 +93,12 @@ def synthetic_embeddings(
     handful of items to several times the mean), spreads vary per cluster and per dimension.
     ``noise="uniform"`` replaces each cluster's Gaussian by a box of the same per-dimension
     variance: the noise is several times cheaper to draw (for 10M-item speed runs), and in
-    64 dims distances behave alike. Deterministic given `seed` (and `noise`).
+    64 dims distances behave alike. Deterministic given `seed` (a non-negative integer) and `noise`.
     """
     n_items = _positive_int("n_items", n_items)
     dim = _positive_int("dim", dim)
     n_clusters = _default_clusters(n_items) if n_clusters is None else _positive_int("n_clusters", n_clusters)
-    x, _, _ = _mixture(n_items, dim, min(n_clusters, n_items), np.random.default_rng(seed), noise)
+    x, _, _ = _mixture(n_items, dim, min(n_clusters, n_items), np.random.default_rng(_seed(seed)), noise)
     return x
 
 
@@ -108,15 +119,13 @@ def make_synthetic(
     ``item_cluster`` int64 (n_items,) and ``item_latent`` float32 (n_items, latent_dim),
     row i = item i+1. With `attributes`, each item has two attribute ids: its super-cluster
     (a coarse category) and its cluster (a fine one), as S3-Rec's item2attributes.
+    `seed` is a non-negative integer; mean_length is at most `MAX_MEAN_LENGTH` and
+    n_users * mean_length at most `MAX_INTERACTIONS` (about 80 bytes each while generating).
     """
-    n_users = _positive_int("n_users", n_users)
-    n_items = _positive_int("n_items", n_items)
-    n_clusters = _default_clusters(n_items) if n_clusters is None else min(_positive_int("n_clusters", n_clusters), n_items)
-    if not (np.isfinite(mean_length) and mean_length >= 3):
-        raise ConfigError(f"mean_length must be >= 3 (every user needs a train, a valid and a test item), got {mean_length!r}")
+    n_users, n_items, n_clusters, mean_length, seed, latent_dim = _checked(n_users, n_items, n_clusters, mean_length, seed, latent_dim)
     rng = np.random.default_rng(seed)
 
-    latent, cluster, cluster_super = _mixture(n_items, _positive_int("latent_dim", latent_dim), n_clusters, rng)
+    latent, cluster, cluster_super = _mixture(n_items, latent_dim, n_clusters, rng)
     # chain of each cluster: its items sorted along a random direction of the latent space
     direction = rng.standard_normal((n_clusters, latent.shape[1])).astype(np.float32)
     proj = np.einsum("nd,nd->n", latent, direction[cluster])
@@ -177,3 +186,30 @@ def make_synthetic(
         name=name,
         extra={"item_cluster": cluster, "item_latent": latent, "seed": int(seed)},
     )
+
+
+def _checked(n_users, n_items, n_clusters, mean_length, seed, latent_dim):
+    """`make_synthetic`'s size arguments checked and normalised (one clear error each)."""
+    n_users = _positive_int("n_users", n_users)
+    n_items = _positive_int("n_items", n_items)
+    n_clusters = _default_clusters(n_items) if n_clusters is None else min(_positive_int("n_clusters", n_clusters), n_items)
+    if isinstance(mean_length, bool) or not isinstance(mean_length, (int, float, np.number)) or not (np.isfinite(mean_length) and mean_length >= 3):
+        raise ConfigError(f"mean_length must be >= 3 (every user needs a train, a valid and a test item), got {mean_length!r}")
+    total = n_users * mean_length
+    if total > MAX_INTERACTIONS:
+        raise ConfigError(f"n_users * mean_length = {total:.3g} interactions, above the limit of {MAX_INTERACTIONS:,} "
+                          f"(generating them would take about {total * _BYTES_PER_INTERACTION / 2**30:,.0f} GiB of memory)")
+    if mean_length > MAX_MEAN_LENGTH:
+        raise ConfigError(f"mean_length must be at most {MAX_MEAN_LENGTH:,}, got {mean_length:g}")
+    return n_users, n_items, n_clusters, mean_length, _seed(seed), _positive_int("latent_dim", latent_dim)
+
+
+def check_synthetic_params(params: dict) -> None:
+    """A suite's ``datasets.synthetic`` table checked as `make_synthetic` would, without generating anything."""
+    sig = inspect.signature(make_synthetic)
+    try:
+        bound = sig.bind(**params)
+    except TypeError as e:
+        raise ConfigError(f"bad synthetic parameters ({e}); known: {', '.join(sig.parameters)}") from None
+    args = {**{k: v.default for k, v in sig.parameters.items()}, **bound.arguments}
+    _checked(*(args[k] for k in ("n_users", "n_items", "n_clusters", "mean_length", "seed", "latent_dim")))

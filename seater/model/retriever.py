@@ -83,10 +83,30 @@ class SEATERRetriever(Retriever):
         super().__init__(device=device, seed=seed, **{**DEFAULTS, **params})
         self.p = {**DEFAULTS, **params}
         self.device, self.seed = device, seed
+        self._check_params()
+
+    _MODEL_KEYS = ("d_model", "n_heads", "d_ff", "dropout", "enc_layers", "dec_layers", "lambda_align", "lambda_rank", "tau", "q", "beta", "use_align", "use_rank")
+
+    def _check_params(self) -> None:
+        """Every parameter checked at construction, so a suite with a bad value fails when it loads, not after hours of other cells."""
+        from seater.metrics import check_metric_name
+        from seater.training import TrainConfig
+
+        p = self.p
+        SEATERConfig(n_items=1, n_tokens=2, depth=1, **{k: p[k] for k in self._MODEL_KEYS})  # raises on a bad model value
+        TrainConfig(epochs=p["epochs"], lr=p["lr"], patience=p["patience"], grad_clip=p["grad_clip"])
+        check_metric_name(p["val_metric"], "seater")
+        if p["decode_mode"] not in ("beam", "greedy", "sample"):
+            raise ConfigError(f"seater decode_mode must be beam, greedy or sample, got {p['decode_mode']!r}")
+        for key in ("beam_size", "batch_size", "eval_batch_size"):
+            if p[key] < 1:
+                raise ConfigError(f"seater {key} must be >= 1, got {p[key]!r}")
+        if p["temperature"] <= 0 or p["val_users"] < 0 or p["weight_decay"] < 0:
+            raise ConfigError("seater temperature must be > 0, val_users and weight_decay >= 0, got "
+                              f"{p['temperature']!r}, {p['val_users']!r}, {p['weight_decay']!r}")
 
     def _config(self, split: Split, tree: Tree) -> SEATERConfig:
-        keys = ("d_model", "n_heads", "d_ff", "dropout", "enc_layers", "dec_layers", "lambda_align", "lambda_rank", "tau", "q", "beta", "use_align", "use_rank")
-        return SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=split.max_history, **{k: self.p[k] for k in keys})
+        return SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=split.max_history, **{k: self.p[k] for k in self._MODEL_KEYS})
 
     def fit(
         self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None, item_embeddings: np.ndarray | None = None

@@ -28,7 +28,7 @@ from seater.errors import ConfigError, TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import approx_balanced_labels, balanced_assignment_batched
 from seater.trees.bisection import bisection_seeds
-from seater.trees.checks import check_embeddings
+from seater.trees.checks import check_embeddings, check_int
 from seater.trees.swaps import swap_refine
 from seater.trees.tree import Tree
 
@@ -399,6 +399,7 @@ def _unit_scale(x: np.ndarray) -> np.ndarray:
 def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
     x = _unit_scale(check_embeddings(embeddings, k))
+    seed = check_int("seed", seed, 0)
     params = BUILDERS.params("balanced", params)
     positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter", "trial_iter", "trial_steps")
     for key in (*positive, "newton_steps", "newton_fast", "newton_hold", "warm_steps", "sample", "swap_work", "swap_passes", "keep_best"):

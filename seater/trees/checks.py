@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
         raise DataError("embeddings have dimension 0")
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise DataError(f"embeddings must be real numbers, got dtype {x.dtype}")
+    big = np.abs(x[np.isfinite(x)]).max(initial=0) if x.dtype.itemsize > 4 and np.issubdtype(x.dtype, np.floating) else 0
+    if big > np.finfo(np.float32).max:
+        raise DataError(f"embeddings hold values up to {big:.3g}, beyond float32's range ({np.finfo(np.float32).max:.3g}); rescale them")
     x = np.ascontiguousarray(x, dtype=np.float32)
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():
@@ -30,12 +34,48 @@ def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
     return x
 
 
-def load_embeddings(path: Path) -> np.ndarray:
-    """An ``.npy`` array from `path`, never unpickled; a missing or non-.npy file is one clear error."""
+def check_int(name: str, value, minimum: int) -> int:
+    """`value` as an int if it is an integer >= minimum (not a bool), else one clear error naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seconds(name: str, value) -> float | None:
+    """A time limit: None (no limit) or a number of seconds > 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not value > 0:
+        raise ConfigError(f"{name} must be a number of seconds > 0, or null for no limit, got {value!r}")
+    return float(value)
+
+
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK"
+
+
+def read_array_file(path: Path, what: str, archive: bool = False):
+    """`np.load` of a ``.npy`` array (or, with `archive`, an ``.npz`` archive), never unpickled.
+
+    The first bytes say what the file is, so an empty file, an archive where an array is expected
+    (or the reverse) or some other file get one message naming it, not numpy's "pickled data" error.
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"embeddings file not found: {path}")
+        raise DataError(f"{what} file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    want, other = (_ZIP_MAGIC, ".npz archive (np.savez)") if archive else (_NPY_MAGIC, ".npy array (np.save)")
+    if not head:
+        raise DataError(f"{path}: the {what} file is empty")
+    if not head.startswith(want):
+        found = "a .npy array" if head.startswith(_NPY_MAGIC) else "an .npz archive" if head.startswith(_ZIP_MAGIC) else "neither"
+        raise DataError(f"{path}: the {what} file must be a {other}, but it is {found}")
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: not a .npy array ({e})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: unreadable {what} file ({e})") from None
+
+
+def load_embeddings(path: Path) -> np.ndarray:
+    """An ``.npy`` array from `path`, never unpickled; a missing or non-.npy file is one clear error."""
+    return read_array_file(path, "embeddings")

@@ -27,10 +27,10 @@ import warnings
 
 import numpy as np
 
-from seater.errors import ConfigError, TreeBuildError
+from seater.errors import TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment
-from seater.trees.checks import check_embeddings
+from seater.trees.checks import check_embeddings, check_int
 from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive, check_balanced_labels
 from seater.trees.tree import Tree
@@ -87,8 +87,9 @@ def build_constrained(embeddings: np.ndarray, k: int, seed: int = 0, **params) -
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("constrained", params)
     for key in ("n_init", "max_iter"):
-        if isinstance(p[key], bool) or not isinstance(p[key], (int, np.integer)) or p[key] < 1:
-            raise ConfigError(f"constrained {key} must be an integer >= 1, got {p[key]!r}")
+        check_int(f"constrained {key}", p[key], 1)
+    if p["max_items"] is not None:
+        check_int("constrained max_items", p["max_items"], 1)
     return build_recursive(
         x, k, constrained_split, seed=seed,
         params={"n_init": p["n_init"], "max_iter": p["max_iter"], "max_items": p["max_items"]},

@@ -49,7 +49,7 @@ import numpy as np
 from seater.errors import TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment
-from seater.trees.checks import check_embeddings
+from seater.trees.checks import check_embeddings, check_int
 from seater.trees.constrained import constrained_split
 from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive
@@ -145,11 +145,10 @@ def _check_bool(name: str, value) -> None:
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
-def _check_refine_iters(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        from seater.errors import ConfigError
-
-        raise ConfigError(f"refine_iters must be an integer >= 0, got {value!r}")
+def _check_common(builder: str, p: dict) -> None:
+    _check_bool("exact_repair", p["exact_repair"])
+    check_int(f"{builder} refine_iters", p["refine_iters"], 0)
+    check_int(f"{builder} niter", p["niter"], 1)
 
 
 @BUILDERS.register("greedy", defaults={"niter": 20, "exact_repair": False, "refine_iters": 0, "workers": 1})
@@ -157,8 +156,7 @@ def build_greedy(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tre
     """Faiss k-means centroids + global-greedy capacity-limited assignment, recursively."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("greedy", params)
-    _check_bool("exact_repair", p["exact_repair"])
-    _check_refine_iters(p["refine_iters"])
+    _check_common("greedy", p)
     return build_recursive(
         x, k, greedy_split, seed=seed,
         params={"niter": p["niter"], "exact_repair": p["exact_repair"], "refine_iters": int(p["refine_iters"])},
@@ -175,12 +173,9 @@ def build_hybrid(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tre
     """Greedy while a node holds more than `threshold` items, constrained k-means below."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("hybrid", params)
-    _check_bool("exact_repair", p["exact_repair"])
-    _check_refine_iters(p["refine_iters"])
-    if isinstance(p["threshold"], bool) or not isinstance(p["threshold"], (int, np.integer)) or p["threshold"] < 0:
-        from seater.errors import ConfigError
-
-        raise ConfigError(f"hybrid threshold must be an integer >= 0, got {p['threshold']!r}")
+    _check_common("hybrid", p)
+    for key, least in (("threshold", 0), ("n_init", 1), ("max_iter", 1)):
+        check_int(f"hybrid {key}", p[key], least)
     split_params = {k_: p[k_] for k_ in ("threshold", "niter", "exact_repair", "refine_iters", "n_init", "max_iter")}
     return build_recursive(
         x, k, hybrid_split, seed=seed, params=split_params, workers=p["workers"],

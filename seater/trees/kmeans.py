@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from seater.trees import BUILDERS
-from seater.trees.checks import check_embeddings
+from seater.trees.checks import check_embeddings, check_int
 from seater.trees.recursive import build_recursive
 from seater.trees.tree import Tree
 
@@ -92,6 +92,7 @@ def build_kmeans(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tre
     """Unbalanced recursive Faiss k-means (DSI-style ablation)."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("kmeans", params)
+    check_int("kmeans niter", p["niter"], 1)
     return build_recursive(
         x, k, kmeans_split, seed=seed, params={"niter": p["niter"]}, balanced=False,
         workers=p["workers"], builder="kmeans", build_params=p,

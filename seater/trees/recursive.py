@@ -29,7 +29,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from seater.errors import ConfigError, TreeBuildError
+from seater.errors import TreeBuildError
+from seater.trees.checks import check_int, check_seconds
 from seater.trees.tree import Tree
 
 SplitFn = Callable[..., Any]
@@ -73,12 +74,6 @@ def _run_split(split: SplitFn, x: np.ndarray, k: int, seed: int, path: tuple[int
     return np.asarray(labels, dtype=np.int64), list(notes)
 
 
-def _check_workers(workers: Any) -> int:
-    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
-    return int(workers)
-
-
 def build_recursive(
     x: np.ndarray,
     k: int,
@@ -106,7 +101,9 @@ def build_recursive(
     Returns the `Tree` with ``build_info`` = builder, params, seed, level_seconds, seconds,
     n_splits and the split notes (fallbacks taken), each prefixed by its node path.
     """
-    workers = _check_workers(workers)
+    workers = check_int("workers", workers, 1)
+    seed = check_int("seed", seed, 0)
+    time_limit = check_seconds("time_limit", time_limit)
     params = dict(params or {})
     n = x.shape[0]
     t_start = time.perf_counter()

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seater.errors import DataError, TreeBuildError
+from seater.trees.checks import read_array_file
 
 PAD = 0
 
@@ -256,14 +258,16 @@ class Tree:
     @classmethod
     def load(cls, path: str | Path) -> "Tree":
         path = Path(path)
-        if not path.is_file():
-            raise DataError(f"tree file not found: {path}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                codes, k, info = z["codes"], int(z["k"]), json.loads(str(z["build_info"]))
-        except (KeyError, ValueError, OSError) as e:
-            raise DataError(f"{path}: not a tree file saved by Tree.save ({e})") from None
-        return cls(codes, k, info)
+        with read_array_file(path, "tree", archive=True) as z:
+            try:
+                codes, k, info = z["codes"], z["k"], json.loads(str(z["build_info"]))
+            except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+                raise DataError(f"{path}: not a tree file saved by Tree.save ({e})") from None
+        if k.shape != () or k.dtype.kind not in "iu":
+            raise DataError(f"{path}: not a tree file saved by Tree.save (k must be one integer, got {k!r})")
+        if not isinstance(info, dict):
+            raise DataError(f"{path}: not a tree file saved by Tree.save (build_info must be a JSON object)")
+        return cls(codes, int(k), info)
 
     def __repr__(self) -> str:
         return f"Tree(n_items={self.n_items}, k={self.k}, depth={self.depth}, n_nodes={self.n_nodes})"

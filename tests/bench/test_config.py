@@ -91,6 +91,14 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
         ("ks = [5, 10]", "ks = [5, 10]\nmetric = \"ndcg@20\"", r"suite\.metric must be recall\|hit\|ndcg @ one of ks"),
         ('source = "synthetic"', 'source = "no/such/dir"', r"datasets\[0\]\.synthetic is only allowed"),
         ('source = "synthetic"\nsynthetic = { n_users = 50, n_items = 30 }', 'source = "no/such/dir"', r"datasets\[0\]\.source dataset not found: no/such/dir"),
+        # values the models and the data generator check themselves, found while the suite loads
+        ("n_items = 30", "n_items = -3", r"datasets\[0\]\.synthetic: n_items must be a positive integer"),
+        ("n_items = 30", "n_items = 30, bogus = 1", r"datasets\[0\]\.synthetic: bad synthetic parameters .*'bogus'"),
+        ("ks = [5, 10]", 'ks = [5, 10]\ndevice = "cuda:x"', r"suite\.device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
+        ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { epochs = -1 }', r"retrievers\[1\]\.params: TrainConfig\.epochs must be >= 1"),
+        ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nsweep = { decode_mode = ["beam", "x"] }', r"retrievers\[1\]\.params: seater decode_mode must be beam, greedy or sample"),
+        ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { n_heads = 3 }', r"retrievers\[1\]\.params: d_model \(64\) must be divisible by n_heads \(3\)"),
+        ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { val_metric = "mrr@3" }', r"seater: val_metric must be recall@K, hit@K or ndcg@K"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path, old, new, message):
@@ -108,6 +116,11 @@ def test_tree_retriever_without_trees_fails(tmp_path):
 def test_bad_toml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         _load(tmp_path, "[suite\nname=1")
+    (tmp_path / "bin.toml").write_bytes(b"\x00\xff\xfe")
+    with pytest.raises(ConfigError, match="not a TOML file .not UTF-8 text"):
+        load_suite(tmp_path / "bin.toml")
+    (tmp_path / "bom.toml").write_bytes("\ufeff".encode() + BASE.encode())  # a byte-order mark, as some editors write
+    assert load_suite(tmp_path / "bom.toml").name == "t"
     with pytest.raises(ConfigError, match="suite file not found: .*nope.toml"):
         load_suite(tmp_path / "nope.toml")
 

@@ -192,6 +192,24 @@ def test_leaderboard_cli_merges_runs_only_under_a_name(tmp_path):
     assert "| a |" in md and "| b |" in md
     res = CliRunner().invoke(bench.cli.app, ["leaderboard", str(tmp_path / "missing"), "--runs-dir", str(tmp_path)])
     assert isinstance(res.exception, DataError) and "missing" in str(res.exception)
+    for name in ("../../escape", "a/b", ".."):  # the table goes under --results-dir, never beside it
+        res = CliRunner().invoke(bench.cli.app, ["leaderboard", *runs, "--results-dir", str(tmp_path / "res"), "--name", name])
+        assert isinstance(res.exception, ConfigError) and "--name is a folder name" in str(res.exception)
+
+
+def test_results_files_that_are_not_text_and_unusable_tracking_uris(tmp_path):
+    from bench.tracking import import_runfile, read_rows
+    from seater.errors import ConfigError, DataError
+
+    (tmp_path / "bin.jsonl").write_bytes(b"\xff\xfe\n")
+    with pytest.raises(DataError, match="not a results file written by seater-bench .not UTF-8 text"):
+        read_rows(tmp_path / "bin.jsonl")
+    r = _row(tmp_path, "a", 0, np.full(10, 0.5))
+    (tmp_path / "results.jsonl").write_text(json.dumps(r) + "\n")
+    with pytest.raises(ConfigError, match="--tracking-uri none leaves it nowhere to push"):
+        import_runfile(tmp_path / "results.jsonl", "none")
+    with pytest.raises(ConfigError, match="MLflow tracking URI 'bogus://x' cannot be used"):
+        import_runfile(tmp_path / "results.jsonl", "bogus://x")
 
 
 def test_lower_is_better_for_costs_times_and_items_off_nearest():

@@ -13,6 +13,7 @@ from bench.runner import execute_cell, run_suite
 from bench.tracking import read_rows
 from seater.data.splits import make_split
 from seater.data.synthetic import make_synthetic
+from seater.errors import ConfigError
 
 SUITE = """
 [suite]
@@ -221,3 +222,14 @@ def test_retrievers_that_ask_get_the_trees_item_embeddings(tmp_path):
     x = make_synthetic(n_users=60, n_items=40, seed=3).extra["item_latent"]  # the `latent` embeddings the tree was built from
     assert (m["fit/emb_rows"], m["fit/emb_cols"]) == x.shape
     assert m["fit/emb_sum"] == pytest.approx(float(x.sum()), rel=1e-6)
+
+
+def test_run_rejects_a_timeout_that_is_not_positive(tmp_path):
+    from typer.testing import CliRunner
+
+    import bench.cli
+
+    bench.cli._register()
+    res = CliRunner().invoke(bench.cli.app, ["run", "quick", "--run-dir", str(tmp_path / "r"), "--timeout", "-5"])
+    assert isinstance(res.exception, ConfigError) and "--timeout must be a number of seconds > 0" in str(res.exception)
+    assert not (tmp_path / "r").exists()  # before any work

@@ -69,7 +69,7 @@ def test_quality_rejects_bad_data(tmp_path):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(bad),), k=4), log=lambda _: None)
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"not an array")
-    with pytest.raises(DataError, match="not a .npy array"):
+    with pytest.raises(DataError, match=r"\.npy array"):  # seater.trees.checks words it
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(junk),), k=4), log=lambda _: None)
     with pytest.raises(DataError, match="unknown data"):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("nope",), k=4), log=lambda _: None)
@@ -90,3 +90,69 @@ def test_quality_reuses_recorded_constrained_costs_for_the_same_data(tmp_path):
     with pytest.raises(DataError, match="k=4"):
         run_tree_quality(TreeQualityConfig(sizes=(150,), seeds=(0,), data=("synthetic",), k=3, dim=6, reuse_constrained=str(js)),
                          log=lambda _: None)
+
+
+# --------------------------------------------------------------------------- bad input: one clear error, no traceback
+from typer.testing import CliRunner  # noqa: E402
+
+from bench.cli import _register, app  # noqa: E402
+from bench.speed.trees import cooccurrence_embeddings  # noqa: E402
+from seater.errors import ConfigError  # noqa: E402
+
+_register()
+runner = CliRunner()
+SPEED = ["speed", "trees", "--sizes", "40", "--compare-constrained-at", "0", "--k", "4", "--dim", "4"]
+QUALITY = ["speed", "trees-quality", "--sizes", "30", "--seeds", "0", "--k", "4", "--dim", "4"]
+
+
+def test_speed_rejects_repeats_below_one(tmp_path):
+    res = runner.invoke(app, [*SPEED, "--repeats", "0", "--out", str(tmp_path / "t.md")])
+    assert res.exit_code == 2, res.output
+    assert "Invalid value for '--repeats'" in res.output and not (tmp_path / "t.md").exists()
+
+
+@pytest.mark.parametrize("cmd, param, option", [
+    (SPEED, "device=cuda:x", "--device"), (SPEED, "threads=2", "--threads"), (SPEED, "max_iter=3", "--max-iter"),
+    (QUALITY, "threads=2", "--threads"),
+])
+def test_params_that_have_their_own_option_are_rejected(tmp_path, cmd, param, option):
+    """They used to be silently overridden by the option (e.g. `--param device=cuda:x` ran on the CPU)."""
+    res = runner.invoke(app, [*cmd, "--param", param, "--out", str(tmp_path / "t.md")])
+    assert isinstance(res.exception, ConfigError), res.output
+    assert f"use {option} instead" in str(res.exception) and not (tmp_path / "t.md").exists()
+
+
+@pytest.mark.parametrize("data", ["", " , "])
+def test_quality_rejects_an_empty_data_list(tmp_path, data):
+    res = runner.invoke(app, [*QUALITY, "--data", data, "--out", str(tmp_path / "q.md")])
+    assert isinstance(res.exception, ConfigError) and "--data must name at least one" in str(res.exception)
+    assert not (tmp_path / "q.md").exists()
+
+
+def test_beauty_is_read_with_the_project_loader(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "sequences.txt").write_text("".join(
+        f"{u} " + " ".join(str(i) for i in rng.choice(np.arange(1, 21), 5, replace=False)) + "\n" for u in range(1, 31)))
+    emb = cooccurrence_embeddings(tmp_path, dim=4)
+    assert emb.shape == (20, 4) and emb.dtype == np.float32 and np.isfinite(emb).all()
+    with open(tmp_path / "sequences.txt", "a") as f:
+        f.write("31 1 2 x3 4\n")
+    with pytest.raises(DataError, match=r"sequences.txt:31: .*must be integers, got 'x3'"):
+        cooccurrence_embeddings(tmp_path, dim=4)
+    res = runner.invoke(app, [*QUALITY, "--data", "beauty", "--beauty-path", str(tmp_path), "--out", str(tmp_path / "q.md")])
+    assert isinstance(res.exception, DataError) and "sequences.txt:31" in str(res.exception)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("not json", "is not valid JSON"),
+    ('{"rows": []}', "is not the JSON of a trees-quality run"),
+    ('[1, 2]', "is not the JSON of a trees-quality run"),
+    ('{"config": {"k": 4, "dim": 6}, "rows": [{"data": "synthetic", "seed": 0}]}', "row 0 is not a trees-quality row"),
+])
+def test_quality_rejects_a_bad_reuse_file(tmp_path, text, message):
+    path = tmp_path / "old.json"
+    path.write_text(text)
+    cfg = TreeQualityConfig(sizes=(50,), seeds=(0,), data=("synthetic",), k=4, dim=6, reuse_constrained=str(path))
+    with pytest.raises(DataError, match=message) as err:
+        run_tree_quality(cfg, log=lambda _: None)
+    assert str(path) in str(err.value)

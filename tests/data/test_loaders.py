@@ -114,6 +114,32 @@ def test_comirec_bad_input(tmp_path, content, message):
         load_comirec(tmp_path / "log.txt")
 
 
+BIG = "99999999999999999999999"  # above 2^63-1: does not fit the int64 ids are stored in
+
+
+@pytest.mark.parametrize(
+    "name, content, line",
+    [
+        ("sequences.txt", f"1 1 2\n2 1 {BIG} 3\n", 2),  # s3rec, bulk parse
+        ("log.csv", f"1,2,3\n1,{BIG},4\n", 2),  # comirec log, item column
+        ("log.csv", f"1,2,3\n1,3,{BIG}\n", 2),  # comirec log, timestamp column
+        ("rows.tsv", f"1\t2\t3\n2\t4,{BIG}\t5\n", 2),  # SEATER rows
+        ("train.txt", f"0 1\n{BIG} 2\n", 2),  # lightgcn
+    ],
+)
+def test_ids_beyond_int64(tmp_path, name, content, line):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DataError, match=rf"{name}:{line}: id {BIG} too large \(max 2\^63-1\)"):
+        load_dataset(tmp_path)
+
+
+def test_attribute_ids_beyond_int64(tmp_path):
+    (tmp_path / "sequences.txt").write_text("1 2\n")
+    (tmp_path / "item2attributes.json").write_text(f'{{"2": [1, {BIG}]}}')
+    with pytest.raises(DataError, match=r"key '2': expected a list of non-negative integer attribute ids \(at most 2\^63-1\)"):
+        load_s3rec(tmp_path)
+
+
 def test_users_spanning_comirec_files(tmp_path):
     (tmp_path / "a_train.txt").write_text("1,2,3\n")
     (tmp_path / "a_valid.txt").write_text("2,2,3\n1,3,4\n")
@@ -229,3 +255,40 @@ def test_yambda_bad_input(tmp_path):
         load_yambda(tmp_path / "listens.parquet")
     with pytest.raises(DataError, match="nope: path not found"):
         load_yambda(tmp_path / "nope")
+
+
+def test_yambda_malformed_columns(tmp_path):
+    import pyarrow as pa
+
+    ints = pa.list_(pa.int64())
+
+    def seq(name, **columns):  # sequential layout: uid per row, lists in the other columns
+        return _parquet(tmp_path / name, uid=[1, 2], **columns)
+
+    _parquet(tmp_path / "listens.parquet", uid=[1, 1], timestamp=[1, 2], item_id=[5, 6], played_ratio_pct=["80", "x"])
+    with pytest.raises(DataError, match=r"listens.parquet: column 'played_ratio_pct' holds string, expected numbers"):
+        load_yambda(tmp_path / "listens.parquet")
+    seq("a.parquet", timestamp=pa.array([[1], [2]], ints), item_id=pa.array([[5], [6, 7]], ints))
+    with pytest.raises(DataError, match=r"a.parquet: row index 1: column 'timestamp' has a list of length 1, 'item_id' one of 2"):
+        load_yambda(tmp_path / "a.parquet")
+    seq("listens_b.parquet", timestamp=pa.array([[1], [2, 3]], ints), item_id=pa.array([[5], [6, 7]], ints),
+        played_ratio_pct=pa.array([[90], [90]], ints))
+    with pytest.raises(DataError, match=r"listens_b.parquet: row index 1: column 'played_ratio_pct' has a list of length 1"):
+        load_yambda(tmp_path / "listens_b.parquet")
+    seq("c.parquet", timestamp=pa.array([[1], [2, 3]], ints), item_id=pa.array([[5], [6, 7]], ints),
+        event_type=pa.array([["like", "like"], ["like", "like"]], pa.list_(pa.string())))
+    with pytest.raises(DataError, match=r"c.parquet: row index 0: column 'event_type' has a list of length 2, 'item_id' one of 1"):
+        load_yambda(tmp_path / "c.parquet")
+    seq("d.parquet", timestamp=pa.array([[1], None], ints), item_id=pa.array([[5], None], ints))
+    with pytest.raises(DataError, match=r"d.parquet: column 'item_id' has a missing list at row index 1"):
+        load_yambda(tmp_path / "d.parquet")
+    seq("e.parquet", timestamp=pa.array([[1], [2, None]], ints), item_id=pa.array([[5], [6, 7]], ints))
+    with pytest.raises(DataError, match=r"e.parquet: column 'timestamp' has 1 missing values \(first at row index 1\)"):
+        load_yambda(tmp_path / "e.parquet")
+    _parquet(tmp_path / "f.parquet", uid=[1], timestamp=[1], item_id=pa.array([2**63], pa.uint64()))
+    with pytest.raises(DataError, match=r"f.parquet: column 'item_id' has a value too large \(9223372036854775808, max 2\^63-1\)"):
+        load_yambda(tmp_path / "f.parquet")
+    # still accepted: a played_ratio_pct column that is all null (no listen in the file)
+    _parquet(tmp_path / "multi_event.parquet", uid=[1], timestamp=[1], item_id=[2], event_type=["like"],
+             played_ratio_pct=pa.array([None]))
+    assert _seqs(load_yambda(tmp_path / "multi_event.parquet")) == {1: [2]}

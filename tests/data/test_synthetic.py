@@ -77,6 +77,21 @@ def test_bad_synthetic_parameters():
         synthetic_embeddings(10, noise="laplace")
 
 
+def test_make_synthetic_rejects_sizes_too_large_to_generate():
+    # 5 users x 1e9 would allocate ~73 GiB before failing; the check comes first
+    with pytest.raises(ConfigError, match=r"n_users \* mean_length = 5e\+09 interactions, above the limit .* GiB of memory"):
+        make_synthetic(5, 10, mean_length=1e9)
+    with pytest.raises(ConfigError, match=r"mean_length must be at most 100,000, got 1e\+07"):
+        make_synthetic(1, 10, mean_length=1e7)
+
+
+def test_negative_seed_rejected():
+    with pytest.raises(ConfigError, match="seed must be a non-negative integer, got -1"):
+        make_synthetic(10, 10, seed=-1)
+    with pytest.raises(ConfigError, match="seed must be a non-negative integer, got -1"):
+        synthetic_embeddings(10, seed=-1)
+
+
 def test_uniform_noise_matches_gaussian_spread():
     # same seed, same clusters and centres: per-cluster variances agree within sampling error
     g, cg, _ = _mixture(20_000, 8, 5, np.random.default_rng(1), "gaussian")

@@ -59,6 +59,7 @@ def test_duplicated_and_identical_embeddings(name):
         (np.zeros((20, 4)), 1, ConfigError, "k must be"),
         (np.zeros((0, 4)), K, DataError, "empty"),
         (np.zeros(20), K, DataError, "2-D"),
+        (np.full((20, 4), 1e300), K, DataError, "beyond float32's range"),
     ],
 )
 def test_bad_input_is_a_clear_error(name, x, k, error, match):
@@ -70,6 +71,27 @@ def test_bad_input_is_a_clear_error(name, x, k, error, match):
 def test_unknown_parameter_is_rejected(name):
     with pytest.raises(ConfigError, match="unknown parameter"):
         build(name, clustered(40), nonsense=1)
+
+
+@pytest.mark.parametrize("name", BALANCED + ["kmeans"])
+def test_a_negative_seed_is_rejected(name):
+    with pytest.raises(ConfigError, match="seed must be an integer >= 0"):
+        build(name, clustered(40), seed=-1)
+
+
+@pytest.mark.parametrize("name,params,match", [
+    ("constrained", {"time_limit": "abc"}, "time_limit must be a number of seconds > 0"),
+    ("hybrid", {"time_limit": -1}, "time_limit must be a number of seconds > 0"),
+    ("constrained", {"max_items": "abc"}, "constrained max_items must be an integer >= 1"),
+    ("greedy", {"niter": -1}, "greedy niter must be an integer >= 1"),
+    ("hybrid", {"niter": -5}, "hybrid niter must be an integer >= 1"),
+    ("hybrid", {"max_iter": 0}, "hybrid max_iter must be an integer >= 1"),
+    ("kmeans", {"niter": 0}, "kmeans niter must be an integer >= 1"),
+])
+def test_parameter_values_without_a_typed_default_are_checked(name, params, match):
+    """Parameters whose default is None (any kind passes the registry) or whose range the registry does not know."""
+    with pytest.raises(ConfigError, match=match):
+        build(name, clustered(40), **params)
 
 
 @pytest.mark.parametrize("name", BALANCED + ["kmeans"])

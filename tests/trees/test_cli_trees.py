@@ -1,6 +1,7 @@
 """`seater-bench trees build / compare` end to end on tiny data."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -117,3 +118,87 @@ def test_compare_rejects_bad_variants(emb, builders, param, message):
     args = ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", builders]
     res = runner.invoke(app, args + (["--param", param] if param else []))
     assert res.exception is not None and message in str(res.exception)
+
+
+def test_build_and_compare_know_every_registered_builder(emb, tmp_path):
+    """`rqvae` registers from baselines/, which `seater.trees` alone does not import."""
+    out = tmp_path / "t.npz"
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "rqvae", "--k", "4", "--out", str(out),
+                              "--param", "epochs=2", "--param", "n_levels=2", "--param", "kmeans_iters=2", "--param", "hidden=[8]"])
+    assert res.exit_code == 0, res.output
+    assert Tree.load(out).n_items == 300
+    from bench.speed.tree_compare import plan_runs
+
+    assert plan_runs(["rqvae", "greedy"], 300, None, None)[0] == [("rqvae", {}), ("greedy", {})]
+
+
+def _bad_files(tmp_path):
+    np.save(tmp_path / "array.npy", np.zeros((3, 2), dtype=np.float32))
+    np.savez(tmp_path / "archive.npz", a=np.zeros(3))
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "text.npy").write_text("1 2 3\n")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "archive.npz").read_bytes()[:40])
+    return tmp_path
+
+
+@pytest.mark.parametrize("name,message", [
+    ("empty.npy", "the embeddings file is empty"),
+    ("archive.npz", "must be a .npy array (np.save), but it is an .npz archive"),
+    ("text.npy", "must be a .npy array (np.save), but it is neither"),
+])
+def test_unreadable_embeddings_name_the_problem(tmp_path, name, message):
+    path = _bad_files(tmp_path) / name
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(path), "--builder", "random", "--k", "2", "--out", str(tmp_path / "t.npz")])
+    assert isinstance(res.exception, DataError) and message in str(res.exception) and str(path) in str(res.exception)
+
+
+@pytest.mark.parametrize("name,message", [
+    ("empty.npy", "the tree file is empty"),
+    ("array.npy", "must be a .npz archive (np.savez), but it is a .npy array"),
+    ("text.npy", "but it is neither"),
+    ("cut.npz", "unreadable tree file"),
+    ("archive.npz", "not a tree file saved by Tree.save"),
+])
+def test_unreadable_tree_files_name_the_problem(tmp_path, name, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        Tree.load(_bad_files(tmp_path) / name)
+
+
+@pytest.mark.parametrize("fields,message", [
+    ({"k": np.array([4, 4])}, "k must be one integer"),
+    ({"k": np.array(4.7)}, "k must be one integer"),
+    ({"build_info": np.array("[1, 2]")}, "build_info must be a JSON object"),
+])
+def test_tree_files_with_bad_fields(tmp_path, fields, message):
+    path = tmp_path / "t.npz"
+    np.savez(path, **{"codes": np.array([[0], [1]]), "k": np.array(2), "build_info": np.array("{}"), **fields})
+    with pytest.raises(DataError, match=message):
+        Tree.load(path)
+
+
+@pytest.mark.parametrize("args", [["--seed", "-1"], ["--param", "=3"]])
+def test_build_rejects_a_negative_seed_or_a_nameless_param(emb, tmp_path, args):
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "random", "--k", "4", "--out", str(tmp_path / "t.npz"), *args])
+    assert res.exit_code != 0 and not isinstance(res.exception, (ValueError, TypeError))
+
+
+def test_integer_lists_read_exponents_but_not_fractions_or_infinity():
+    from bench.cli import int_list
+
+    assert int_list("2e4,361245", "sizes") == (20000, 361245)
+    assert int_list("99999999999999999999999", "sizes") == (99999999999999999999999,)
+    for bad in ("1.7", "1e400", "nan", "inf"):
+        with pytest.raises(ConfigError, match="comma-separated list of integers"):
+            int_list(bad, "sizes")
+
+
+def test_os_errors_on_given_paths_are_one_line(emb, tmp_path, monkeypatch, capsys):
+    """A folder where the output file goes: one line naming it and exit code 2, no traceback."""
+    import bench.cli
+
+    monkeypatch.setattr("sys.argv", ["seater-bench", "trees", "build", "--embeddings", str(emb), "--builder", "random", "--k", "4",
+                                     "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        bench.cli.main()
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: Is a directory"

@@ -1,0 +1,56 @@
+"""`seater-bench speed retrieval`: bad options give one clear message and a non-zero exit, never a traceback or a hang."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import _register, app
+from bench.speed.retrieval import balanced_codes, balanced_random_tree
+from seater.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+_register()
+runner = CliRunner()
+
+BASE = ["speed", "retrieval", "--sizes", "40", "--beams", "4", "--users", "8", "--batch", "8", "--train-batch", "8",
+        "--train-steps", "1", "--beam", "4", "--topk", "4", "--k", "4"]
+
+
+def _flat(text: str) -> str:
+    """The output with rich's box drawing and line wrapping removed."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.timeout(60)  # k = 1 used to loop forever in balanced_codes
+@pytest.mark.parametrize("option, value, least", [
+    ("--k", "1", 2), ("--k", "0", 2), ("--users", "0", 1), ("--users-large", "0", 1), ("--batch", "0", 1),
+    ("--train-batch", "0", 1), ("--train-steps", "0", 1), ("--threads", "-1", 1), ("--threads", "0", 1),
+    ("--beam", "0", 1), ("--topk", "0", 1),
+])
+def test_bad_option_is_rejected_before_any_work(tmp_path, option, value, least):
+    res = runner.invoke(app, [*BASE, option, value, "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert f"Invalid value for '{option}': Input should be greater than or equal to {least}" in _flat(res.output)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("k", [1, 0, -3])
+def test_balanced_trees_reject_k_below_two(k):
+    with pytest.raises(ConfigError, match=f"k must be an integer >= 2, got {k}"):
+        balanced_codes([0, 1, 2], k)
+    with pytest.raises(ConfigError, match=f"k must be an integer >= 2, got {k}"):
+        balanced_random_tree(10, k)
+
+
+def test_balanced_codes_reject_an_empty_catalog():
+    with pytest.raises(ConfigError, match="at least one item"):
+        balanced_codes([], 2)
+
+
+def test_good_options_still_run(tmp_path):
+    res = runner.invoke(app, [*BASE, "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "speed_retrieval.md").is_file()
