@@ -53,13 +53,16 @@ class Tree:
     """
 
     def __init__(self, codes: np.ndarray, k: int, build_info: dict[str, Any] | None = None):
-        codes = np.asarray(codes)
+        try:
+            codes = np.asarray(codes)
+        except ValueError as e:  # ragged rows
+            raise TreeBuildError(f"codes must be a 2-D array (n_items, depth) ({e})") from None
         if codes.ndim != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
             raise TreeBuildError(f"codes must be a non-empty 2-D array (n_items, depth), got shape {codes.shape}")
         if not np.issubdtype(codes.dtype, np.integer):
             raise TreeBuildError(f"codes must be integers, got {codes.dtype}")
-        if k < 2:
-            raise TreeBuildError(f"branching factor k must be >= 2, got {k}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+            raise TreeBuildError(f"branching factor k must be an integer >= 2, got {k!r}")
         codes = codes.astype(np.int64, copy=False)
         if codes.min() < -1 or codes.max() >= k:
             raise TreeBuildError(f"codes must lie in [0, {k}) with -1 as padding")

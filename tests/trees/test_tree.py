@@ -73,3 +73,14 @@ def test_build_seconds_prefers_the_harness_wall_clock():
     assert Tree(codes, 2, {"seconds": 2.0, "wall_seconds": 3.0}).build_seconds() == 3.0
     assert Tree(codes, 2, {"seconds": 2.0}).build_seconds() == 2.0
     assert np.isnan(Tree(codes, 2).build_seconds())
+
+
+@pytest.mark.parametrize("codes,k,match", [
+    ([[0, 1], [1]], 4, "codes must be a 2-D array"),  # ragged rows
+    ([[0], [1]], "4", "k must be an integer >= 2, got '4'"),
+    ([[0], [1]], 2.0, "k must be an integer >= 2, got 2.0"),
+    ([[0], [1]], True, "k must be an integer >= 2"),
+])
+def test_bad_codes_or_k_are_one_clear_error(codes, k, match):
+    with pytest.raises(TreeBuildError, match=match):
+        Tree(codes, k)
