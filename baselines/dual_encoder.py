@@ -33,7 +33,7 @@ from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
 from seater.metrics import check_metric_name
-from seater.retriever import EmbeddingModel, check_histories
+from seater.retriever import EmbeddingModel, check_histories, check_topk
 from seater.topk import topk_inner_product
 from seater.tracking import NullTracker, Tracker
 from seater.training import TrainConfig, seed_everything, train_loop
@@ -376,6 +376,7 @@ class DualEncoder(EmbeddingModel):
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         self._check_fitted()
         histories = check_histories(histories, self.n_items_, f"{self.name}.recommend")
+        k = check_topk(k, f"{self.name}.recommend")
         was_training = self.encoder_.training
         self.encoder_.eval()
         table = self.encoder_.item_emb.weight[1 : self.n_items_ + 1].float()  # (N, d)

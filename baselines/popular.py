@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from seater.data.types import Split
-from seater.retriever import RETRIEVERS, Retriever
+from seater.retriever import RETRIEVERS, Retriever, check_topk
 from seater.tracking import Tracker
 from seater.trees.tree import Tree
 
@@ -26,6 +26,7 @@ class MostPopular(Retriever):
         return self
 
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
+        k = check_topk(k, "popular.recommend")
         top = np.zeros(k, dtype=np.int64)
         n = min(k, len(self.ranking_))
         top[:n] = self.ranking_[:n]

@@ -54,7 +54,7 @@ from seater.data.types import Split
 from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
-from seater.retriever import RETRIEVERS, Retriever, check_histories
+from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import NullTracker, Tracker
 from seater.training import TrainConfig, train_loop
 from seater.trees.tree import Tree
@@ -387,8 +387,7 @@ class TIGER(Retriever):
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise ConfigError("tiger: call fit before recommend")
-        if k < 1:
-            raise ConfigError(f"k must be >= 1, got {k}")
+        k = check_topk(k, "tiger.recommend")
         width = max(self.cfg.beam_size, k)
         items, _ = self._beam(np.asarray(histories), width, self.cfg.constrained)
         return _first_valid(items, k)

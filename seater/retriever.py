@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from seater.data.types import Split
-from seater.errors import DataError
+from seater.errors import ConfigError, DataError
 from seater.registry import Registry
 from seater.tracking import Tracker
 from seater.trees.tree import Tree
@@ -21,9 +21,19 @@ from seater.trees.tree import Tree
 RETRIEVERS: Registry = Registry("retriever")
 
 
+def check_topk(k: int, who: str) -> int:
+    """`k` of ``recommend(histories, k)``: an integer >= 1."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"{who}: k (items per user) must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
 def check_histories(histories: np.ndarray, n_items: int, who: str) -> np.ndarray:
-    """Histories as int64 ``(B, L)``; one clear error for a wrong shape or ids outside 0..n_items."""
-    h = np.asarray(histories, dtype=np.int64)
+    """Histories as int64 ``(B, L)``; one clear error for a wrong shape, non-integer entries or ids outside 0..n_items."""
+    raw = np.asarray(histories)
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):  # a float 3.5 would silently become item 3
+        raise DataError(f"{who}: histories must hold integer item ids, got dtype {raw.dtype}")
+    h = raw.astype(np.int64, copy=False)
     if h.ndim != 2:
         raise DataError(f"{who}: histories must be a 2-D array (B, L), got shape {h.shape}")
     if h.size and (h.min() < 0 or h.max() > n_items):

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from seater.data.splits import leave_one_out
+from seater.data.synthetic import make_synthetic
 from seater.data.types import EvalSet
 from seater.errors import ConfigError
 from seater.evaluation import check_predictions, evaluate_retriever
@@ -88,3 +90,21 @@ def test_beam_vs_exact_hand_case():
     assert a["n_users"] == 3 and a["recall@2"] == b["recall@2"] and a["beam_recall@2"] == b["beam_recall@2"]
     with pytest.raises(ConfigError, match="recommend_exact"):
         beam_vs_exact(LastItemPlusOne(), ev, ks=(2,), n_users=3)
+
+
+def test_recommend_checks_k_and_the_kind_of_histories():
+    """Every retriever: k must be a positive integer, histories integer ids (3.5 would silently become item 3)."""
+    from baselines.popular import MostPopular
+    from seater.errors import ConfigError, DataError
+    from seater.retriever import check_histories, check_topk
+
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ConfigError, match=r"who: k \(items per user\) must be an integer >= 1"):
+            check_topk(bad, "who")
+    with pytest.raises(DataError, match="histories must hold integer item ids, got dtype float64"):
+        check_histories(np.array([[1.5, 2.0]]), 5, "who")
+    assert check_histories(np.zeros((0, 3)), 5, "who").shape == (0, 3)  # an empty batch of any dtype is fine
+    split = leave_one_out(make_synthetic(n_users=30, n_items=20, seed=0))
+    pop = MostPopular().fit(split)
+    with pytest.raises(ConfigError, match="popular.recommend: k"):
+        pop.recommend(split.test.histories[:2], -1)

@@ -26,7 +26,7 @@ from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
-from seater.retriever import RETRIEVERS, Retriever, check_histories
+from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import NullTracker, Tracker
 from seater.trees.tree import Tree
 
@@ -206,6 +206,7 @@ class SEATERRetriever(Retriever):
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise ConfigError("SEATERRetriever.recommend called before fit")
+        k = check_topk(k, "seater.recommend")
         h = self._histories(histories)
         self.model_.eval()
         beam = max(int(self.p["beam_size"]), k)
@@ -219,6 +220,7 @@ class SEATERRetriever(Retriever):
     @torch.no_grad()
     def recommend_exact(self, histories: np.ndarray, k: int, users_per_call: int = 32) -> np.ndarray:
         """Top-k by the exact log-probability of every item's identifier (no beam pruning)."""
+        k = check_topk(k, "seater.recommend_exact")
         h = self._histories(histories)
         self.model_.eval()
         n = self.tree_.n_items
