@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from seater.data.types import Split
-from seater.errors import ConfigError, DataError
+from seater.errors import DataError
 from seater.registry import Registry
 from seater.tracking import Tracker
+from seater.trees.checks import check_int
 from seater.trees.tree import Tree
 
 RETRIEVERS: Registry = Registry("retriever")
@@ -23,9 +24,7 @@ RETRIEVERS: Registry = Registry("retriever")
 
 def check_topk(k: int, who: str) -> int:
     """`k` of ``recommend(histories, k)``: an integer >= 1."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"{who}: k (items per user) must be an integer >= 1, got {k!r}")
-    return int(k)
+    return check_int(f"{who}: k (items per user)", k, 1)
 
 
 def check_histories(histories: np.ndarray, n_items: int, who: str) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from seater.errors import ConfigError
+from seater.trees.checks import check_int
 from seater.trees.tree import Tree
 
 
@@ -38,8 +39,7 @@ def balanced_codes(perm: np.ndarray, k: int) -> np.ndarray:
     n mod k children one more); a child with one item is that item. Returns int64
     ``(n_items, depth)`` right-padded with -1 (items may end one level apart).
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:  # k = 1 would never split a node
-        raise ConfigError(f"branching factor k must be an integer >= 2, got {k!r}")
+    check_int("branching factor k", k, 2)  # k = 1 would never split a node
     perm = np.asarray(perm, dtype=np.int64)
     n_items = len(perm)
     if n_items == 0:

@@ -12,8 +12,7 @@ from seater.errors import ConfigError, DataError
 
 def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
     """Return `embeddings` as C-contiguous float32 ``(n_items, dim)`` or raise naming the problem."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise ConfigError(f"branching factor k must be an integer >= 2, got {k!r}")
+    check_int("branching factor k", k, 2)
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array (n_items, dim), got shape {x.shape}")
