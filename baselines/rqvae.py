@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seater.device import resolve_device
+from seater.device import check_device_name, resolve_device
 from seater.errors import ConfigError, TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.checks import check_embeddings
@@ -74,11 +74,12 @@ class RQVAEConfig:
             raise ConfigError(f"rqvae codebook_size must be >= 2, got {self.codebook_size}")
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"rqvae hidden must be a non-empty list of positive widths, got {self.hidden}")
-        if self.beta < 0 or self.lr <= 0 or not 0 < self.ema_decay < 1 or self.dead_code_threshold < 0:
+        if not self.beta >= 0 or not self.lr > 0 or not 0 < self.ema_decay < 1 or not self.dead_code_threshold >= 0:
             raise ConfigError(
                 f"rqvae needs beta >= 0, lr > 0, 0 < ema_decay < 1, dead_code_threshold >= 0; got beta={self.beta}, "
                 f"lr={self.lr}, ema_decay={self.ema_decay}, dead_code_threshold={self.dead_code_threshold}"
             )
+        check_device_name(self.device)
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -212,7 +213,12 @@ def collision_rate(codes: np.ndarray) -> float:
 RQVAE_DEFAULTS = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(RQVAEConfig()).items() if k != "codebook_size"}
 
 
-@BUILDERS.register("rqvae", defaults=RQVAE_DEFAULTS)
+def check_params(params: dict) -> None:
+    """Range checks of the builder's parameters (the codebook size is the tree's k, checked with it)."""
+    RQVAEConfig(**params)
+
+
+@BUILDERS.register("rqvae", defaults=RQVAE_DEFAULTS, check=check_params)
 def build_rqvae(embeddings: np.ndarray, k: int = 256, seed: int = 0, **params) -> Tree:
     """TIGER semantic IDs: RQ-VAE codes (k = codebook size) + collision code(s), as a fixed-depth tree."""
     x = check_embeddings(embeddings, k)

@@ -529,6 +529,12 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             _check_points(file, f"trees[{i}].sweep", builders, builder, points)
         for point in points:
             params = {**defaults, **fixed, **point}
+            if builders is not None:
+                try:
+                    builders.check(builder, params)
+                except ConfigError as e:
+                    where = f"trees[{i}].sweep point {point}" if point else f"trees[{i}].params"
+                    raise ConfigError(f"{file}: {where}: {e}") from None
             neutral = _neutral(builders, builder, params)
             for k in ks_tree:
                 trees.append(TreeSpec(label, builder, k, params, tuple(sorted(sweep)), neutral))

@@ -24,6 +24,9 @@ class Entry:
     # parameters added after results existed, whose default reproduces the behaviour from before
     # they existed: left out of a result's identity while they hold that default (`identity_params`)
     added: tuple[str, ...] = ()
+    # check(params) raises ConfigError on values out of range: what the factory itself checks before
+    # any work, callable alone so that a suite can check every point while it loads (`check`)
+    check: Callable[[dict[str, Any]], None] | None = None
 
 
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
@@ -52,12 +55,14 @@ class Registry(Generic[F]):
         self._entries: dict[str, Entry] = {}
 
     def register(
-        self, name: str, defaults: dict[str, Any] | None = None, doc: str = "", added: tuple[str, ...] = ()
+        self, name: str, defaults: dict[str, Any] | None = None, doc: str = "", added: tuple[str, ...] = (),
+        check: Callable[[dict[str, Any]], None] | None = None,
     ) -> Callable[[F], F]:
         """Decorator: register `factory` under `name` with its default parameters.
 
         `added`: parameters introduced after results were recorded, whose defaults keep the old
         behaviour; `identity_params` leaves them out at their defaults so those results stay reusable.
+        `check`: ``check(params)`` raises ConfigError on out-of-range values (see `Entry.check`).
         """
         unknown = sorted(set(added) - set(defaults or {}))
         if unknown:
@@ -68,7 +73,7 @@ class Registry(Generic[F]):
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             text = doc or (factory.__doc__ or "").strip().splitlines()[0:1]
             self._entries[name] = Entry(
-                name, factory, dict(defaults or {}), text if isinstance(text, str) else "".join(text), tuple(added)
+                name, factory, dict(defaults or {}), text if isinstance(text, str) else "".join(text), tuple(added), check
             )
             return factory
 
@@ -98,6 +103,12 @@ class Registry(Generic[F]):
                 # one message here instead of a TypeError deep inside a builder or a model
                 raise ConfigError(f"parameter {key} of {self.kind} {name!r} must be {want} like its default {default!r}, got {value!r}")
         return {**entry.defaults, **overrides}
+
+    def check(self, name: str, params: dict[str, Any]) -> None:
+        """`params` (complete, as from `params`) pass the entry's own range checks; a no-op without one."""
+        entry = self.get(name)
+        if entry.check is not None:
+            entry.check(params)
 
     def identity_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """`params` as they identify a result: `added` parameters at their defaults left out."""

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from seater.device import resolve_device
+from seater.device import check_device_name, resolve_device
 from seater.errors import ConfigError, TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import approx_balanced_labels, balanced_assignment_batched
@@ -395,21 +395,32 @@ def _unit_scale(x: np.ndarray) -> np.ndarray:
     return np.ldexp(x, -int(np.frexp(top)[1])).astype(np.float32, copy=False)
 
 
-@BUILDERS.register("balanced", defaults=DEFAULTS)
-def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
-    """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
-    x = _unit_scale(check_embeddings(embeddings, k))
-    seed = check_int("seed", seed, 0)
-    params = BUILDERS.params("balanced", params)
+def check_params(params: dict) -> None:
+    """Range checks of the builder's parameters (complete, as from `BUILDERS.params`)."""
     positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter", "trial_iter", "trial_steps")
-    for key in (*positive, "newton_steps", "newton_fast", "newton_hold", "warm_steps", "sample", "swap_work", "swap_passes", "keep_best"):
+    for key in (*positive, "newton_steps", "newton_fast", "newton_hold", "warm_steps", "sample", "swap_work",
+                "swap_passes", "keep_best", "threads"):
         least = 1 if key in positive else 0
         if int(params[key]) < least:
             raise ConfigError(f"balanced builder parameter {key} must be an integer >= {least}, got {params[key]!r}")
     if not 0.0 <= float(params["trial_eps"]) < 1.0:
         raise ConfigError(f"balanced builder parameter trial_eps must be in [0, 1) (0 = exact trial), got {params['trial_eps']!r}")
+    if not float(params["warm_eps"]) > 0:
+        raise ConfigError(f"balanced builder parameter warm_eps must be > 0, got {params['warm_eps']!r}")
+    if not float(params["tol"]) >= 0 or not float(params["refine_tol"]) >= 0:
+        raise ConfigError(f"balanced builder parameters tol and refine_tol must be >= 0, got {params['tol']!r}, {params['refine_tol']!r}")
     if params["freeze"] not in ("auto", "on", "off"):
         raise ConfigError(f"balanced builder parameter freeze must be 'auto', 'on' or 'off', got {params['freeze']!r}")
+    check_device_name(params["device"])
+
+
+@BUILDERS.register("balanced", defaults=DEFAULTS, check=check_params)
+def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
+    """Exactly balanced tree: level-batched balanced k-means with an exact, certified assignment step."""
+    x = _unit_scale(check_embeddings(embeddings, k))
+    seed = check_int("seed", seed, 0)
+    params = BUILDERS.params("balanced", params)
+    check_params(params)
     dev = resolve_device(params["device"])
     t_start = time.perf_counter()
     with _threads(int(params["threads"])):

@@ -30,7 +30,7 @@ import numpy as np
 from seater.errors import TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment
-from seater.trees.checks import check_embeddings, check_int
+from seater.trees.checks import check_embeddings, check_int, check_seconds
 from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive, check_balanced_labels
 from seater.trees.tree import Tree
@@ -79,17 +79,24 @@ def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: i
     return labels, notes
 
 
+def check_params(p: dict) -> None:
+    """Range checks of the builder's parameters (complete, as from `BUILDERS.params`)."""
+    for key in ("n_init", "max_iter", "workers"):
+        check_int(f"constrained {key}", p[key], 1)
+    if p["max_items"] is not None:
+        check_int("constrained max_items", p["max_items"], 1)
+    check_seconds("constrained time_limit", p["time_limit"])
+
+
 @BUILDERS.register(
-    "constrained", defaults={"n_init": 10, "max_iter": 300, "workers": 1, "max_items": None, "time_limit": None}
+    "constrained", defaults={"n_init": 10, "max_iter": 300, "workers": 1, "max_items": None, "time_limit": None},
+    check=check_params,
 )
 def build_constrained(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Recursive k-means-constrained (SEATER original), with checked fallbacks."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("constrained", params)
-    for key in ("n_init", "max_iter"):
-        check_int(f"constrained {key}", p[key], 1)
-    if p["max_items"] is not None:
-        check_int("constrained max_items", p["max_items"], 1)
+    check_params(p)
     return build_recursive(
         x, k, constrained_split, seed=seed,
         params={"n_init": p["n_init"], "max_iter": p["max_iter"], "max_items": p["max_items"]},

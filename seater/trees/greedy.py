@@ -49,7 +49,7 @@ import numpy as np
 from seater.errors import TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment
-from seater.trees.checks import check_embeddings, check_int
+from seater.trees.checks import check_embeddings, check_int, check_seconds
 from seater.trees.constrained import constrained_split
 from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive
@@ -149,14 +149,30 @@ def _check_common(builder: str, p: dict) -> None:
     _check_bool("exact_repair", p["exact_repair"])
     check_int(f"{builder} refine_iters", p["refine_iters"], 0)
     check_int(f"{builder} niter", p["niter"], 1)
+    check_int(f"{builder} workers", p["workers"], 1)
 
 
-@BUILDERS.register("greedy", defaults={"niter": 20, "exact_repair": False, "refine_iters": 0, "workers": 1})
+def check_greedy(p: dict) -> None:
+    """Range checks of greedy's parameters (complete, as from `BUILDERS.params`)."""
+    _check_common("greedy", p)
+
+
+def check_hybrid(p: dict) -> None:
+    """Range checks of hybrid's parameters (complete, as from `BUILDERS.params`)."""
+    _check_common("hybrid", p)
+    for key, least in (("threshold", 0), ("n_init", 1), ("max_iter", 1)):
+        check_int(f"hybrid {key}", p[key], least)
+    check_seconds("hybrid time_limit", p["time_limit"])
+
+
+@BUILDERS.register(
+    "greedy", defaults={"niter": 20, "exact_repair": False, "refine_iters": 0, "workers": 1}, check=check_greedy
+)
 def build_greedy(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Faiss k-means centroids + global-greedy capacity-limited assignment, recursively."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("greedy", params)
-    _check_common("greedy", p)
+    check_greedy(p)
     return build_recursive(
         x, k, greedy_split, seed=seed,
         params={"niter": p["niter"], "exact_repair": p["exact_repair"], "refine_iters": int(p["refine_iters"])},
@@ -168,14 +184,13 @@ def build_greedy(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tre
     "hybrid",
     defaults={"threshold": 2000, "niter": 20, "exact_repair": False, "refine_iters": 0, "n_init": 10, "max_iter": 300,
               "workers": 1, "time_limit": None},
+    check=check_hybrid,
 )
 def build_hybrid(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Greedy while a node holds more than `threshold` items, constrained k-means below."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("hybrid", params)
-    _check_common("hybrid", p)
-    for key, least in (("threshold", 0), ("n_init", 1), ("max_iter", 1)):
-        check_int(f"hybrid {key}", p[key], least)
+    check_hybrid(p)
     split_params = {k_: p[k_] for k_ in ("threshold", "niter", "exact_repair", "refine_iters", "n_init", "max_iter")}
     return build_recursive(
         x, k, hybrid_split, seed=seed, params=split_params, workers=p["workers"],

@@ -87,12 +87,18 @@ def kmeans_split(x: np.ndarray, k: int, rng: np.random.Generator, niter: int = 2
     return labels
 
 
-@BUILDERS.register("kmeans", defaults={"niter": 20, "workers": 1})
+def check_params(p: dict) -> None:
+    """Range checks of the builder's parameters (complete, as from `BUILDERS.params`)."""
+    check_int("kmeans niter", p["niter"], 1)
+    check_int("kmeans workers", p["workers"], 1)
+
+
+@BUILDERS.register("kmeans", defaults={"niter": 20, "workers": 1}, check=check_params)
 def build_kmeans(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     """Unbalanced recursive Faiss k-means (DSI-style ablation)."""
     x = check_embeddings(embeddings, k)
     p = BUILDERS.params("kmeans", params)
-    check_int("kmeans niter", p["niter"], 1)
+    check_params(p)
     return build_recursive(
         x, k, kmeans_split, seed=seed, params={"niter": p["niter"]}, balanced=False,
         workers=p["workers"], builder="kmeans", build_params=p,

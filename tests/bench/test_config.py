@@ -99,6 +99,15 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nsweep = { decode_mode = ["beam", "x"] }', r"retrievers\[1\]\.params: seater decode_mode must be beam, greedy or sample"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { n_heads = 3 }', r"retrievers\[1\]\.params: d_model \(64\) must be divisible by n_heads \(3\)"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { val_metric = "mrr@3" }', r"seater: val_metric must be recall@K, hit@K or ndcg@K"),
+        # tree builders' own range checks, for fixed values and for each sweep point
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "greedy"\nk = [4, 8]\nparams = { workers = -2 }', r"trees\[0\]\.params: greedy workers must be an integer >= 1, got -2"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "hybrid"\nk = 8\nsweep = { threshold = [100, -1] }', r"trees\[0\]\.sweep point \{'threshold': -1\}: hybrid threshold must be an integer >= 0"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "constrained"\nk = 8\nparams = { time_limit = -5 }', r"trees\[0\]\.params: constrained time_limit must be a number of seconds > 0"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "balanced"\nk = 8\nparams = { device = "tpu" }', r"trees\[0\]\.params: device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "balanced"\nk = 8\nparams = { tol = nan }', r"trees\[0\]\.params: balanced builder parameters tol and refine_tol must be >= 0"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "kmeans"\nk = 8\nparams = { workers = 0 }', r"trees\[0\]\.params: kmeans workers must be an integer >= 1"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "random"\nk = 8\nparams = { workers = 0 }', r"trees\[0\]\.params: random workers must be an integer >= 1"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "rqvae"\nk = 8\nparams = { lr = -1.0 }', r"trees\[0\]\.params: rqvae needs beta >= 0, lr > 0"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path, old, new, message):
