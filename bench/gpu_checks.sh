@@ -2,8 +2,8 @@
 # The GPU checks, as one prepared command for a session that the `device` tool lends a GPU
 # (15 minutes of device time, 10 per command; its image has torch, numpy, typer, pytest but no
 # faiss, mlflow or k-means-constrained, and nothing below needs them):
-#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=560)
-# (the steps below are limited to 520 s in all)
+#   run(command="SEATER_BENCH_COMMIT=<git rev-parse --short=10 HEAD here> bash bench/gpu_checks.sh", timeout_s=580)
+# (the steps below are limited to 560 s in all)
 # (the copy on that machine may carry a stale .git: the result headers take the commit from that variable)
 # 1. tests/test_cuda.py: the CUDA paths give the CPU paths' answers (builder, exact assignment,
 #    beam search, mixed-precision training, top-K);
@@ -14,6 +14,9 @@
 # 3. `seater-bench speed retrieval --device cuda` at the issue-7 settings (beam 50, top-50,
 #    batch 1024; training batch 2048) beside exact inner-product top-50, with
 #    auto and math attention side by side;
+# 3b. training with the loss under torch.compile at 12,101 items (one graph, static shapes: does
+#    fusing the launch-bound step pay?), beside the eager step; figures in checks.log only (its own
+#    step, so a slow compile cannot cost step 3 its files);
 # 4. bench/speed/profile.py: torch.profiler tables of one beam-search batch and one training step,
 #    so a missed target comes back with the operators that cost the time;
 # 5. results/tiger/cpu_step_time.py on the GPU: what paper-size TIGER training costs there (issue 8).
@@ -38,15 +41,18 @@ step 10 gpu bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__vers
 step 60 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step 90 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu.md" --note "bench/gpu_checks.sh"
-step 40 trees-slow-prices "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 2 \
+step 30 trees-slow-prices "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 2 \
     --compare-constrained-at 0 --param newton_fast=0 --out "$out/balanced_speed_gpu_newton_fast0.md" --note "bench/gpu_checks.sh"
-step 100 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
+step 60 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
     --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
     --attention auto,math --out "$out" --note "bench/gpu_checks.sh"
+step 100 train-compile "${sb[@]}" speed retrieval --device "$device" --sizes "${COMPILE_SIZES:-12101}" --beams 50 \
+    --batch 1024 --users 1024 --train-batch 2048 --threads 16 --compile --out "$(mktemp -d)"
 step 130 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
 step 50 profile python3 -m bench.speed.profile --device "$device" --train-items "${PROFILE_TRAIN:-12101}" \
     --beam-items "${PROFILE_BEAM:-361000}"
-step 40 tiger python3 results/tiger/cpu_step_time.py --device "$device" --steps 20 --out "$out/tiger_gpu_step_time.md"
-# the device tool brings back 8 files: the plot is redrawn from speed_retrieval.json
-if [ -n "${OUT:-}" ]; then rm -f "$out/speed_retrieval.png"; fi
+step 30 tiger python3 results/tiger/cpu_step_time.py --device "$device" --steps 20 --out "$out/tiger_gpu_step_time.md"
+# the device tool brings back at most 8 files: the plot is redrawn from speed_retrieval.json, and the
+# tables of the newton_fast=0 and 10M runs are in their markdown
+if [ -n "${OUT:-}" ]; then rm -f "$out/speed_retrieval.png" "$out/balanced_speed_gpu_newton_fast0.json" "$out/balanced_speed_gpu_10m.json"; fi

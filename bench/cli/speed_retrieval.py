@@ -25,6 +25,7 @@ def retrieval(
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, min=1, help="torch CPU threads"),
     attention: str = typer.Option("auto", help="attention kernels, comma-separated: auto (torch's choice, the default) and/or math (plain matmuls + softmax); the first is used throughout, the others are timed beside it"),
+    compile: bool = typer.Option(False, "--compile", help="also time training with the loss under torch.compile (first size; the compile is timed apart)"),
     out: Path = typer.Option(Path("results/seater"), help="output folder (markdown, JSON, PNG)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
@@ -37,7 +38,7 @@ def retrieval(
     cfg = RetrievalSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
-        attentions=_attentions(attention),
+        attentions=_attentions(attention), compile=compile,
     )
     result = run_retrieval_speed(cfg, log=typer.echo)
     for path in write_results(result, out, provenance()):

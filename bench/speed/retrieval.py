@@ -91,6 +91,10 @@ class RetrievalSpeedConfig:
     # attention kernels (SEATER.recommend's `attention`): the first for every timing, the others
     # beside it at the curve's beam width and for training
     attentions: tuple[str, ...] = ("auto",)
+    # also time training with the loss under torch.compile (at the first size, first attention):
+    # static shapes, so one graph; compile time reported apart. CPU: no gain measured (a Beauty-size
+    # step 165 vs 167 ms, 1 thread); the question is the GPU, where the eager step is launch-bound
+    compile: bool = False
     threads: int = 1  # torch CPU threads
     seed: int = 0
     notes: list[str] = field(default_factory=list)
@@ -170,8 +174,43 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
                 rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
                              "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "seconds": sec, "samples_per_s": sps})
                 log(f"train n={n:>9} batch={cfg.train_batch} attention={att}: {sps:10.1f} samples/s (all three losses)")
+            if cfg.compile and n == cfg.sizes[0]:
+                rows.append(_compiled_train_row(model, opt, th, tt, cfg, dev, log))
         del model, tree
     return {"config": asdict(cfg), "rows": rows}
+
+
+def _compiled_train_row(model, opt, th, tt, cfg: RetrievalSpeedConfig, dev: torch.device, log) -> dict[str, Any]:
+    """Training samples/s with `SEATER.loss` under torch.compile; the first call (the compile) timed apart."""
+    from seater.model.seater import attention_kernels
+    from seater.training import bf16_autocast
+
+    loss_fn = torch.compile(model.loss, dynamic=False)
+    att = cfg.attentions[0]
+
+    def step():
+        with bf16_autocast(dev), attention_kernels(att):
+            loss = loss_fn(th, tt)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t0 = time.perf_counter()
+    step()  # compiles forward and backward
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    compile_s = time.perf_counter() - t0
+
+    def train():
+        for _ in range(cfg.train_steps):
+            step()
+    sec = _time(train, dev)
+    sps = cfg.train_batch * cfg.train_steps / sec
+    n = model.config.n_items
+    log(f"train n={n:>9} batch={cfg.train_batch} attention={att} torch.compile: {sps:10.1f} samples/s (compile {compile_s:.1f}s)")
+    return {"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
+            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "compiled": True, "compile_s": compile_s,
+            "seconds": sec, "samples_per_s": sps}
 
 
 def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], png: bool = True) -> list[Path]:
@@ -202,7 +241,8 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
             lines.append(f"| {r['beam']} | {r['users_per_s']:,.0f} |")
     for r in rows:
         if r["kind"] == "train":
-            lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items, {r.get('amp', 'fp32')}): **{r['samples_per_s']:,.0f} samples/s**."]
+            how = f", torch.compile (compile {r['compile_s']:.1f} s, apart)" if r.get("compiled") else ""
+            lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items, {r.get('amp', 'fp32')}{how}): **{r['samples_per_s']:,.0f} samples/s**."]
     if len(atts) > 1:
         every = result["rows"]
         lines += ["", f"Attention kernels side by side (beam W={cfg['beam']} users/s; training samples/s):", "",
@@ -210,7 +250,7 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
         for n in cfg["sizes"]:
             for kind, key in (("beam", "users_per_s"), ("train", "samples_per_s")):
                 got = {r.get("attention", atts[0]): r[key] for r in every
-                       if r["kind"] == kind and r["n_items"] == n and r.get("beam", cfg["beam"]) == cfg["beam"]}
+                       if r["kind"] == kind and r["n_items"] == n and r.get("beam", cfg["beam"]) == cfg["beam"] and not r.get("compiled")}
                 if got:
                     lines.append(f"| {n:,} | {kind} | " + " | ".join(f"{got[a]:,.0f}" if a in got else "–" for a in atts) + " |")
     md = out_dir / "speed_retrieval.md"

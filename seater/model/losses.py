@@ -48,9 +48,12 @@ def batch_tokens(seq: torch.Tensor) -> torch.Tensor:
     On CPU the distinct tokens (`torch.unique`: ~680 of 1,280 for a Beauty batch of 256, so the
     loss's token x token matrix is 3.5x smaller); on a GPU every token, repeats included: a fixed
     size, so the step never waits for the host to learn how many tokens are distinct (the loss
-    masks the repeats, same value).
+    masks the repeats, same value). Every token under torch.compile too: a size known only at run
+    time would break the graph and recompile for each batch.
     """
-    return torch.unique(seq) if seq.device.type == "cpu" else seq.flatten().sort().values
+    if seq.device.type == "cpu" and not torch.compiler.is_compiling():
+        return torch.unique(seq)
+    return seq.flatten().sort().values
 
 
 def alignment_loss(emb: torch.Tensor, tokens: torch.Tensor, parent_token: torch.Tensor, tau: float) -> torch.Tensor:

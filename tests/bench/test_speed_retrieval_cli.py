@@ -54,3 +54,20 @@ def test_good_options_still_run(tmp_path):
     res = runner.invoke(app, [*BASE, "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "out" / "speed_retrieval.md").is_file()
+
+
+def test_compile_adds_a_compiled_training_row_at_the_first_size(tmp_path, monkeypatch):
+    """--compile times training with the loss under torch.compile (here the "aot_eager" backend,
+    which traces like inductor without generating code) beside the eager row, compile time apart."""
+    import functools
+    import json
+
+    import torch
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    res = runner.invoke(app, [*BASE, "--sizes", "40,60", "--compile", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    train = [r for r in json.loads((tmp_path / "speed_retrieval.json").read_text())["rows"] if r["kind"] == "train"]
+    assert [(r["n_items"], bool(r.get("compiled"))) for r in train] == [(40, False), (40, True)]
+    assert train[1]["compile_s"] > 0 and train[1]["samples_per_s"] > 0
+    assert "torch.compile (compile" in (tmp_path / "speed_retrieval.md").read_text()

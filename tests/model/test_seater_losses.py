@@ -190,3 +190,25 @@ def test_alignment_over_all_batch_tokens_equals_the_distinct_ones_without_waitin
     assert seq.numel() > torch.unique(seq).numel()  # the batch does repeat tokens
     torch.testing.assert_close(every, distinct)
     torch.testing.assert_close(g_every, g_distinct)
+
+
+def test_the_loss_compiles_as_one_graph_with_the_eager_values():
+    """Under torch.compile the loss is one graph with no break (the CPU's torch.unique of the batch's
+    tokens was one: a size known only at run time, a recompile for each batch), as CUDA graphs and
+    fused kernels need; its generation and alignment terms equal eager's (the ranking negatives are
+    random: drawn by another RNG there). The "aot_eager" backend traces forward and backward like
+    inductor without generating code."""
+    tree = balanced_random_tree(40, 4, seed=0)
+    torch.manual_seed(0)
+    model = SEATER(SEATERConfig(n_items=40, n_tokens=tree.n_tokens, depth=tree.depth, max_history=5, dropout=0.0), tree).train()
+    g = torch.Generator().manual_seed(0)
+    hist, target = torch.randint(0, 41, (8, 5), generator=g), torch.randint(1, 41, (8,), generator=g)
+    explained = torch._dynamo.explain(model.loss)(hist, target)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), [b.reason for b in explained.break_reasons]
+    compiled = torch.compile(model.loss, dynamic=False, backend="aot_eager")(hist, target)
+    eager = model.loss(hist, target)
+    for part in ("gen", "align"):
+        torch.testing.assert_close(compiled[part], eager[part])
+    assert torch.isfinite(compiled["rank"])
+    compiled["loss"].backward()
+    assert model.tok_emb.weight.grad is not None and model.tok_emb.weight.grad.abs().sum() > 0
