@@ -40,7 +40,9 @@ A suite file (see ``bench/suites/quick.toml``)::
 
 Precedence: registered defaults < ``params`` < one point of ``sweep``. Validation runs before
 any work: an unknown key (with a did-you-mean), a wrong type, an unknown builder or retriever
-name, or an unknown parameter raises `ConfigError` naming the key path (``retrievers[1].sweep.lr``).
+name, or an unknown parameter raises `ConfigError` naming the key path (``retrievers[1].sweep.lr``);
+so do values out of range, found by constructing each retriever point and by each tree builder's
+own ``check`` on each tree point (`Registry.check`).
 Names are checked against the registries as `bench.registry` fills them: a suite that names a
 builder or retriever whose module is not in this checkout fails on load with the known names
 listed (never half-way through a grid).
