@@ -14,9 +14,10 @@
 # 3. `seater-bench speed retrieval --device cuda` at the issue-7 settings (beam 50, top-50,
 #    batch 1024; training batch 2048) beside exact inner-product top-50, with
 #    auto and math attention side by side;
-# 3b. training with the loss under torch.compile at 12,101 items (one graph, static shapes: does
-#    fusing the launch-bound step pay?), beside the eager step; figures in checks.log only (its own
-#    step, so a slow compile cannot cost step 3 its files);
+# 3b. training with the loss under torch.compile at 12,101 items (one graph, static shapes: do CUDA
+#    graphs ("reduce-overhead") or fused kernels alone ("default") pay on the launch-bound step?),
+#    beside the eager step; figures in checks.log only (its own step, so a slow compile cannot cost
+#    step 3 its files; each mode's line is logged as soon as it is timed);
 # 4. bench/speed/profile.py: torch.profiler tables of one beam-search batch and one training step,
 #    so a missed target comes back with the operators that cost the time;
 # 5. results/tiger/cpu_step_time.py on the GPU: what paper-size TIGER training costs there (issue 8).
@@ -47,7 +48,7 @@ step 60 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRI
     --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
     --attention auto,math --out "$out" --note "bench/gpu_checks.sh"
 step 100 train-compile "${sb[@]}" speed retrieval --device "$device" --sizes "${COMPILE_SIZES:-12101}" --beams 50 \
-    --batch 1024 --users 1024 --train-batch 2048 --threads 16 --compile --out "$(mktemp -d)"
+    --batch 1024 --users 1024 --train-batch 2048 --threads 16 --compile reduce-overhead,default --out "$(mktemp -d)"
 step 130 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
 step 50 profile python3 -m bench.speed.profile --device "$device" --train-items "${PROFILE_TRAIN:-12101}" \

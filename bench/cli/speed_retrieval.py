@@ -25,7 +25,7 @@ def retrieval(
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, min=1, help="torch CPU threads"),
     attention: str = typer.Option("auto", help="attention kernels, comma-separated: auto (torch's choice, the default) and/or math (plain matmuls + softmax); the first is used throughout, the others are timed beside it"),
-    compile: bool = typer.Option(False, "--compile", help="also time training with the loss under torch.compile (first size; the compile is timed apart)"),
+    compile: str = typer.Option("", help="torch.compile modes, comma-separated (default, reduce-overhead = + CUDA graphs, max-autotune, ...): for each, also time training with the loss compiled (first size; the compile is timed apart)"),
     out: Path = typer.Option(Path("results/seater"), help="output folder (markdown, JSON, PNG)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
@@ -38,7 +38,7 @@ def retrieval(
     cfg = RetrievalSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
-        attentions=_attentions(attention), compile=compile,
+        attentions=_attentions(attention), compile=_compile_modes(compile),
     )
     result = run_retrieval_speed(cfg, log=typer.echo)
     for path in write_results(result, out, provenance()):
@@ -51,3 +51,13 @@ def _attentions(text: str) -> tuple[str, ...]:
     if not names or bad:
         raise typer.BadParameter(f"--attention takes auto and/or math, comma-separated; got {text!r}")
     return names
+
+
+def _compile_modes(text: str) -> tuple[str, ...]:
+    from bench.speed.retrieval import COMPILE_MODES
+
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in COMPILE_MODES]
+    if bad:
+        raise typer.BadParameter(f"--compile takes {', '.join(COMPILE_MODES)}, comma-separated; got {text!r}")
+    return modes

@@ -91,10 +91,11 @@ class RetrievalSpeedConfig:
     # attention kernels (SEATER.recommend's `attention`): the first for every timing, the others
     # beside it at the curve's beam width and for training
     attentions: tuple[str, ...] = ("auto",)
-    # also time training with the loss under torch.compile (at the first size, first attention):
-    # static shapes, so one graph; compile time reported apart. CPU: no gain measured (a Beauty-size
-    # step 165 vs 167 ms, 1 thread); the question is the GPU, where the eager step is launch-bound
-    compile: bool = False
+    # torch.compile modes ("default", "reduce-overhead" = + CUDA graphs, ...): for each, training is
+    # also timed with the loss compiled (first size, first attention; static shapes, so one graph;
+    # the compile timed apart). CPU: no gain measured (a Beauty-size step 165 vs 167 ms, 1 thread);
+    # the question is the GPU, where the eager step is bound by operator launches
+    compile: tuple[str, ...] = ()
     threads: int = 1  # torch CPU threads
     seed: int = 0
     notes: list[str] = field(default_factory=list)
@@ -174,18 +175,21 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
                 rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
                              "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "seconds": sec, "samples_per_s": sps})
                 log(f"train n={n:>9} batch={cfg.train_batch} attention={att}: {sps:10.1f} samples/s (all three losses)")
-            if cfg.compile and n == cfg.sizes[0]:
-                rows.append(_compiled_train_row(model, opt, th, tt, cfg, dev, log))
+            for mode in cfg.compile if n == cfg.sizes[0] else ():
+                rows.append(_compiled_train_row(model, opt, th, tt, mode, cfg, dev, log))
         del model, tree
     return {"config": asdict(cfg), "rows": rows}
 
 
-def _compiled_train_row(model, opt, th, tt, cfg: RetrievalSpeedConfig, dev: torch.device, log) -> dict[str, Any]:
-    """Training samples/s with `SEATER.loss` under torch.compile; the first call (the compile) timed apart."""
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def _compiled_train_row(model, opt, th, tt, mode: str, cfg: RetrievalSpeedConfig, dev: torch.device, log) -> dict[str, Any]:
+    """Training samples/s with `SEATER.loss` under torch.compile(mode=mode); the first calls (the compile) timed apart."""
     from seater.model.seater import attention_kernels
     from seater.training import bf16_autocast
 
-    loss_fn = torch.compile(model.loss, dynamic=False)
+    loss_fn = torch.compile(model.loss, dynamic=False, mode=mode)
     att = cfg.attentions[0]
 
     def step():
@@ -197,6 +201,7 @@ def _compiled_train_row(model, opt, th, tt, cfg: RetrievalSpeedConfig, dev: torc
 
     t0 = time.perf_counter()
     step()  # compiles forward and backward
+    step()  # "reduce-overhead" records its CUDA graphs on the first calls after the compile
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     compile_s = time.perf_counter() - t0
@@ -207,9 +212,9 @@ def _compiled_train_row(model, opt, th, tt, cfg: RetrievalSpeedConfig, dev: torc
     sec = _time(train, dev)
     sps = cfg.train_batch * cfg.train_steps / sec
     n = model.config.n_items
-    log(f"train n={n:>9} batch={cfg.train_batch} attention={att} torch.compile: {sps:10.1f} samples/s (compile {compile_s:.1f}s)")
+    log(f"train n={n:>9} batch={cfg.train_batch} attention={att} torch.compile({mode}): {sps:10.1f} samples/s (compile {compile_s:.1f}s)")
     return {"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
-            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "compiled": True, "compile_s": compile_s,
+            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "compiled": mode, "compile_s": compile_s,
             "seconds": sec, "samples_per_s": sps}
 
 
@@ -241,7 +246,7 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
             lines.append(f"| {r['beam']} | {r['users_per_s']:,.0f} |")
     for r in rows:
         if r["kind"] == "train":
-            how = f", torch.compile (compile {r['compile_s']:.1f} s, apart)" if r.get("compiled") else ""
+            how = f", torch.compile mode {r['compiled']} (compile {r['compile_s']:.1f} s, apart)" if r.get("compiled") else ""
             lines += ["", f"Training (all three losses, batch {r['batch']}, {r['n_items']:,} items, {r.get('amp', 'fp32')}{how}): **{r['samples_per_s']:,.0f} samples/s**."]
     if len(atts) > 1:
         every = result["rows"]

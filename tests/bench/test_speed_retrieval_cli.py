@@ -57,17 +57,30 @@ def test_good_options_still_run(tmp_path):
 
 
 def test_compile_adds_a_compiled_training_row_at_the_first_size(tmp_path, monkeypatch):
-    """--compile times training with the loss under torch.compile (here the "aot_eager" backend,
-    which traces like inductor without generating code) beside the eager row, compile time apart."""
-    import functools
+    """--compile MODES times training with the loss under torch.compile (here the "aot_eager"
+    backend, which traces like inductor without generating code) beside the eager row."""
     import json
 
     import torch
 
-    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
-    res = runner.invoke(app, [*BASE, "--sizes", "40,60", "--compile", "--out", str(tmp_path)])
+    real, modes = torch.compile, []
+
+    def traced(fn, dynamic=None, mode=None):
+        modes.append(mode)
+        return real(fn, dynamic=dynamic, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", traced)
+    res = runner.invoke(app, [*BASE, "--sizes", "40,60", "--compile", "default,reduce-overhead", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
+    assert modes == ["default", "reduce-overhead"]
     train = [r for r in json.loads((tmp_path / "speed_retrieval.json").read_text())["rows"] if r["kind"] == "train"]
-    assert [(r["n_items"], bool(r.get("compiled"))) for r in train] == [(40, False), (40, True)]
-    assert train[1]["compile_s"] > 0 and train[1]["samples_per_s"] > 0
-    assert "torch.compile (compile" in (tmp_path / "speed_retrieval.md").read_text()
+    assert [(r["n_items"], r.get("compiled")) for r in train] == [(40, None), (40, "default"), (40, "reduce-overhead")]
+    assert all(r["compile_s"] > 0 and r["samples_per_s"] > 0 for r in train[1:])
+    assert "torch.compile mode reduce-overhead (compile" in (tmp_path / "speed_retrieval.md").read_text()
+
+
+def test_an_unknown_compile_mode_is_rejected_before_any_work(tmp_path):
+    res = runner.invoke(app, [*BASE, "--compile", "fast", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert "--compile takes default, reduce-overhead" in _flat(res.output)
+    assert not (tmp_path / "out").exists()
