@@ -70,6 +70,7 @@ def test_compile_adds_a_compiled_training_row_at_the_first_size(tmp_path, monkey
         return real(fn, dynamic=dynamic, backend="aot_eager")
 
     monkeypatch.setattr(torch, "compile", traced)
+    torch._dynamo.reset()  # no compiled code left from other tests
     res = runner.invoke(app, [*BASE, "--sizes", "40,60", "--compile", "default,reduce-overhead", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert modes == ["default", "reduce-overhead"]
