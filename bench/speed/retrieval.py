@@ -116,8 +116,7 @@ def _time(fn, device: torch.device, repeat: int = 1) -> float:
 def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
     """Run every timing; returns a JSON-able dict of rows."""
     from seater.model.config import SEATERConfig
-    from seater.model.seater import SEATER, attention_kernels
-    from seater.training import bf16_autocast
+    from seater.model.seater import SEATER
     from seater.topk import topk_inner_product
 
     torch.set_num_threads(cfg.threads)
@@ -163,20 +162,10 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
             tt = torch.randint(1, n + 1, (cfg.train_batch,), generator=gen).to(dev)
 
             for att in cfg.attentions:
-                def train():
-                    for _ in range(cfg.train_steps):
-                        with bf16_autocast(dev), attention_kernels(att):  # as seater.training trains
-                            loss = model.loss(th, tt)["loss"]
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-                sec = _time(train, dev)
-                sps = cfg.train_batch * cfg.train_steps / sec
-                rows.append({"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
-                             "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "seconds": sec, "samples_per_s": sps})
-                log(f"train n={n:>9} batch={cfg.train_batch} attention={att}: {sps:10.1f} samples/s (all three losses)")
+                rows.append(_train_row(model.loss, opt, th, tt, n, att, cfg, dev, log))
             for mode in cfg.compile if n == cfg.sizes[0] else ():
-                rows.append(_compiled_train_row(model, opt, th, tt, mode, cfg, dev, log))
+                loss_fn = torch.compile(model.loss, dynamic=False, mode=mode)
+                rows.append(_train_row(loss_fn, opt, th, tt, n, cfg.attentions[0], cfg, dev, log, compiled=mode))
         del model, tree
     return {"config": asdict(cfg), "rows": rows}
 
@@ -184,13 +173,12 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
-def _compiled_train_row(model, opt, th, tt, mode: str, cfg: RetrievalSpeedConfig, dev: torch.device, log) -> dict[str, Any]:
-    """Training samples/s with `SEATER.loss` under torch.compile(mode=mode); the first calls (the compile) timed apart."""
+def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig, dev: torch.device, log, compiled: str | None = None) -> dict[str, Any]:
+    """Training samples/s of `loss_fn` (`SEATER.loss`, all three losses), stepped as seater.training
+    steps. `compiled`: the torch.compile mode of `loss_fn`; its first two steps (the compile, then
+    "reduce-overhead"'s CUDA-graph recording) are timed apart, as ``compile_s``."""
     from seater.model.seater import attention_kernels
     from seater.training import bf16_autocast
-
-    loss_fn = torch.compile(model.loss, dynamic=False, mode=mode)
-    att = cfg.attentions[0]
 
     def step():
         with bf16_autocast(dev), attention_kernels(att):
@@ -199,23 +187,25 @@ def _compiled_train_row(model, opt, th, tt, mode: str, cfg: RetrievalSpeedConfig
         loss.backward()
         opt.step()
 
-    t0 = time.perf_counter()
-    step()  # compiles forward and backward
-    step()  # "reduce-overhead" records its CUDA graphs on the first calls after the compile
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    compile_s = time.perf_counter() - t0
+    extra: dict[str, Any] = {}
+    if compiled:
+        t0 = time.perf_counter()
+        step()
+        step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        extra = {"compiled": compiled, "compile_s": time.perf_counter() - t0}
 
     def train():
         for _ in range(cfg.train_steps):
             step()
     sec = _time(train, dev)
     sps = cfg.train_batch * cfg.train_steps / sec
-    n = model.config.n_items
-    log(f"train n={n:>9} batch={cfg.train_batch} attention={att} torch.compile({mode}): {sps:10.1f} samples/s (compile {compile_s:.1f}s)")
+    how = f" torch.compile({compiled})" if compiled else ""
+    tail = f"(compile {extra['compile_s']:.1f}s)" if compiled else "(all three losses)"
+    log(f"train n={n:>9} batch={cfg.train_batch} attention={att}{how}: {sps:10.1f} samples/s {tail}")
     return {"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
-            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, "compiled": mode, "compile_s": compile_s,
-            "seconds": sec, "samples_per_s": sps}
+            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, **extra, "seconds": sec, "samples_per_s": sps}
 
 
 def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], png: bool = True) -> list[Path]:

@@ -400,9 +400,7 @@ def check_params(params: dict) -> None:
     positive = ("max_iter", "n_init", "root_n_init", "chunk", "sample_iter", "trial_iter", "trial_steps")
     for key in (*positive, "newton_steps", "newton_fast", "newton_hold", "warm_steps", "sample", "swap_work",
                 "swap_passes", "keep_best", "threads"):
-        least = 1 if key in positive else 0
-        if int(params[key]) < least:
-            raise ConfigError(f"balanced builder parameter {key} must be an integer >= {least}, got {params[key]!r}")
+        check_int(f"balanced builder parameter {key}", params[key], 1 if key in positive else 0)
     if not 0.0 <= float(params["trial_eps"]) < 1.0:
         raise ConfigError(f"balanced builder parameter trial_eps must be in [0, 1) (0 = exact trial), got {params['trial_eps']!r}")
     if not float(params["warm_eps"]) > 0:
