@@ -27,6 +27,7 @@ grid only runs the missing (or failed) cells.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -542,6 +543,33 @@ def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) 
     return reused
 
 
+def select_cells(cells: list[Cell], patterns: Iterable[str]) -> list[Cell]:
+    """The cells whose name matches any of the glob `patterns` (all cells when there are none).
+
+    Names read ``dataset/retriever/tree/s<seed>``, e.g. ``beauty/seater/balanced:k=16/s0``: rerun one
+    tree's cells or one seed of a grid without a trimmed copy of its suite file (whose cell ids are the
+    same, so the rows still join the full grid's). A pattern that matches no cell is an error, not
+    an empty run.
+    """
+    patterns = list(patterns)
+    if not patterns:
+        return cells
+    for p in patterns:
+        if not any(fnmatch.fnmatchcase(c.name, p) for c in cells):
+            names = ", ".join(c.name for c in cells[:12]) + (", ..." if len(cells) > 12 else "")
+            raise ConfigError(f"--only {p!r} matches no cell of this suite; its cells: {names}")
+    return [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
+
+
+def cell_status(cells: list[Cell], run_dir: Path) -> dict[str, str]:
+    """Each cell's latest recorded status in ``run_dir/results.jsonl`` ("FINISHED", "FAILED"), or "TO RUN"."""
+    from bench.tracking import latest_rows, read_rows
+
+    runfile = run_dir / "results.jsonl"
+    latest = latest_rows(read_rows(runfile)) if runfile.is_file() else {}
+    return {c.id: latest[c.id]["status"] if c.id in latest else "TO RUN" for c in cells}
+
+
 def default_run_dir(suite: Suite) -> Path:
     return Path("runs") / suite.name
 
@@ -557,6 +585,7 @@ def run_suite(
     command: str | None = None,
     retry_failed: bool = True,
     reuse: Iterable[str | Path] = (),
+    only: Iterable[str] = (),
 ) -> RunSummary:
     """Run every cell of `suite` not yet FINISHED in ``run_dir/results.jsonl``.
 
@@ -565,6 +594,7 @@ def run_suite(
     reuse: other run folders (or their results.jsonl): their FINISHED rows of this suite's cells
         are copied in first (`reuse_rows`), so a grid that shares cells with an earlier one only
         runs the new ones.
+    only: glob patterns over cell names (`select_cells`); empty = every cell.
     """
     from bench.executor import CellContext, LocalExecutor
     from bench.provenance import provenance
@@ -580,7 +610,7 @@ def run_suite(
     uri = None if tracking_uri == "none" else (tracking_uri or default_tracking_uri(run_dir))
     summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
 
-    cells = suite.cells()
+    cells = select_cells(suite.cells(), only)
     summary.reused = reuse_rows(cells, run_dir, reuse)
     done = set(iter_cells_done(read_rows(runfile), include_failed=not retry_failed)) if runfile.is_file() else set()
     todo = [c for c in cells if c.id not in done]

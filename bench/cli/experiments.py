@@ -49,13 +49,15 @@ def run(
     retry_failed: bool = typer.Option(True, help="Rerun cells recorded as FAILED (finished cells are always skipped)."),
     leaderboard: bool = typer.Option(True, help="Write and print the leaderboard at the end."),
     reuse: list[Path] = typer.Option([], help="Another run folder whose finished cells of this suite are copied in, not rerun (repeatable)."),
+    only: list[str] = typer.Option([], help="Run only the cells whose name matches this glob, e.g. 'beauty/seater/balanced*' or '*/s0' (repeatable; names as --dry-run lists them)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells (name, id, FINISHED / FAILED / TO RUN in the run folder) and run nothing."),
 ) -> None:
     """Run every cell of a suite that has not finished yet, then print its leaderboard."""
     import dataclasses
 
     from bench.config import load_suite
     from bench.executor import LocalExecutor
-    from bench.runner import run_suite
+    from bench.runner import cell_status, default_run_dir, run_suite, select_cells
 
     if timeout is not None and not timeout > 0:
         from seater.errors import ConfigError
@@ -66,11 +68,17 @@ def run(
         from seater.device import check_device_name
 
         s = dataclasses.replace(s, device=check_device_name(device))
-    cells = s.cells()
-    typer.echo(f"suite {s.name}: {len(cells)} cells ({s.path})", err=True)
+    cells = select_cells(s.cells(), only)
+    picked = f" (--only: {len(cells)} of {len(s.cells())})" if only else ""
+    typer.echo(f"suite {s.name}: {len(cells)} cells{picked} ({s.path})", err=True)
+    if dry_run:
+        status = cell_status(cells, run_dir if run_dir is not None else default_run_dir(s))
+        for c in cells:
+            typer.echo(f"{status[c.id]:<9} {c.id}  {c.name}")
+        return
     summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri,
                         executor=LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers),
-                        retry_failed=retry_failed, reuse=reuse)
+                        retry_failed=retry_failed, reuse=reuse, only=only)
     reused = f" ({len(summary.reused)} copied from --reuse)" if summary.reused else ""
     typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished{reused}; "
                f"results: {summary.runfile}", err=True)

@@ -233,3 +233,28 @@ def test_run_rejects_a_timeout_that_is_not_positive(tmp_path):
     res = CliRunner().invoke(bench.cli.app, ["run", "quick", "--run-dir", str(tmp_path / "r"), "--timeout", "-5"])
     assert isinstance(res.exception, ConfigError) and "--timeout must be a number of seconds > 0" in str(res.exception)
     assert not (tmp_path / "r").exists()  # before any work
+
+
+def test_only_runs_the_matching_cells_and_dry_run_lists_every_cells_status(tmp_path):
+    from typer.testing import CliRunner
+
+    import bench.cli
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    kw = dict(cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
+    s = run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*", "*(mode=exit)*"], **kw)
+    assert sorted(r["name"] for r in s.ran) == ["synth/crash(mode=exit)/s0", "synth/tree_popular/random:k=4/s0"]
+    with pytest.raises(ConfigError, match=r"--only '\*/s9' matches no cell of this suite; its cells: synth/"):
+        run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/s9"], **kw)
+
+    bench.cli._register()
+    res = CliRunner().invoke(bench.cli.app, ["run", str(path), "--run-dir", str(tmp_path / "r"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    status = {line.split()[-1]: line.split()[0] for line in res.stdout.splitlines()}
+    assert status == {
+        "synth/tree_popular/random:k=4/s0": "FINISHED",
+        "synth/crash(mode=raise)/s0": "TO",  # "TO RUN"
+        "synth/crash(mode=exit)/s0": "FAILED",
+    }
+    assert len(read_rows(tmp_path / "r" / "results.jsonl")) == 2  # the dry run ran nothing
