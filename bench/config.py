@@ -463,7 +463,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         datasets.append(DatasetSpec(label, source, fmt, protocol, max_history, dict(synth)))
     labels = [d.name for d in datasets]
     if len(set(labels)) != len(labels):
-        raise top.err("datasets", f"dataset names must be unique, got {labels}")
+        raise top.err("datasets", f"need unique names, got {labels}")
 
     # embeddings
     emb = None

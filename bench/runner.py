@@ -474,7 +474,10 @@ def cell_main(argv: list[str]) -> int:
         row = make_row(cell, "FINISHED", started, time.time(), spec["provenance"], result)
         code = 0
     except Exception as e:  # noqa: BLE001 - any failure of a cell becomes a FAILED row
-        traceback.print_exc()
+        if isinstance(e, SeaterError):  # bad input or config: its message says what, a traceback only hides it
+            print(f"error: {describe_error(e)}", file=sys.stderr)
+        else:
+            traceback.print_exc()
         row = make_row(cell, "FAILED", started, time.time(), spec["provenance"], None, describe_error(e))
         code = 1
     tmp = result_path.with_name(result_path.name + ".tmp")
@@ -510,6 +513,14 @@ class RunSummary:
         return [r for r in self.ran if r["status"] != "FINISHED"]
 
 
+def reuse_file(src: str | Path) -> Path:
+    """The results.jsonl of a ``--reuse`` source (a run folder or the file itself)."""
+    srcfile = Path(src) / "results.jsonl" if Path(src).is_dir() else Path(src)
+    if not srcfile.is_file():
+        raise ConfigError(f"--reuse {src}: no results.jsonl there")
+    return srcfile
+
+
 def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) -> list[str]:
     """Append to ``run_dir/results.jsonl`` the FINISHED rows of `cells` found in other runs.
 
@@ -525,9 +536,7 @@ def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) 
     jsonl = JsonlTracker(runfile)
     reused: list[str] = []
     for src in sources:
-        srcfile = Path(src) / "results.jsonl" if Path(src).is_dir() else Path(src)
-        if not srcfile.is_file():
-            raise ConfigError(f"--reuse {src}: no results.jsonl there")
+        srcfile = reuse_file(src)
         if srcfile.resolve() == runfile.resolve():
             continue
         for cid, row in latest_rows(read_rows(srcfile)).items():
@@ -600,17 +609,21 @@ def run_suite(
     from bench.provenance import provenance
     from bench.tracking import JsonlTracker, default_tracking_uri, iter_cells_done, read_rows
 
+    cells = select_cells(suite.cells(), only)  # before the run folder is touched
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir.resolve()
     cache_dir = Path(cache_dir).resolve() if cache_dir is not None else Path("cache").resolve()
     runfile = run_dir / "results.jsonl"
     if Path(suite.path).is_file():
-        shutil.copyfile(suite.path, run_dir / "suite.toml")
+        kept = run_dir / "suite.toml"
+        if kept.is_file() and runfile.is_file() and kept.read_bytes() != Path(suite.path).read_bytes():
+            warnings.warn(f"{run_dir} holds rows of another version of this suite ({kept} differs from {suite.path}): "
+                          "rows of cells no longer in it stay in results.jsonl and in the leaderboard; use a new --run-dir to start clean")
+        shutil.copyfile(suite.path, kept)
     uri = None if tracking_uri == "none" else (tracking_uri or default_tracking_uri(run_dir))
     summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
 
-    cells = select_cells(suite.cells(), only)
     summary.reused = reuse_rows(cells, run_dir, reuse)
     done = set(iter_cells_done(read_rows(runfile), include_failed=not retry_failed)) if runfile.is_file() else set()
     todo = [c for c in cells if c.id not in done]

@@ -125,13 +125,36 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             row = None
-        if isinstance(row, dict) and "cell_id" in row:
+        problem = "not JSON" if row is None else _row_problem(row)
+        if problem is None:
             rows.append(row)
-        elif line.lstrip().startswith("{") and not line.rstrip().endswith("}"):
+        elif row is None and line.lstrip().startswith("{") and not line.rstrip().endswith("}"):
             continue  # torn by a kill; `JsonlTracker.append` starts the next row on a new line
         else:
-            raise DataError(f"{path}:{i}: not a results row written by seater-bench")
+            raise DataError(f"{path}:{i}: not a results row written by seater-bench ({problem})")
     return rows
+
+
+STATUSES = ("FINISHED", "FAILED")
+
+
+def _row_problem(row: Any) -> str | None:
+    """What makes `row` unusable for the leaderboard and MLflow, or None: checked once, on reading,
+    so that a hand-edited or foreign file is one error naming its line, not a KeyError later."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    for key in ("row_id", "cell_id", "name"):
+        if not isinstance(row.get(key), str):
+            return f"{key!r} missing or not a string"
+    if row.get("status") not in STATUSES:
+        return f"status must be one of {', '.join(STATUSES)}, got {row.get('status')!r}"
+    cell, metrics = row.get("cell"), row.get("metrics")
+    if not isinstance(cell, dict) or isinstance(cell.get("seed"), bool) or not isinstance(cell.get("seed"), int):
+        return "'cell' missing or without an integer seed"
+    if not isinstance(metrics, dict) or not isinstance(row.get("params", {}), dict):
+        return "'metrics' or 'params' missing or not an object"
+    bad = next((k for k, v in metrics.items() if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+    return None if bad is None else f"metric {bad!r} is {metrics[bad]!r}, not a number"
 
 
 def per_user_dir(row: dict[str, Any], runfile: str | Path) -> Path | None:

@@ -24,7 +24,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(check_device_name(str(device)))
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
+        raise ConfigError(f"device {device!r} requested but CUDA is not available here: ask for device 'cpu' or 'auto' instead")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev

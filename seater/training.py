@@ -57,13 +57,13 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ConfigError(f"TrainConfig.epochs must be >= 1, got {self.epochs}")
+            raise ConfigError(f"training parameter epochs must be >= 1, got {self.epochs}")
         if self.lr <= 0:
-            raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
+            raise ConfigError(f"training parameter lr must be > 0, got {self.lr}")
         if self.patience < 1:
-            raise ConfigError(f"TrainConfig.patience must be >= 1, got {self.patience}")
+            raise ConfigError(f"training parameter patience must be >= 1, got {self.patience}")
         if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ConfigError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+            raise ConfigError(f"training parameter grad_clip must be > 0 or None, got {self.grad_clip}")
 
 
 @dataclass

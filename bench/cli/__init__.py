@@ -37,6 +37,25 @@ def int_list(text: str, name: str, minimum: int = 0) -> tuple[int, ...]:
     return vals
 
 
+def output_path(path, option: str, folder: bool = False):
+    """`path` checked before any work: a file option must not name a folder, a folder option not a
+    file, and no parent may be a file. Otherwise the error would only come at the end, after a long
+    build, as a bare "File exists". Returns `path`; None passes through."""
+    if path is None:
+        return None
+    from pathlib import Path
+
+    p = Path(path)
+    if p.exists() and p.is_dir() != folder:
+        raise ConfigError(f"{option} {p}: " + ("is a file, expected a folder" if folder else "is a folder, expected a file path"))
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{option} {p}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 def _register() -> None:
     # Each module adds its commands/groups to `app`; imports stay light (heavy ones inside commands).
     from bench.cli import data, experiments, speed, speed_retrieval, speed_trees, trees  # noqa: F401

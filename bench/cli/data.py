@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bench.cli import app
+from bench.cli import app, output_path
 
 data_app = typer.Typer(help="Inspect datasets and generate synthetic ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -59,6 +59,7 @@ def synth(
     from seater.data.loaders import write_s3rec
     from seater.data.synthetic import make_synthetic
 
+    output_path(out, "--out", folder=True)
     inter = make_synthetic(users, items, n_clusters=clusters, mean_length=mean_length, seed=seed, name=out.name)
     write_s3rec(inter, out)
     np.save(out / "item_cluster.npy", inter.extra["item_cluster"])

@@ -57,7 +57,7 @@ def run(
 
     from bench.config import load_suite
     from bench.executor import LocalExecutor
-    from bench.runner import cell_status, default_run_dir, run_suite, select_cells
+    from bench.runner import cell_status, default_run_dir, reuse_file, run_suite, select_cells
 
     if timeout is not None and not timeout > 0:
         from seater.errors import ConfigError
@@ -71,13 +71,15 @@ def run(
     cells = select_cells(s.cells(), only)
     picked = f" (--only: {len(cells)} of {len(s.cells())})" if only else ""
     typer.echo(f"suite {s.name}: {len(cells)} cells{picked} ({s.path})", err=True)
+    executor = LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers)  # checks --workers
     if dry_run:
+        for src in reuse:
+            reuse_file(src)
         status = cell_status(cells, run_dir if run_dir is not None else default_run_dir(s))
         for c in cells:
             typer.echo(f"{status[c.id]:<9} {c.id}  {c.name}")
         return
-    summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri,
-                        executor=LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers),
+    summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri, executor=executor,
                         retry_failed=retry_failed, reuse=reuse, only=only)
     reused = f" ({len(summary.reused)} copied from --reuse)" if summary.reused else ""
     typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished{reused}; "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bench.cli import int_list
+from bench.cli import int_list, output_path
 from bench.cli.speed import speed_app
 
 
@@ -34,6 +34,7 @@ def retrieval(
     from bench.speed.retrieval import RetrievalSpeedConfig, run_retrieval_speed, write_results
     from seater.device import resolve_device
 
+    output_path(out, "--out", folder=True)
     dev = resolve_device(device)
     cfg = RetrievalSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import int_list
+from bench.cli import int_list, output_path
 from bench.cli.speed import log_line, speed_app
 from seater.errors import ConfigError
 
@@ -49,6 +49,7 @@ def trees(
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
 
+    output_path(out, "--out")
     params = _balanced_params(param, own=("device", "threads", "max_iter"))
     cfg = TreeSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
@@ -79,6 +80,7 @@ def trees_quality(
     from bench.provenance import provenance
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
 
+    output_path(out, "--out")
     params = _balanced_params(param, own=("threads",))
     datasets = tuple(d.strip() for d in data.split(",") if d.strip())
     if not datasets:

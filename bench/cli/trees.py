@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import app, int_list
+from bench.cli import app, int_list, output_path
 from seater.errors import ConfigError
 
 trees_app = typer.Typer(help="Build, inspect and compare identifier trees.", no_args_is_help=True)
@@ -35,8 +35,9 @@ def parse_params(items: list[str] | None) -> dict:
 
 def _summary(q: dict, seconds: float) -> str:
     """`q`: `tree_quality` and `off_nearest` of one tree, merged."""
-    levels = ", ".join(f"{c:.4f}" for c in q["cost_per_level"])
-    off_levels = ", ".join(f"{c:.2%}" for c in q["off_nearest_per_level"])
+    flat = "none: k >= items, every item hangs off the root"
+    levels = ", ".join(f"{c:.4f}" for c in q["cost_per_level"]) or flat
+    off_levels = ", ".join(f"{c:.2%}" for c in q["off_nearest_per_level"]) or flat
     return (
         f"{q['n_items']} items, k={q['k']}, depth {q['depth']}, {q['n_nodes']} nodes, balanced: {'yes' if q['balanced'] else 'no'}\n"
         f"total cost {q['total_cost']:.4f} (per level: {levels}; root variance {q['root_cost']:.4f}), gini {q['gini']:.3f}\n"
@@ -59,6 +60,7 @@ def build(
     from seater.trees.checks import load_embeddings
     from seater.trees.quality import off_nearest, tree_quality
 
+    output_path(out, "--out")
     entry = builders().get(builder)  # every registered builder, rqvae included
     params = parse_params(param)
     builders().params(builder, params)
@@ -82,6 +84,7 @@ def quality(
     from seater.trees.quality import off_nearest, tree_quality
     from seater.trees.tree import Tree
 
+    output_path(json_out, "--json")
     t = Tree.load(tree)
     x = check_embeddings(load_embeddings(embeddings), t.k)
     q = {**tree_quality(t, x), **off_nearest(t, x)}
@@ -112,6 +115,8 @@ def compare(
 
     if (embeddings is None) == (synthetic is None):
         raise ConfigError("give exactly one of --embeddings or --synthetic")
+    output_path(json_out, "--json")
+    output_path(markdown, "--markdown")
     if synthetic is not None:
         from seater.data.synthetic import synthetic_embeddings
 

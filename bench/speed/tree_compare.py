@@ -10,6 +10,7 @@ before it, data and libraries already loaded) and no builder warms caches for th
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import resource
 import tempfile
@@ -129,13 +130,17 @@ def _fmt_params(p: dict) -> str:
     return ",".join(f"{a}={b}" for a, b in sorted(p.items())) or "defaults"
 
 
+def _ratio(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:.4f}"  # nan: the best cost is 0 (k >= items, no split)
+
+
 def table(result: dict[str, Any]) -> str:
     """Markdown table of the rows (skipped builders listed after it)."""
     head = "| builder | params | seed | build s | total cost | cost / best | off nearest | depth | balanced | peak MB | notes |\n"
     head += "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|\n"
     lines = [
         f"| {r['builder']} | {_fmt_params(r['params'])} | {r['seed']} | {r['seconds']:.2f} | {r['total_cost']:.4f} | "
-        f"{r['cost_ratio']:.4f} | {r['off_nearest']:.2%} | {r['depth']} | {'yes' if r['balanced'] else 'no'} | {r['peak_mb']:.0f} | {len(r['notes'])} |"
+        f"{_ratio(r['cost_ratio'])} | {r['off_nearest']:.2%} | {r['depth']} | {'yes' if r['balanced'] else 'no'} | {r['peak_mb']:.0f} | {len(r['notes'])} |"
         for r in result["rows"]
     ]
     text = head + "\n".join(lines) + "\n"

@@ -30,7 +30,7 @@ import numpy as np
 
 from seater.data.interactions import Interactions
 from seater.data.types import EvalSet, Split, TrainSamples
-from seater.errors import ConfigError
+from seater.errors import ConfigError, DataError
 
 DEFAULT_MAX_HISTORY = 20
 
@@ -190,4 +190,13 @@ def make_split(inter: Interactions, protocol: str, seed: int = 0, max_history: i
         raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
     split = fn(inter, seed, max_history)
     split.seed = int(seed)  # recorded even for leave_one_out, which uses no randomness
+    no_train = not any(len(s) for s in split.train_sequences)
+    if no_train or len(split.test.users) == 0:
+        need = 3 if protocol == "leave_one_out" else 2
+        short = sum(len(s) < need for s in inter.sequences)
+        what = "no training interactions" if no_train else "no test users"
+        raise DataError(
+            f"{inter.name or 'dataset'}: the {protocol} split has {what}: {protocol} needs users with at least "
+            f"{need} items and enough of them ({len(inter.sequences)} users, {short} with fewer than {need} items)"
+        )
     return split

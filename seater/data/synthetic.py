@@ -194,7 +194,7 @@ def _checked(n_users, n_items, n_clusters, mean_length, seed, latent_dim):
     n_items = _positive_int("n_items", n_items)
     n_clusters = _default_clusters(n_items) if n_clusters is None else min(_positive_int("n_clusters", n_clusters), n_items)
     if isinstance(mean_length, bool) or not isinstance(mean_length, (int, float, np.number)) or not (np.isfinite(mean_length) and mean_length >= 3):
-        raise ConfigError(f"mean_length must be >= 3 (every user needs a train, a valid and a test item), got {mean_length!r}")
+        raise ConfigError(f"mean_length must be a finite number >= 3 (every user needs a train, a valid and a test item), got {mean_length!r}")
     total = n_users * mean_length
     if total > MAX_INTERACTIONS:
         raise ConfigError(f"n_users * mean_length = {total:.3g} interactions, above the limit of {MAX_INTERACTIONS:,} "

@@ -67,7 +67,7 @@ def read_array_file(path: Path, what: str, archive: bool = False):
     if not head:
         raise DataError(f"{path}: the {what} file is empty")
     if not head.startswith(want):
-        found = "a .npy array" if head.startswith(_NPY_MAGIC) else "an .npz archive" if head.startswith(_ZIP_MAGIC) else "neither"
+        found = "a .npy array" if head.startswith(_NPY_MAGIC) else "an .npz archive" if head.startswith(_ZIP_MAGIC) else "not a NumPy file"
         raise DataError(f"{path}: the {what} file must be a {other}, but it is {found}")
     try:
         return np.load(path, allow_pickle=False)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from seater.errors import DataError, TreeBuildError
+from seater.errors import DataError, SeaterError, TreeBuildError
 from seater.trees.checks import read_array_file
 
 PAD = 0
@@ -270,7 +270,10 @@ class Tree:
             raise DataError(f"{path}: not a tree file saved by Tree.save (k must be one integer, got {k!r})")
         if not isinstance(info, dict):
             raise DataError(f"{path}: not a tree file saved by Tree.save (build_info must be a JSON object)")
-        return cls(codes, int(k), info)
+        try:
+            return cls(codes, int(k), info)
+        except SeaterError as e:  # e.g. k = 1 or colliding codes: say which file holds them
+            raise DataError(f"{path}: invalid tree: {e}") from None
 
     def __repr__(self) -> str:
         return f"Tree(n_items={self.n_items}, k={self.k}, depth={self.depth}, n_nodes={self.n_nodes})"

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from baselines.popular import MostPopular
+from seater.errors import DataError
 from seater.retriever import RETRIEVERS, Retriever
 from seater.trees import BUILDERS
 from seater.trees.tree import Tree
@@ -36,6 +37,8 @@ class Crash(Retriever):
             os._exit(3)
         if self.params["mode"] == "sleep":  # a long cell, for kill-the-grid tests
             time.sleep(600)
+        if self.params["mode"] == "data_error":  # a user error: one line on the console, no traceback
+            raise DataError("planned bad input")
         raise RuntimeError("planned failure in fit")
 
     def recommend(self, histories, k):  # pragma: no cover

@@ -212,6 +212,30 @@ def test_results_files_that_are_not_text_and_unusable_tracking_uris(tmp_path):
         import_runfile(tmp_path / "results.jsonl", "bogus://x")
 
 
+@pytest.mark.parametrize("change,problem", [
+    (lambda r: r.pop("metrics"), "'metrics' or 'params' missing or not an object"),
+    (lambda r: r["metrics"].update({"test/ndcg@10": "abc"}), "metric 'test/ndcg@10' is 'abc', not a number"),
+    (lambda r: r["cell"].update(seed="zero"), "'cell' missing or without an integer seed"),
+    (lambda r: r.update(status="WEIRD"), "status must be one of FINISHED, FAILED, got 'WEIRD'"),
+    (lambda r: r.pop("row_id"), "'row_id' missing or not a string"),
+    (lambda r: r.clear(), "'row_id' missing or not a string"),
+])
+def test_rows_the_leaderboard_and_import_cannot_use_are_one_error_naming_the_line(tmp_path, change, problem):
+    from bench.tracking import import_runfile
+    from seater.errors import DataError
+
+    good, bad = _row(tmp_path, "a", 0, np.full(10, 0.5)), _row(tmp_path, "b", 0, np.full(10, 0.5))
+    change(bad)
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    message = f"{path}:2: not a results row written by seater-bench ({problem})"
+    with pytest.raises(DataError) as lb:
+        write_leaderboard(path, results_dir=tmp_path / "out")
+    with pytest.raises(DataError) as imp:
+        import_runfile(path, f"sqlite:///{tmp_path / 'm.db'}")
+    assert str(lb.value) == str(imp.value) == message
+
+
 def test_lower_is_better_for_costs_times_and_items_off_nearest():
     from bench.leaderboard import _lower_better
 

@@ -245,6 +245,10 @@ def test_only_runs_the_matching_cells_and_dry_run_lists_every_cells_status(tmp_p
     kw = dict(cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
     s = run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*", "*(mode=exit)*"], **kw)
     assert sorted(r["name"] for r in s.ran) == ["synth/crash(mode=exit)/s0", "synth/tree_popular/random:k=4/s0"]
+    path.write_text(SUITE.replace("seeds = [0]", "seeds = [0, 1]"))  # the suite changed under the run folder
+    with pytest.warns(UserWarning, match="holds rows of another version of this suite"):
+        run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*/s1"], **kw)
+    path.write_text(SUITE)
     with pytest.raises(ConfigError, match=r"--only '\*/s9' matches no cell of this suite; its cells: synth/"):
         run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/s9"], **kw)
 
@@ -257,4 +261,21 @@ def test_only_runs_the_matching_cells_and_dry_run_lists_every_cells_status(tmp_p
         "synth/crash(mode=raise)/s0": "TO",  # "TO RUN"
         "synth/crash(mode=exit)/s0": "FAILED",
     }
-    assert len(read_rows(tmp_path / "r" / "results.jsonl")) == 2  # the dry run ran nothing
+    assert len(read_rows(tmp_path / "r" / "results.jsonl")) == 3  # the dry run ran nothing (3: the s1 cell above)
+    for bad, message in ((["--workers", "0"], "workers must be a positive integer"), (["--reuse", str(tmp_path / "no")], "no results.jsonl")):
+        res = CliRunner().invoke(bench.cli.app, ["run", str(path), "--run-dir", str(tmp_path / "r"), "--dry-run", *bad])
+        assert isinstance(res.exception, ConfigError) and message in str(res.exception)  # checked as a real run would
+
+
+def test_a_cell_failing_on_bad_input_logs_one_error_line_not_a_traceback(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(SUITE.split('[[retrievers]]\nname = "tree_popular"')[0]
+                    + '[[retrievers]]\nname = "crash"\nparams = { mode = "data_error" }\n[[retrievers]]\nname = "crash"\n')
+    s = run_suite(load_suite(path), run_dir=tmp_path / "r", cache_dir=tmp_path / "cache", tracking_uri="none",
+                  progress=False, show_output=False)
+    rows = {r["cell"]["retriever"]["params"]["mode"]: r for r in s.failed}
+    assert rows["data_error"]["error"] == "DataError: planned bad input"
+    user_log = (tmp_path / "r" / "logs" / f"{rows['data_error']['cell_id']}.log").read_text()
+    bug_log = (tmp_path / "r" / "logs" / f"{rows['raise']['cell_id']}.log").read_text()
+    assert "error: DataError: planned bad input" in user_log and "Traceback" not in user_log
+    assert "Traceback" in bug_log and "RuntimeError: planned failure in fit" in bug_log  # a bug keeps its traceback

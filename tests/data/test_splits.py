@@ -92,3 +92,14 @@ def test_make_split_dispatch_and_errors():
         user_split(inter, ratios=(1, 1))
     with pytest.raises(ConfigError, match="context_fraction"):
         user_split(inter, context_fraction=1.0)
+
+
+def test_a_split_with_nothing_to_train_or_test_on_is_one_clear_error():
+    from seater.errors import DataError
+
+    short = _inter([[1, 2], [2, 1], [3]])
+    with pytest.raises(DataError, match=r"the leave_one_out split has no training interactions: leave_one_out needs users "
+                                        r"with at least 3 items .*\(3 users, 3 with fewer than 3 items\)"):
+        make_split(short, "leave_one_out")
+    with pytest.raises(DataError, match=r"the user_split split has no (training interactions|test users).*\(3 users, 1 with fewer than 2"):
+        make_split(short, "user_split")

@@ -144,7 +144,7 @@ def _bad_files(tmp_path):
 @pytest.mark.parametrize("name,message", [
     ("empty.npy", "the embeddings file is empty"),
     ("archive.npz", "must be a .npy array (np.save), but it is an .npz archive"),
-    ("text.npy", "must be a .npy array (np.save), but it is neither"),
+    ("text.npy", "must be a .npy array (np.save), but it is not a NumPy file"),
 ])
 def test_unreadable_embeddings_name_the_problem(tmp_path, name, message):
     path = _bad_files(tmp_path) / name
@@ -155,7 +155,7 @@ def test_unreadable_embeddings_name_the_problem(tmp_path, name, message):
 @pytest.mark.parametrize("name,message", [
     ("empty.npy", "the tree file is empty"),
     ("array.npy", "must be a .npz archive (np.savez), but it is a .npy array"),
-    ("text.npy", "but it is neither"),
+    ("text.npy", "but it is not a NumPy file"),
     ("cut.npz", "unreadable tree file"),
     ("archive.npz", "not a tree file saved by Tree.save"),
 ])
@@ -168,6 +168,8 @@ def test_unreadable_tree_files_name_the_problem(tmp_path, name, message):
     ({"k": np.array([4, 4])}, "k must be one integer"),
     ({"k": np.array(4.7)}, "k must be one integer"),
     ({"build_info": np.array("[1, 2]")}, "build_info must be a JSON object"),
+    ({"k": np.array(1)}, "t.npz: invalid tree: branching factor k must be an integer >= 2, got 1"),
+    ({"codes": np.array([[0], [0]])}, "t.npz: invalid tree: identifiers collide"),
 ])
 def test_tree_files_with_bad_fields(tmp_path, fields, message):
     path = tmp_path / "t.npz"
@@ -201,4 +203,30 @@ def test_os_errors_on_given_paths_are_one_line(emb, tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit) as stop:
         bench.cli.main()
     assert stop.value.code == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: Is a directory"
+    assert capsys.readouterr().err.strip() == f"error: --out {tmp_path}: is a folder, expected a file path"
+
+
+@pytest.mark.parametrize("command,option", [
+    (["trees", "build", "--builder", "random", "--k", "4"], "--out"),
+    (["trees", "compare", "--builders", "random", "--k", "4"], "--json"),
+    (["trees", "compare", "--builders", "random", "--k", "4"], "--markdown"),
+    (["speed", "trees", "--sizes", "100"], "--out"),
+])
+def test_output_paths_are_checked_before_any_work(emb, tmp_path, command, option):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for target, message in ((tmp_path, "is a folder, expected a file path"), (afile / "x.md", f"{afile} is a file, not a folder")):
+        args = [*command, option, str(target)]
+        if command[0] == "trees":
+            args[2:2] = ["--embeddings", str(emb)]
+        res = runner.invoke(app, args)
+        assert isinstance(res.exception, ConfigError), res.output
+        assert str(res.exception) == f"{option} {target}: {message}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "x.npy"]  # nothing built or written
+
+
+def test_data_synth_refuses_a_file_as_its_output_folder(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    res = runner.invoke(app, ["data", "synth", "--users", "20", "--items", "10", "--out", str(afile)])
+    assert isinstance(res.exception, ConfigError) and str(res.exception) == f"--out {afile}: is a file, expected a folder"
