@@ -26,6 +26,8 @@ def parse_params(items: list[str] | None) -> dict:
         key = key.strip()
         if not key:
             raise ConfigError(f"--param {item!r}: the parameter name before = is empty")
+        if key in out:
+            raise ConfigError(f"--param {key} is given twice")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -104,7 +106,7 @@ def compare(
     builders: str = typer.Option("constrained,greedy,hybrid", help="comma-separated builder names"),
     threshold_sweep: Optional[str] = typer.Option(None, help="hybrid thresholds, e.g. 100,1000,2000,50000"),
     seeds: str = typer.Option("0", help="comma-separated build seeds"),
-    max_constrained: Optional[int] = typer.Option(None, help="skip constrained above this many items"),
+    max_constrained: Optional[int] = typer.Option(None, min=1, help="skip constrained above this many items"),
     param: Optional[list[str]] = typer.Option(None, help="builder:key=value for one builder (repeatable)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows as JSON"),
     markdown: Optional[Path] = typer.Option(None, help="write a markdown table with provenance"),
@@ -117,6 +119,13 @@ def compare(
         raise ConfigError("give exactly one of --embeddings or --synthetic")
     output_path(json_out, "--json")
     output_path(markdown, "--markdown")
+    names = [b.strip() for b in builders.split(",")]
+    if not all(names):
+        raise ConfigError(f"--builders must be comma-separated builder names with none empty, got {builders!r}")
+    seed_list = list(int_list(seeds, "seeds"))
+    thresholds = list(int_list(threshold_sweep, "threshold-sweep")) if threshold_sweep else None
+    if thresholds and not any(n.partition("@")[0] == "hybrid" for n in names):
+        raise ConfigError("--threshold-sweep sweeps the hybrid builder's threshold: add hybrid to --builders")
     if synthetic is not None:
         from seater.data.synthetic import synthetic_embeddings
 
@@ -132,10 +141,12 @@ def compare(
         name, _, rest = item.partition(":")
         if not rest:
             raise ConfigError(f"--param {item!r}: expected builder:key=value")
-        per_builder.setdefault(name, {}).update(parse_params([rest]))
+        new = parse_params([rest])
+        if new.keys() & per_builder.get(name, {}).keys():
+            raise ConfigError(f"--param {name}:{next(iter(new))} is given twice")
+        per_builder.setdefault(name, {}).update(new)
     result = run_compare(
-        x, k, [b.strip() for b in builders.split(",") if b.strip()], seeds=list(int_list(seeds, "seeds")) if seeds else [0],
-        threshold_sweep=list(int_list(threshold_sweep, "threshold-sweep")) if threshold_sweep else None, max_constrained=max_constrained,
+        x, k, names, seeds=seed_list, threshold_sweep=thresholds, max_constrained=max_constrained,
         params=per_builder, log=typer.echo,
     )
     typer.echo(table(result))

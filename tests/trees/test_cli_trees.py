@@ -97,6 +97,17 @@ def test_compare_rejects_a_bad_integer_list(emb, flag, value):
     assert flag in str(res.exception) and value in str(res.exception)
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--builders", "random,,greedy"], "--builders must be comma-separated builder names with none empty"),
+    (["--builders", "random", "--threshold-sweep", "10"], "--threshold-sweep sweeps the hybrid builder's threshold"),
+    (["--builders", "random", "--seeds", ""], "--seeds must list integers >= 0"),
+    (["--builders", "greedy", "--param", "greedy:niter=3", "--param", "greedy:niter=5"], "--param greedy:niter is given twice"),
+])
+def test_compare_rejects_options_it_would_otherwise_drop(emb, args, message):
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", *args])
+    assert isinstance(res.exception, ConfigError) and message in str(res.exception)
+
+
 def test_compare_runs_variants_of_one_builder(emb, tmp_path):
     js = tmp_path / "c.json"
     res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "greedy,greedy@exact",
