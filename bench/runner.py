@@ -474,11 +474,12 @@ def cell_main(argv: list[str]) -> int:
         row = make_row(cell, "FINISHED", started, time.time(), spec["provenance"], result)
         code = 0
     except Exception as e:  # noqa: BLE001 - any failure of a cell becomes a FAILED row
+        error = describe_error(e)
         if isinstance(e, SeaterError):  # bad input or config: its message says what, a traceback only hides it
-            print(f"error: {describe_error(e)}", file=sys.stderr)
+            print(f"error: {error}", file=sys.stderr)
         else:
             traceback.print_exc()
-        row = make_row(cell, "FAILED", started, time.time(), spec["provenance"], None, describe_error(e))
+        row = make_row(cell, "FAILED", started, time.time(), spec["provenance"], None, error)
         code = 1
     tmp = result_path.with_name(result_path.name + ".tmp")
     tmp.write_text(json.dumps(row, default=_json_default))

@@ -135,7 +135,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-STATUSES = ("FINISHED", "FAILED")
+ROW_STATUSES = ("FINISHED", "FAILED")  # a results row is written when its cell has ended
 
 
 def _row_problem(row: Any) -> str | None:
@@ -146,8 +146,8 @@ def _row_problem(row: Any) -> str | None:
     for key in ("row_id", "cell_id", "name"):
         if not isinstance(row.get(key), str):
             return f"{key!r} missing or not a string"
-    if row.get("status") not in STATUSES:
-        return f"status must be one of {', '.join(STATUSES)}, got {row.get('status')!r}"
+    if row.get("status") not in ROW_STATUSES:
+        return f"status must be one of {', '.join(ROW_STATUSES)}, got {row.get('status')!r}"
     cell, metrics = row.get("cell"), row.get("metrics")
     if not isinstance(cell, dict) or isinstance(cell.get("seed"), bool) or not isinstance(cell.get("seed"), int):
         return "'cell' missing or without an integer seed"
@@ -304,7 +304,7 @@ class MLflowSink:
                 elif path and Path(path).is_file():
                     self.client.log_artifact(t.run_id, str(path), artifact_path=name)
             self.client.log_text(t.run_id, json.dumps(row, indent=1, sort_keys=True, default=_jsonable), "row.json")
-            t.set_status(row["status"] if row["status"] in ("FINISHED", "FAILED") else "FAILED", end_time_ms=end)
+            t.set_status(row["status"] if row["status"] in ROW_STATUSES else "FAILED", end_time_ms=end)
         except Exception:
             self.client.delete_run(t.run_id)  # half-written: let a later push (import) redo it
             raise

@@ -68,8 +68,9 @@ def run(
         from seater.device import check_device_name
 
         s = dataclasses.replace(s, device=check_device_name(device))
-    cells = select_cells(s.cells(), only)
-    picked = f" (--only: {len(cells)} of {len(s.cells())})" if only else ""
+    every = s.cells()
+    cells = select_cells(every, only)
+    picked = f" (--only: {len(cells)} of {len(every)})" if only else ""
     typer.echo(f"suite {s.name}: {len(cells)} cells{picked} ({s.path})", err=True)
     executor = LocalExecutor(timeout_s=timeout, show_output=not quiet, workers=workers)  # checks --workers
     if dry_run:

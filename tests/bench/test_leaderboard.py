@@ -236,6 +236,17 @@ def test_rows_the_leaderboard_and_import_cannot_use_are_one_error_naming_the_lin
     assert str(lb.value) == str(imp.value) == message
 
 
+def test_a_tracker_still_takes_every_run_status_while_rows_take_only_final_ones():
+    from bench.tracking import RecordingTracker
+
+    t = RecordingTracker()
+    for status in ("FINISHED", "RUNNING", "FAILED"):  # a cell's tracker may go back to RUNNING (a resumed fit)
+        t.set_status(status)
+        assert t.status == status
+    with pytest.raises(ValueError, match="status must be one of"):
+        t.set_status("WEIRD")
+
+
 def test_lower_is_better_for_costs_times_and_items_off_nearest():
     from bench.leaderboard import _lower_better
 
