@@ -166,7 +166,7 @@ def _per_user(row: dict[str, Any], metric: str) -> np.ndarray | None:
 
 def paired_test(best: Group, other: Group, metric: str) -> tuple[float, int]:
     """Two-sided paired t-test p-value over users (matched within seeds) and the number of pairs."""
-    from scipy import stats
+    from bench.paired import paired_p
 
     a_parts, b_parts = [], []
     other_by_seed = {int(r["cell"]["seed"]): r for r in other.rows}
@@ -183,12 +183,7 @@ def paired_test(best: Group, other: Group, metric: str) -> tuple[float, int]:
     if not a_parts:
         return math.nan, 0
     a, b = np.concatenate(a_parts), np.concatenate(b_parts)
-    if len(a) < 2:
-        return math.nan, len(a)
-    d = a - b
-    if np.allclose(d, d[0], rtol=0, atol=1e-12):  # constant difference: the t statistic is undefined
-        return (1.0 if abs(d[0]) <= 1e-12 else 0.0), len(a)
-    return float(stats.ttest_rel(a, b).pvalue), len(a)
+    return paired_p(a, b), len(a)
 
 
 def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:

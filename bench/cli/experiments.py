@@ -1,4 +1,4 @@
-"""Top-level harness commands: ``run``, ``list``, ``import``, ``leaderboard``.
+"""Top-level harness commands: ``run``, ``list``, ``import``, ``leaderboard``, ``compare``.
 
 Heavy imports (torch, MLflow, matplotlib) happen inside the commands so ``--help`` stays fast.
 """
@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from bench.cli import app
+from bench.paired import DEFAULT_METRICS
 
 
 @app.command("list")
@@ -140,3 +141,36 @@ def leaderboard_cmd(
     typer.echo(out.markdown_path.read_text())
     for p in out.files:
         typer.echo(f"wrote {p}", err=True)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: str = typer.Argument(..., help="Run A: a results.jsonl, a run folder, a suite TOML or a suite name."),
+    run_b: str = typer.Argument(..., help="Run B, the same forms."),
+    match: str = typer.Option("cell", help="Pair cells by 'cell' (same dataset / retriever / tree name and seed) or by 'seed' "
+                                          "(the one cell of each run per dataset and seed, e.g. SEATER vs SASRec)."),
+    metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Comma-separated test metrics, as in the per-user files."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
+    out: Optional[Path] = typer.Option(None, help="Also write the table, with its provenance, to this markdown file."),
+) -> None:
+    """Run A against run B, cell by cell: means over users and seeds, change, paired t-test p over users.
+
+    Cells pair within each seed, and their test users must be the same. The leaderboard's p only
+    compares rows of one table with its best row; this asks whether one change (embeddings, a
+    later commit, another retriever) moved the same cells.
+    """
+    from bench.cli import output_path
+    from bench.leaderboard import find_runfile
+    from bench.paired import compare_runs, markdown_table
+    from bench.provenance import markdown_header, provenance
+
+    output_path(out, "--out")
+    a, b = find_runfile(run_a, runs_dir), find_runfile(run_b, runs_dir)
+    rows = compare_runs(a, b, [m.strip() for m in metrics.split(",") if m.strip()], match)
+    table = markdown_table(rows)
+    typer.echo(f"A = {a}\nB = {b}\n" + "\n".join(table))
+    if out is not None:
+        head = ["# Paired comparison", "", markdown_header(provenance()).rstrip("\n"), f"- A: `{a}`", f"- B: `{b}`",
+                f"- cells paired by {match}, users matched per seed; p = two-sided paired t-test over users (* p < 0.05)", ""]
+        out.write_text("\n".join(head + table) + "\n")
+        typer.echo(f"wrote {out}", err=True)

@@ -1,0 +1,141 @@
+"""Two runs compared cell by cell, users matched: did setting A beat setting B on the same cells?
+
+The leaderboard's p compares every row of one table with its best row. Asking instead whether one
+change helps (another embedding table, a rerun at a later commit, SEATER against SASRec on the
+same split) means pairing each cell of run A with its twin in run B, per seed, and testing the
+per-user differences over all seeds at once. ``--match cell`` pairs cells with the same name
+(dataset / retriever / tree) and seed; ``--match seed`` pairs the one cell each run has per
+dataset and seed, whatever its retriever or tree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seater.errors import ConfigError, DataError
+
+MATCHES = ("cell", "seed")
+DEFAULT_METRICS = ("ndcg@10", "recall@10", "ndcg@5", "recall@5")
+
+
+@dataclass
+class Comparison:
+    """One metric of one matched group of cells: means over every user of every paired seed."""
+
+    group: str
+    metric: str
+    seeds: list[int]
+    users: int
+    a: float
+    b: float
+    p: float
+
+    @property
+    def change(self) -> float:
+        return self.a / self.b - 1 if self.b else math.nan
+
+
+def paired_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided paired t-test p over matched values (NaN pairs dropped); nan with fewer than 2 pairs."""
+    from scipy import stats
+
+    ok = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[ok], b[ok]
+    if len(a) < 2:
+        return math.nan
+    d = a - b
+    if np.allclose(d, d[0], rtol=0, atol=1e-12):  # constant difference: the t statistic is undefined
+        return 1.0 if abs(d[0]) <= 1e-12 else 0.0
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+def _name(row: dict[str, Any]) -> str:
+    """The cell's name without its seed: ``beauty/seater/balanced:k=16``."""
+    name, suffix = str(row["name"]), f"/s{row['cell']['seed']}"
+    return name[: -len(suffix)] if name.endswith(suffix) else name
+
+
+def _finished(runfile: Path) -> list[dict[str, Any]]:
+    from bench.leaderboard import merged_rows
+    from bench.tracking import latest_rows
+
+    rows = [r for r in latest_rows(merged_rows([runfile])).values() if r.get("status") == "FINISHED"]
+    if not rows:
+        raise DataError(f"{runfile}: no finished cells")
+    return rows
+
+
+def _by(rows: list[dict[str, Any]], key) -> dict[tuple, list[dict[str, Any]]]:
+    out: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def _pairs(run_a: Path, run_b: Path, match: str) -> dict[str, dict[int, tuple[dict, dict]]]:
+    """{group label: {seed: (row of A, row of B)}}. With ``seed``, a run holding several cells per
+    dataset and seed pairs each of them with the other run's one cell (several trees vs one SASRec)."""
+    key = (lambda r: (_name(r), int(r["cell"]["seed"]))) if match == "cell" else \
+        (lambda r: (r["cell"]["dataset"]["name"], int(r["cell"]["seed"])))
+    a, b = _by(_finished(run_a), key), _by(_finished(run_b), key)
+    out: dict[str, dict[int, tuple[dict, dict]]] = {}
+    for k in sorted(set(a) & set(b)):
+        ra, rb = a[k], b[k]
+        if len(ra) > 1 and len(rb) > 1:
+            names = ", ".join(r["name"] for r in ra + rb)
+            raise DataError(f"both runs hold several finished cells for {k[0]!r} seed {k[1]} ({names}): "
+                            + ("a suite edited between runs? " if match == "cell" else "use --match cell, or ")
+                            + "compare runs where one side has one cell per seed")
+        for x in ra:
+            for y in rb:
+                label = _name(x) if match == "cell" else f"{_name(x)} vs {_name(y)}"
+                out.setdefault(label, {})[k[1]] = (x, y)
+    if not out:
+        raise DataError(f"{run_a} and {run_b} share no cell under --match {match}: A has "
+                        f"{sorted({_name(r) for v in a.values() for r in v})}, B has {sorted({_name(r) for v in b.values() for r in v})}")
+    return out
+
+
+def _per_user(row: dict[str, Any], runfile: Path, name: str) -> np.ndarray:
+    d = row.get("artifacts", {}).get("per_user")
+    path = Path(d) / f"test_{name}.npy" if d else None
+    if path is None or not path.is_file():
+        raise DataError(f"{runfile}: cell {row['name']} has no per-user file test_{name}.npy "
+                        f"(per-user metrics are saved under <run folder>/per_user/<cell id>/)")
+    return np.load(path, allow_pickle=False)
+
+
+def compare_runs(run_a: Path, run_b: Path, metrics=DEFAULT_METRICS, match: str = "cell") -> list[Comparison]:
+    """Every metric of every group of cells that both runs finished, over the seeds both have."""
+    if match not in MATCHES:
+        raise ConfigError(f"--match must be one of {', '.join(MATCHES)}, got {match!r}")
+    if not metrics:
+        raise ConfigError("no metrics to compare")
+    out = []
+    for group, by_seed in sorted(_pairs(run_a, run_b, match).items()):
+        seeds = sorted(by_seed)
+        for s in seeds:
+            ra, rb = by_seed[s]
+            ua, ub = _per_user(ra, run_a, "users"), _per_user(rb, run_b, "users")
+            if not np.array_equal(ua, ub):
+                raise DataError(f"{group} seed {s}: the two runs scored different test users "
+                                f"({len(ua)} vs {len(ub)}): not the same split, nothing to pair")
+        for m in metrics:
+            x = np.concatenate([_per_user(by_seed[s][0], run_a, m) for s in seeds])
+            y = np.concatenate([_per_user(by_seed[s][1], run_b, m) for s in seeds])
+            out.append(Comparison(group, m, seeds, len(x), float(np.nanmean(x)), float(np.nanmean(y)), paired_p(x, y)))
+    return out
+
+
+def markdown_table(rows: list[Comparison]) -> list[str]:
+    lines = ["| cells | metric | seeds | users | A | B | A / B - 1 | p |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for c in rows:
+        p = "–" if math.isnan(c.p) else f"{c.p:.2g}" + (" *" if c.p < 0.05 else "")
+        lines.append(f"| {c.group} | {c.metric} | {','.join(map(str, c.seeds))} | {c.users} | {c.a:.4f} | {c.b:.4f} "
+                     f"| {c.change:+.1%} | {p} |")
+    return lines
