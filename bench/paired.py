@@ -34,10 +34,15 @@ class Comparison:
     a: float
     b: float
     p: float
+    per_seed: list[float]  # A / B - 1 of each seed: does the sign hold across training runs?
 
     @property
     def change(self) -> float:
-        return self.a / self.b - 1 if self.b else math.nan
+        return _change(self.a, self.b)
+
+
+def _change(a: float, b: float) -> float:
+    return a / b - 1 if b else math.nan
 
 
 def paired_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,16 +131,18 @@ def compare_runs(run_a: Path, run_b: Path, metrics=DEFAULT_METRICS, match: str =
                 raise DataError(f"{group} seed {s}: the two runs scored different test users "
                                 f"({len(ua)} vs {len(ub)}): not the same split, nothing to pair")
         for m in metrics:
-            x = np.concatenate([_per_user(by_seed[s][0], run_a, m) for s in seeds])
-            y = np.concatenate([_per_user(by_seed[s][1], run_b, m) for s in seeds])
-            out.append(Comparison(group, m, seeds, len(x), float(np.nanmean(x)), float(np.nanmean(y)), paired_p(x, y)))
+            xs = [_per_user(by_seed[s][0], run_a, m) for s in seeds]
+            ys = [_per_user(by_seed[s][1], run_b, m) for s in seeds]
+            x, y = np.concatenate(xs), np.concatenate(ys)
+            per_seed = [_change(float(np.nanmean(u)), float(np.nanmean(v))) for u, v in zip(xs, ys)]
+            out.append(Comparison(group, m, seeds, len(x), float(np.nanmean(x)), float(np.nanmean(y)), paired_p(x, y), per_seed))
     return out
 
 
 def markdown_table(rows: list[Comparison]) -> list[str]:
-    lines = ["| cells | metric | seeds | users | A | B | A / B - 1 | p |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| cells | metric | seeds | users | A | B | A / B - 1 | per seed | p |", "|---|---|---|---:|---:|---:|---:|---|---:|"]
     for c in rows:
         p = "–" if math.isnan(c.p) else f"{c.p:.2g}" + (" *" if c.p < 0.05 else "")
         lines.append(f"| {c.group} | {c.metric} | {','.join(map(str, c.seeds))} | {c.users} | {c.a:.4f} | {c.b:.4f} "
-                     f"| {c.change:+.1%} | {p} |")
+                     f"| {c.change:+.1%} | {' '.join(f'{x:+.1%}' for x in c.per_seed)} | {p} |")
     return lines

@@ -43,6 +43,7 @@ def test_cells_pair_per_seed_and_the_test_runs_over_all_users_of_all_seeds(tmp_p
     assert c.a == pytest.approx(x.mean()) and c.b == pytest.approx(y.mean())
     assert c.change == pytest.approx(x.mean() / y.mean() - 1)
     assert c.p == pytest.approx(stats.ttest_rel(x, y).pvalue)
+    assert c.per_seed == pytest.approx([(a0 + 0.1).mean() / b0.mean() - 1, a1.mean() / b1.mean() - 1])
 
 
 def test_match_by_seed_pairs_each_config_with_the_other_runs_one_cell(tmp_path):
@@ -94,7 +95,7 @@ def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path
     out = tmp_path / "cmp.md"
     res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--metrics", "ndcg@10", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "| d/sasrec | ndcg@10 | 0,1 | 60 | 0.5500 | 0.5000 | +10.0% | 0 * |" in res.output
+    assert "| d/sasrec | ndcg@10 | 0,1 | 60 | 0.5500 | 0.5000 | +10.0% | +10.0% +10.0% | 0 * |" in res.output
     text = out.read_text()
     assert "- commit:" in text and "| d/sasrec | ndcg@10 |" in text
     res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--out", str(tmp_path)])
