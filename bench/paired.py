@@ -124,15 +124,20 @@ def compare_runs(run_a: Path, run_b: Path, metrics=DEFAULT_METRICS, match: str =
     out = []
     for group, by_seed in sorted(_pairs(run_a, run_b, match).items()):
         seeds = sorted(by_seed)
+        n_users = {}
         for s in seeds:
             ra, rb = by_seed[s]
             ua, ub = _per_user(ra, run_a, "users"), _per_user(rb, run_b, "users")
             if not np.array_equal(ua, ub):
                 raise DataError(f"{group} seed {s}: the two runs scored different test users "
                                 f"({len(ua)} vs {len(ub)}): not the same split, nothing to pair")
+            n_users[s] = len(ua)
         for m in metrics:
             xs = [_per_user(by_seed[s][0], run_a, m) for s in seeds]
             ys = [_per_user(by_seed[s][1], run_b, m) for s in seeds]
+            for s, u, v in zip(seeds, xs, ys):
+                if not len(u) == len(v) == n_users[s]:
+                    raise DataError(f"{group} seed {s}: test_{m}.npy does not hold one value per test user")
             x, y = np.concatenate(xs), np.concatenate(ys)
             per_seed = [_change(float(np.nanmean(u)), float(np.nanmean(v))) for u, v in zip(xs, ys)]
             out.append(Comparison(group, m, seeds, len(x), float(np.nanmean(x)), float(np.nanmean(y)), paired_p(x, y), per_seed))

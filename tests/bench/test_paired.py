@@ -100,3 +100,11 @@ def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path
     assert "- commit:" in text and "| d/sasrec | ndcg@10 |" in text
     res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--out", str(tmp_path)])
     assert isinstance(res.exception, ConfigError) and "is a folder" in str(res.exception)
+
+
+def test_a_per_user_file_of_the_wrong_length_is_named(tmp_path):
+    a = _run(tmp_path / "a", {("d/sasrec", 0): np.ones(5)})
+    b = _run(tmp_path / "b", {("d/sasrec", 0): np.ones(5)})
+    np.save(tmp_path / "b" / "per_user" / "d-sasrec-0" / "test_ndcg@10.npy", np.ones(4))
+    with pytest.raises(DataError, match="d/sasrec seed 0: test_ndcg@10.npy does not hold one value per test user"):
+        compare_runs(a, b, ["ndcg@10"])
