@@ -42,7 +42,7 @@ Decisions (documented departures):
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -383,6 +383,15 @@ class TIGER(Retriever):
             out_items.append(items)
             out_scores.append(sc)
         return np.concatenate(out_items), np.concatenate(out_scores)
+
+    @property
+    def beam_size(self) -> int:
+        """Beams per user in `recommend` (at least the k asked for); the harness's `beam_sweep` sets it."""
+        return self.cfg.beam_size
+
+    @beam_size.setter
+    def beam_size(self, width: int) -> None:
+        self.cfg = replace(self.cfg, beam_size=width)  # checked by TIGERConfig
 
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         if not hasattr(self, "model_"):

@@ -10,6 +10,8 @@ A suite file (see ``bench/suites/quick.toml``)::
     device = "auto"                # auto | cpu | cuda | cuda:N
     eval_batch_size = 1024
     exact_users = 256              # generative retrievers: beam vs exact scoring on this many test users (0 = off)
+    beam_sweep = [10, 20, 100]     # generative retrievers: the test users decoded again at each beam width
+                                   # (same trained model; cut-offs up to the width), quality and users/s
 
     [[datasets]]
     name = "synth"                 # label (default: folder name or "synthetic")
@@ -145,6 +147,11 @@ class RetrieverSpec:
 EXACT_USERS = 256
 
 
+def beam_key(width: int, metric: str) -> str:
+    """The metric key of a `beam_sweep` evaluation: ``test_beam20/ndcg@10``."""
+    return f"test_beam{width}/{metric}"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One independent unit of work: a dataset, a seed, at most one tree and at most one retriever."""
@@ -159,10 +166,11 @@ class Cell:
     device: str = "auto"
     eval_batch_size: int = 1024
     exact_users: int = EXACT_USERS
+    beam_sweep: tuple[int, ...] = ()
 
     def identity(self) -> dict[str, Any]:
         """Everything that determines the cell's numbers (device, batch size and the extra beam-vs-exact
-        measurement excluded on purpose)."""
+        and beam-width measurements excluded on purpose)."""
         r = self.retriever
         return {
             "dataset": asdict(self.dataset),
@@ -199,6 +207,7 @@ class Cell:
             "device": self.device,
             "eval_batch_size": self.eval_batch_size,
             "exact_users": self.exact_users,
+            "beam_sweep": list(self.beam_sweep),
         }
 
     @classmethod
@@ -224,6 +233,7 @@ class Cell:
             device=d["device"],
             eval_batch_size=int(d["eval_batch_size"]),
             exact_users=int(d.get("exact_users", EXACT_USERS)),
+            beam_sweep=tuple(int(b) for b in d.get("beam_sweep") or ()),
         )
 
 
@@ -242,13 +252,15 @@ class Suite:
     trees: tuple[TreeSpec, ...]
     retrievers: tuple[tuple[RetrieverSpec, tuple[str, ...] | None], ...]  # (point, tree labels or None = all)
     exact_users: int = EXACT_USERS
+    beam_sweep: tuple[int, ...] = ()
 
     def cells(self) -> list[Cell]:
         """The cartesian product, in a stable order (datasets, then seeds, then retrievers/trees)."""
         out: list[Cell] = []
         for ds, seed in itertools.product(self.datasets, self.seeds):
             common = dict(suite=self.name, dataset=ds, seed=seed, ks=self.ks, embeddings=self.embeddings,
-                          device=self.device, eval_batch_size=self.eval_batch_size, exact_users=self.exact_users)
+                          device=self.device, eval_batch_size=self.eval_batch_size, exact_users=self.exact_users,
+                          beam_sweep=self.beam_sweep)
             if not self.retrievers:
                 out.extend(Cell(tree=t, retriever=None, **common) for t in self.trees)
                 continue
@@ -390,7 +402,7 @@ def load_suite(path: str | Path, check_names: bool = True) -> Suite:
 def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str = "suite", check_names: bool = True) -> Suite:
     top = _Reader(file, data, "", ("suite", "datasets", "embeddings", "trees", "retrievers"))
     s = _Reader(file, top.get("suite", dict, {}), "suite",
-                ("name", "description", "seeds", "ks", "metric", "device", "eval_batch_size", "exact_users"))
+                ("name", "description", "seeds", "ks", "metric", "device", "eval_batch_size", "exact_users", "beam_sweep"))
     name = s.get("name", str, default_name)
     if not name or "/" in name:
         raise s.err("name", f"must be a non-empty name without '/', got {name!r}")
@@ -411,6 +423,10 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
     exact_users = s.get("exact_users", int, EXACT_USERS)
     if exact_users < 0:
         raise s.err("exact_users", "must be >= 0 (0 = no beam-vs-exact measurement)")
+    beam_sweep = tuple(sorted(s.int_list("beam_sweep", [], minimum=1))) if "beam_sweep" in s.table else ()
+    if beam_sweep and min(beam_sweep) < min(ks):
+        raise s.err("beam_sweep", f"widths must be >= the smallest cut-off in ks ({min(ks)}): a beam of width B "
+                                  f"returns at most B items, got {list(beam_sweep)}")
 
     if check_names:
         from bench.registry import load_all
@@ -597,7 +613,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         raise ConfigError(f"{file}: a tree-only suite needs an [embeddings] table")
 
     suite = Suite(name, file, s.get("description", str, ""), seeds, ks, metric, device, batch,
-                  tuple(datasets), emb, tuple(trees), tuple(rets), exact_users)
+                  tuple(datasets), emb, tuple(trees), tuple(rets), exact_users, beam_sweep)
     cells = suite.cells()
     ids = [c.id for c in cells]
     if len(set(ids)) != len(ids):

@@ -364,6 +364,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             md.append("| " + " | ".join(cells) + " |")
             csv_rows.append(row_csv)
         md.append("")
+        md += beam_width_table(gs, metric)
     failed = [r for r in latest if r["status"] != "FINISHED"]
     if failed:
         md += ["## Failed cells", ""] + [f"- `{r['name']}`: {r.get('error') or 'unknown error'}" for r in failed] + [""]
@@ -389,6 +390,47 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
         w.writeheader()
         w.writerows(csv_rows)
     return LeaderboardFiles(md_path, csv_path, plots)
+
+
+def beam_width_table(groups: list[Group], metric: str) -> list[str]:
+    """Quality and users/s against the beam width, for the groups whose cells ran a `beam_sweep`:
+    the sweep's widths plus the width of the main evaluation (``max(beam_size, max ks)``)."""
+    import re
+
+    from bench.config import beam_key
+
+    pattern = re.compile(r"test_beam(\d+)/")
+    swept = [g for g in groups if any(pattern.match(k) for r in g.rows for k in r["metrics"])]
+    if not swept:
+        return []
+    k = metric.partition("@")[2]
+    names = [f"ndcg@{k}", f"recall@{k}"]
+    md = ["### Beam width", "",
+          "The same trained models decode the test users again at each width (suite `beam_sweep`); "
+          "mean over seeds; users/s on the hardware of the run.", "",
+          "| config | beam | seeds | " + " | ".join(f"test/{n}" for n in names) + " | users/s |", "|---|---:|---:|" + "---:|" * (len(names) + 1)]
+    for g in swept:
+        per_width: dict[int, dict[str, list[float]]] = {}
+        for r in g.rows:
+            params = r["cell"]["retriever"]["params"]
+            main = max(int(params.get("beam_size", 0)), max(int(x) for x in r["cell"]["ks"]))
+            widths = {main: {n: r["metrics"].get(f"test/{n}") for n in names} | {"users_per_s": r["metrics"].get("time/users_per_s")}}
+            for key in r["metrics"]:
+                m = pattern.match(key)
+                if m:
+                    w = int(m.group(1))
+                    widths[w] = {n: r["metrics"].get(beam_key(w, n)) for n in (*names, "users_per_s")}
+            for w, vals in widths.items():
+                for n, v in vals.items():
+                    if v is not None:
+                        per_width.setdefault(w, {}).setdefault(n, []).append(float(v))
+        for w in sorted(per_width):
+            vals = per_width[w]
+            cells = [_fmt(float(np.mean(vals[n]))) if n in vals else "–" for n in names]
+            ups = vals.get("users_per_s")
+            seeds = max((len(v) for v in vals.values()), default=0)
+            md.append(f"| {g.label} | {w} | {seeds} | " + " | ".join(cells) + f" | {f'{np.mean(ups):,.0f}' if ups else '–'} |")
+    return md + [""]
 
 
 def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:

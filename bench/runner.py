@@ -371,12 +371,33 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
                     say(f"beam vs exact scoring ({min(cell.exact_users, len(evalset))} test users)")
                     gap = beam_vs_exact(model, evalset, cell.ks, cell.exact_users, seed=cell.seed, beam_predictions=res.predictions)
                     out["metrics"].update({f"test_exact/{k}": float(v) for k, v in gap.items()})
+                if cell.beam_sweep and hasattr(model, "beam_size"):
+                    _beam_sweep(model, evalset, cell, out["metrics"], say, progress, split.n_items)
         peaks = [v for k, v in out["metrics"].items() if k.startswith("mem/cuda_peak")]
         if peaks:
             out["metrics"]["mem/cuda_peak_mb"] = max(peaks)
         shutil.rmtree(ckpt, ignore_errors=True)  # the cell is done: its rerun never resumes
     out["metrics"]["mem/peak_mb"] = _peak_rss_mb()
     return out
+
+
+def _beam_sweep(model, evalset, cell: Cell, metrics: dict[str, float], say, progress: bool, n_items: int) -> None:
+    """The trained model decodes the test users again at each width of the suite's `beam_sweep`
+    (cut-offs up to the width): what a narrower or wider beam costs in quality and buys in users/s."""
+    from bench.config import beam_key
+    from seater.evaluation import evaluate_retriever
+
+    default = model.beam_size
+    try:
+        for width in cell.beam_sweep:
+            ks = [k for k in cell.ks if k <= width]
+            model.beam_size = width
+            say(f"beam width {width} ({len(evalset)} test users)")
+            res = evaluate_retriever(model, evalset, ks=ks, batch_size=cell.eval_batch_size, progress=progress, n_items=n_items)
+            metrics.update({beam_key(width, k): float(v) for k, v in res.metrics.items()})
+            metrics[beam_key(width, "users_per_s")] = float(res.users_per_second) if np.isfinite(res.users_per_second) else 0.0
+    finally:
+        model.beam_size = default
 
 
 def _cell_id(cell: Cell) -> str:

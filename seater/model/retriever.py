@@ -203,6 +203,17 @@ class SEATERRetriever(Retriever):
             h = np.pad(h, ((0, 0), (L - h.shape[1], 0)))
         return torch.as_tensor(h, dtype=torch.long, device=self.device_)
 
+    @property
+    def beam_size(self) -> int:
+        """Beams per user in `recommend` (at least the k asked for); the harness's `beam_sweep` sets it."""
+        return int(self.p["beam_size"])
+
+    @beam_size.setter
+    def beam_size(self, width: int) -> None:
+        if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+            raise ConfigError(f"seater parameter beam_size must be a positive integer, got {width!r}")
+        self.p["beam_size"] = int(width)
+
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         if not hasattr(self, "model_"):
             raise ConfigError("SEATERRetriever.recommend called before fit")

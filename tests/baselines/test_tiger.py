@@ -135,3 +135,8 @@ def test_bad_input():
         TIGER(device="cpu").fit(split)
     with pytest.raises(DataError, match="items"):
         TIGER(device="cpu").fit(split, variable_depth_tree(16))
+    t = TIGER(device="cpu", beam_size=5)
+    t.beam_size = 9  # what the harness's beam_sweep sets; checked like the parameter
+    assert t.beam_size == t.cfg.beam_size == 9
+    with pytest.raises(ConfigError, match="beam_size must be a positive integer"):
+        t.beam_size = 0

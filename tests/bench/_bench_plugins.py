@@ -142,3 +142,19 @@ def split_tree(embeddings, k, seed=0, reverse=False, delay=0.0):
     if reverse:
         codes = codes[::-1].copy()
     return Tree(codes, k, {"builder": "split_tree", "params": {"reverse": reverse}, "seconds": 0.0})
+
+
+@RETRIEVERS.register("beam_popular", defaults={"beam_size": 20})
+class BeamPopular(TreePopular):
+    """tree_popular with a beam width, as SEATER and TIGER have: below width 20 it answers with the
+    least popular items instead, so a `beam_sweep` has a quality change to record."""
+
+    def __init__(self, beam_size: int = 20, device: str = "auto", seed: int = 0):
+        super().__init__(device=device, seed=seed)
+        self.beam_size = beam_size
+
+    def recommend(self, histories, k):
+        top = super().recommend(histories, k)
+        if self.beam_size >= 20:
+            return top
+        return np.broadcast_to(self.ranking_[::-1][:k], top.shape).copy()

@@ -279,3 +279,34 @@ def test_a_cell_failing_on_bad_input_logs_one_error_line_not_a_traceback(tmp_pat
     bug_log = (tmp_path / "r" / "logs" / f"{rows['raise']['cell_id']}.log").read_text()
     assert "error: DataError: planned bad input" in user_log and "Traceback" not in user_log
     assert "Traceback" in bug_log and "RuntimeError: planned failure in fit" in bug_log  # a bug keeps its traceback
+
+
+def test_beam_sweep_decodes_the_test_users_again_at_each_width(tmp_path):
+    from bench.leaderboard import write_leaderboard
+
+    path = tmp_path / "beam.toml"
+    text = SUITE.split("[[retrievers]]")[0] + '[[retrievers]]\nname = "beam_popular"\n'
+    path.write_text(text.replace('metric = "recall@10"', 'metric = "recall@10"\nbeam_sweep = [5, 50]'))
+    (cell,) = load_suite(path).cells()
+    path.write_text(text)
+    assert load_suite(path).cells()[0].id == cell.id  # an extra measurement: the cell is the same
+    out = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
+    m = out["metrics"]
+    assert m["test/recall@10"] == m["test_beam50/recall@10"] == pytest.approx(_popular_recall())
+    assert m["test_beam5/recall@5"] < m["test/recall@5"]  # width 5 < 20: the model's worse answer
+    assert "test_beam5/recall@10" not in m  # a width-5 beam returns 5 items: no cut-off beyond it
+    assert m["test_beam5/users_per_s"] > 0 and m["test_beam50/users_per_s"] > 0
+    row = {**out, "row_id": "r", "cell_id": cell.id, "name": cell.name, "suite": "tiny", "status": "FINISHED", "error": None,
+           "cell": cell.to_json()}
+    (tmp_path / "run" / "results.jsonl").write_text(json.dumps(row) + "\n")
+    md = write_leaderboard(tmp_path / "run" / "results.jsonl", results_dir=tmp_path / "res").markdown_path.read_text()
+    table = md.split("### Beam width")[1]
+    widths = [ln.split(" | ")[1] for ln in table.splitlines() if ln.startswith("| beam_popular")]
+    assert widths == ["5", "20", "50"]  # the sweep and the main evaluation's max(beam_size, max ks) = 20
+
+
+def test_beam_sweep_widths_must_reach_the_smallest_cut_off(tmp_path):
+    path = tmp_path / "beam.toml"
+    path.write_text(SUITE.replace('metric = "recall@10"', 'metric = "recall@10"\nbeam_sweep = [4, 10]'))
+    with pytest.raises(ConfigError, match=r"suite.beam_sweep widths must be >= the smallest cut-off in ks \(5\)"):
+        load_suite(path)

@@ -62,9 +62,11 @@ def test_learns_planted_clusters_far_above_most_popular(split, cluster_tree):
     assert ((pred >= 1) & (pred <= split.n_items)).all()
     assert all(len(set(row)) == pred.shape[1] for row in pred.tolist())  # no duplicates, no invalid ids
     # beam >= n_items: beam search returns exactly the exhaustive ranking
-    r.p["beam_size"] = split.n_items
+    r.beam_size = split.n_items  # what the harness's beam_sweep sets
     h = split.test.histories[:4]
     np.testing.assert_array_equal(r.recommend(h, 10), r.recommend_exact(h, 10))
+    with pytest.raises(ConfigError, match="beam_size must be a positive integer"):
+        r.beam_size = 0
     # ids outside 0..n_items are an error, not silently read as padding
     bad = h.copy()
     bad[0, -1] = split.n_items + 1
