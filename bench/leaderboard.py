@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -369,9 +370,10 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
     if failed:
         md += ["## Failed cells", ""] + [f"- `{r['name']}`: {r.get('error') or 'unknown error'}" for r in failed] + [""]
 
-    from bench.plots import leaderboard_plots
+    from bench.plots import leaderboard_plots, quality_vs_beam
 
     plots = leaderboard_plots([r for g in groups for r in g.rows], out_dir, metric, info)
+    plots += [p for p in [quality_vs_beam(groups, metric, info, out_dir)] if p is not None]
     if plots:
         md += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     md_path = out_dir / "leaderboard.md"
@@ -392,45 +394,48 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
     return LeaderboardFiles(md_path, csv_path, plots)
 
 
-def beam_width_table(groups: list[Group], metric: str) -> list[str]:
-    """Quality and users/s against the beam width, for the groups whose cells ran a `beam_sweep`:
-    the sweep's widths plus the width of the main evaluation (``max(beam_size, max ks)``)."""
-    import re
+BEAM_KEY = re.compile(r"test_beam(\d+)/")
 
+
+def beam_widths(g: Group, names: list[str]) -> dict[int, dict[str, list[float]]]:
+    """{width: {metric: values over seeds}} of a group whose cells ran a `beam_sweep` ({} if none):
+    the sweep's widths plus the main evaluation's (``max(beam_size, max ks)``). Metric ``users_per_s``
+    is the decoding throughput."""
     from bench.config import beam_key
 
-    pattern = re.compile(r"test_beam(\d+)/")
-    swept = [g for g in groups if any(pattern.match(k) for r in g.rows for k in r["metrics"])]
-    if not swept:
-        return []
-    k = metric.partition("@")[2]
-    names = [f"ndcg@{k}", f"recall@{k}"]
+    out: dict[int, dict[str, list[float]]] = {}
+    for r in g.rows:
+        m = r["metrics"]
+        swept = sorted({int(b.group(1)) for key in m if (b := BEAM_KEY.match(key))})
+        if not swept:
+            continue
+        params = r["cell"]["retriever"]["params"]
+        main = max(int(params.get("beam_size", 0)), max(int(x) for x in r["cell"]["ks"]))
+        widths = {main: {n: m.get(f"test/{n}") for n in names} | {"users_per_s": m.get("time/users_per_s")}}
+        widths.update({w: {n: m.get(beam_key(w, n)) for n in (*names, "users_per_s")} for w in swept})
+        for w, vals in widths.items():
+            for n, v in vals.items():
+                if v is not None:
+                    out.setdefault(w, {}).setdefault(n, []).append(float(v))
+    return out
+
+
+def beam_width_table(groups: list[Group], metric: str) -> list[str]:
+    """Quality and users/s against the beam width, for the groups whose cells ran a `beam_sweep`."""
+    names = [f"ndcg@{metric.partition('@')[2]}", f"recall@{metric.partition('@')[2]}"]
     md = ["### Beam width", "",
           "The same trained models decode the test users again at each width (suite `beam_sweep`); "
           "mean over seeds; users/s on the hardware of the run.", "",
           "| config | beam | seeds | " + " | ".join(f"test/{n}" for n in names) + " | users/s |", "|---|---:|---:|" + "---:|" * (len(names) + 1)]
-    for g in swept:
-        per_width: dict[int, dict[str, list[float]]] = {}
-        for r in g.rows:
-            params = r["cell"]["retriever"]["params"]
-            main = max(int(params.get("beam_size", 0)), max(int(x) for x in r["cell"]["ks"]))
-            widths = {main: {n: r["metrics"].get(f"test/{n}") for n in names} | {"users_per_s": r["metrics"].get("time/users_per_s")}}
-            for key in r["metrics"]:
-                m = pattern.match(key)
-                if m:
-                    w = int(m.group(1))
-                    widths[w] = {n: r["metrics"].get(beam_key(w, n)) for n in (*names, "users_per_s")}
-            for w, vals in widths.items():
-                for n, v in vals.items():
-                    if v is not None:
-                        per_width.setdefault(w, {}).setdefault(n, []).append(float(v))
+    for g in groups:
+        per_width = beam_widths(g, names)
         for w in sorted(per_width):
             vals = per_width[w]
             cells = [_fmt(float(np.mean(vals[n]))) if n in vals else "–" for n in names]
             ups = vals.get("users_per_s")
-            seeds = max((len(v) for v in vals.values()), default=0)
+            seeds = max(len(v) for v in vals.values())
             md.append(f"| {g.label} | {w} | {seeds} | " + " | ".join(cells) + f" | {f'{np.mean(ups):,.0f}' if ups else '–'} |")
-    return md + [""]
+    return md + [""] if len(md) > 5 else []
 
 
 def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:

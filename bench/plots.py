@@ -7,7 +7,9 @@
 - ``quality_vs_k.png``: the same vs the branching factor k;
 - ``quality_vs_build_time.png``: the same vs the tree's build time, one point per tree configuration
   (mean ± std over seeds), when a dataset and retriever were run on several trees: which tree, at
-  what cost.
+  what cost;
+- ``quality_vs_beam.png``: the primary test metric and users/s vs the beam width, when cells ran a
+  `beam_sweep` (the same trained model decoded at several widths).
 
 Each title carries the commit and hardware that produced the numbers.
 """
@@ -134,6 +136,40 @@ def _quality_vs_build_time(plt, tree_rows: list[dict[str, Any]], qkey: str, subt
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     return _save(fig, out_dir / "quality_vs_build_time.png")
+
+
+def quality_vs_beam(groups, metric: str, info: dict[str, Any], out_dir: Path) -> Path | None:
+    """Two panels against the beam width (log): the primary metric and decoding users/s, one line per config."""
+    from bench.leaderboard import beam_widths
+
+    series = {f"{g.dataset} · {g.label}": w for g in groups if (w := beam_widths(g, [metric]))}
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for name, widths in sorted(series.items()):
+        xs = [w for w in sorted(widths) if metric in widths[w]]
+        left.plot(xs, [np.mean(widths[w][metric]) for w in xs], marker="o", label=name)
+        xs = [w for w in sorted(widths) if "users_per_s" in widths[w]]
+        right.plot(xs, [np.mean(widths[w]["users_per_s"]) for w in xs], marker="o", label=name)
+    from matplotlib.ticker import NullFormatter
+
+    ticks = sorted({w for widths in series.values() for w in widths})
+    for ax, ylabel in ((left, f"test/{metric}"), (right, "users/s (decoding)")):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(w) for w in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("beam width")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    right.set_yscale("log")
+    left.legend(fontsize=8)
+    fig.suptitle(f"Beam width: quality and speed of the same trained models\n{info['commit']} · {info['hardware']}", fontsize=9)
+    return _save(fig, out_dir / "quality_vs_beam.png")
 
 
 def _save(fig, path: Path) -> Path:

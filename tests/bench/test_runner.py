@@ -299,8 +299,9 @@ def test_beam_sweep_decodes_the_test_users_again_at_each_width(tmp_path):
     row = {**out, "row_id": "r", "cell_id": cell.id, "name": cell.name, "suite": "tiny", "status": "FINISHED", "error": None,
            "cell": cell.to_json()}
     (tmp_path / "run" / "results.jsonl").write_text(json.dumps(row) + "\n")
-    md = write_leaderboard(tmp_path / "run" / "results.jsonl", results_dir=tmp_path / "res").markdown_path.read_text()
-    table = md.split("### Beam width")[1]
+    lb = write_leaderboard(tmp_path / "run" / "results.jsonl", results_dir=tmp_path / "res")
+    assert lb.plots[-1].name == "quality_vs_beam.png"
+    table = lb.markdown_path.read_text().split("### Beam width")[1]
     widths = [ln.split(" | ")[1] for ln in table.splitlines() if ln.startswith("| beam_popular")]
     assert widths == ["5", "20", "50"]  # the sweep and the main evaluation's max(beam_size, max ks) = 20
 
