@@ -149,6 +149,7 @@ def quality_vs_beam(groups, metric: str, info: dict[str, Any], out_dir: Path) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     for name, widths in sorted(series.items()):
@@ -156,8 +157,6 @@ def quality_vs_beam(groups, metric: str, info: dict[str, Any], out_dir: Path) ->
         left.plot(xs, [np.mean(widths[w][metric]) for w in xs], marker="o", label=name)
         xs = [w for w in sorted(widths) if "users_per_s" in widths[w]]
         right.plot(xs, [np.mean(widths[w]["users_per_s"]) for w in xs], marker="o", label=name)
-    from matplotlib.ticker import NullFormatter
-
     ticks = sorted({w for widths in series.values() for w in widths})
     for ax, ylabel in ((left, f"test/{metric}"), (right, "users/s (decoding)")):
         ax.set_xscale("log")
