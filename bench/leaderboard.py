@@ -365,7 +365,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             md.append("| " + " | ".join(cells) + " |")
             csv_rows.append(row_csv)
         md.append("")
-        md += beam_width_table(gs, metric)
+        md += beam_width_table(gs, metric, ks)
     failed = [r for r in latest if r["status"] != "FINISHED"]
     if failed:
         md += ["## Failed cells", ""] + [f"- `{r['name']}`: {r.get('error') or 'unknown error'}" for r in failed] + [""]
@@ -420,9 +420,11 @@ def beam_widths(g: Group, names: list[str]) -> dict[int, dict[str, list[float]]]
     return out
 
 
-def beam_width_table(groups: list[Group], metric: str) -> list[str]:
-    """Quality and users/s against the beam width, for the groups whose cells ran a `beam_sweep`."""
-    names = [f"ndcg@{metric.partition('@')[2]}", f"recall@{metric.partition('@')[2]}"]
+def beam_width_table(groups: list[Group], metric: str, ks: list[int]) -> list[str]:
+    """Quality (at the smallest cut-off, which every width reaches, and at the primary metric's) and
+    users/s against the beam width, for the groups whose cells ran a `beam_sweep`."""
+    cuts = dict.fromkeys([min(ks), int(metric.partition("@")[2])])
+    names = [f"{m}@{k}" for k in cuts for m in ("ndcg", "recall")]
     md = ["### Beam width", "",
           "The same trained models decode the test users again at each width (suite `beam_sweep`); "
           "mean over seeds; users/s on the hardware of the run.", "",

@@ -299,11 +299,13 @@ def test_beam_sweep_decodes_the_test_users_again_at_each_width(tmp_path):
     row = {**out, "row_id": "r", "cell_id": cell.id, "name": cell.name, "suite": "tiny", "status": "FINISHED", "error": None,
            "cell": cell.to_json()}
     (tmp_path / "run" / "results.jsonl").write_text(json.dumps(row) + "\n")
-    lb = write_leaderboard(tmp_path / "run" / "results.jsonl", results_dir=tmp_path / "res")
+    lb = write_leaderboard(tmp_path / "run" / "results.jsonl", results_dir=tmp_path / "res", metric="recall@10")
     assert lb.plots[-1].name == "quality_vs_beam.png"
     table = lb.markdown_path.read_text().split("### Beam width")[1]
-    widths = [ln.split(" | ")[1] for ln in table.splitlines() if ln.startswith("| beam_popular")]
-    assert widths == ["5", "20", "50"]  # the sweep and the main evaluation's max(beam_size, max ks) = 20
+    rows = [ln.split(" | ") for ln in table.splitlines() if ln.startswith("| beam_popular")]
+    assert [r[1] for r in rows] == ["5", "20", "50"]  # the sweep and the main evaluation's max(beam_size, max ks) = 20
+    assert "test/recall@5 | test/ndcg@10 | test/recall@10" in table  # the smallest cut-off, which width 5 reaches, and the primary's
+    assert rows[0][4] == f"{m['test_beam5/recall@5']:.4f}" and rows[0][6] == "–"
 
 
 def test_beam_sweep_widths_must_reach_the_smallest_cut_off(tmp_path):
