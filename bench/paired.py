@@ -4,8 +4,9 @@ The leaderboard's p compares every row of one table with its best row. Asking in
 change helps (another embedding table, a rerun at a later commit, SEATER against SASRec on the
 same split) means pairing each cell of run A with its twin in run B, per seed, and testing the
 per-user differences over all seeds at once. ``--match cell`` pairs cells with the same name
-(dataset / retriever / tree) and seed; ``--match seed`` pairs the one cell each run has per
-dataset and seed, whatever its retriever or tree.
+(dataset / retriever / tree) and seed; ``--match seed`` pairs by dataset and seed alone, whatever
+the retriever or tree, each cell of one run with the other run's one cell (several trees against
+one SASRec).
 """
 
 from __future__ import annotations

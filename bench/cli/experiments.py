@@ -148,7 +148,7 @@ def compare_cmd(
     run_a: str = typer.Argument(..., help="Run A: a results.jsonl, a run folder, a suite TOML or a suite name."),
     run_b: str = typer.Argument(..., help="Run B, the same forms."),
     match: str = typer.Option("cell", help="Pair cells by 'cell' (same dataset / retriever / tree name and seed) or by 'seed' "
-                                          "(the one cell of each run per dataset and seed, e.g. SEATER vs SASRec)."),
+                                          "(dataset and seed alone: each cell of one run against the other run's one cell, e.g. SEATER trees vs SASRec)."),
     metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Comma-separated test metrics, as in the per-user files."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
     out: Optional[Path] = typer.Option(None, help="Also write the table, with its provenance, to this markdown file."),
