@@ -157,7 +157,8 @@ def mean_std_ci(x: np.ndarray) -> tuple[float, float, float]:
     return mean, std, float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
 
 
-def _per_user(row: dict[str, Any], metric: str) -> np.ndarray | None:
+def per_user_values(row: dict[str, Any], metric: str) -> np.ndarray | None:
+    """The row's per-user ``test_<metric>.npy`` (``users`` = the test user ids), None if not saved."""
     d = row.get("artifacts", {}).get("per_user")
     if not d:
         return None
@@ -175,7 +176,7 @@ def paired_test(best: Group, other: Group, metric: str) -> tuple[float, int]:
         o = other_by_seed.get(int(r["cell"]["seed"]))
         if o is None:
             continue
-        a, b = _per_user(r, metric), _per_user(o, metric)
+        a, b = per_user_values(r, metric), per_user_values(o, metric)
         if a is None or b is None or len(a) != len(b):
             continue
         ok = ~(np.isnan(a) | np.isnan(b))

@@ -108,12 +108,13 @@ def _pairs(run_a: Path, run_b: Path, match: str) -> dict[str, dict[int, tuple[di
 
 
 def _per_user(row: dict[str, Any], runfile: Path, name: str) -> np.ndarray:
-    d = row.get("artifacts", {}).get("per_user")
-    path = Path(d) / f"test_{name}.npy" if d else None
-    if path is None or not path.is_file():
+    from bench.leaderboard import per_user_values
+
+    values = per_user_values(row, name)
+    if values is None:
         raise DataError(f"{runfile}: cell {row['name']} has no per-user file test_{name}.npy "
                         f"(per-user metrics are saved under <run folder>/per_user/<cell id>/)")
-    return np.load(path, allow_pickle=False)
+    return values
 
 
 def compare_runs(run_a: Path, run_b: Path, metrics=DEFAULT_METRICS, match: str = "cell") -> list[Comparison]:
