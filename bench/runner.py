@@ -358,7 +358,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
             out["metrics"].update({f"{part}/{k}": float(v) for k, v in res.prediction_checks.items()})
             if part == "test":
                 out["metrics"]["time/infer_ms_per_user"] = 1000.0 * res.seconds / max(res.n_users, 1)
-                out["metrics"]["time/users_per_s"] = float(res.users_per_second) if np.isfinite(res.users_per_second) else 0.0
+                out["metrics"]["time/users_per_s"] = _users_per_s(res)
                 if t_ev.cuda_peak_mb is not None:
                     out["metrics"]["mem/cuda_peak_infer_mb"] = t_ev.cuda_peak_mb
                 _atomic_save_npy(per_user_dir / "test_users.npy", np.asarray(evalset.users, dtype=np.int64))
@@ -395,9 +395,14 @@ def _beam_sweep(model, evalset, cell: Cell, metrics: dict[str, float], say, prog
             say(f"beam width {width} ({len(evalset)} test users)")
             res = evaluate_retriever(model, evalset, ks=ks, batch_size=cell.eval_batch_size, progress=progress, n_items=n_items)
             metrics.update({beam_key(width, k): float(v) for k, v in res.metrics.items()})
-            metrics[beam_key(width, "users_per_s")] = float(res.users_per_second) if np.isfinite(res.users_per_second) else 0.0
+            metrics[beam_key(width, "users_per_s")] = _users_per_s(res)
     finally:
         model.beam_size = default
+
+
+def _users_per_s(res) -> float:
+    """An evaluation's decoding throughput as a loggable number (0 where no time was measurable)."""
+    return float(res.users_per_second) if np.isfinite(res.users_per_second) else 0.0
 
 
 def _cell_id(cell: Cell) -> str:
