@@ -430,6 +430,7 @@ def beam_width_table(groups: list[Group], metric: str, ks: list[int]) -> list[st
           "The same trained models decode the test users again at each width (suite `beam_sweep`); "
           "mean over seeds; users/s on the hardware of the run.", "",
           "| config | beam | seeds | " + " | ".join(f"test/{n}" for n in names) + " | users/s |", "|---|---:|---:|" + "---:|" * (len(names) + 1)]
+    head = len(md)
     for g in groups:
         per_width = beam_widths(g, names)
         for w in sorted(per_width):
@@ -438,7 +439,7 @@ def beam_width_table(groups: list[Group], metric: str, ks: list[int]) -> list[st
             ups = vals.get("users_per_s")
             seeds = max(len(v) for v in vals.values())
             md.append(f"| {g.label} | {w} | {seeds} | " + " | ".join(cells) + f" | {f'{np.mean(ups):,.0f}' if ups else '–'} |")
-    return md + [""] if len(md) > 5 else []
+    return md + [""] if len(md) > head else []
 
 
 def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:

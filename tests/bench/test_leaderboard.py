@@ -55,6 +55,7 @@ def test_leaderboard_ranks_tests_and_marks(tmp_path):
     good, same, bad = lines
     assert "**" in good.split(" | ")[2] and "_" in same.split(" | ")[2]  # best and second best ndcg
     assert good.endswith("| best |")
+    assert "### Beam width" not in md  # no cell ran a beam_sweep: no empty table
     # bad is 0.2 below good on every user: p ~ 0, marked significant; compare with scipy directly
     from scipy import stats
 
