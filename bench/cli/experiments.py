@@ -173,5 +173,6 @@ def compare_cmd(
         head = ["# Paired comparison", "", markdown_header(provenance()).rstrip("\n"), f"- A: `{a}`", f"- B: `{b}`",
                 f"- cells paired by {match}, users matched per seed; p = two-sided paired t-test over the users of all seeds "
                 "(* p < 0.05), which leaves out training noise: `per seed` shows whether the sign holds from one training run to the next", ""]
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(head + table) + "\n")
         typer.echo(f"wrote {out}", err=True)

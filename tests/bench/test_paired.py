@@ -92,7 +92,7 @@ def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path
     bench.cli._register()
     a = _run(tmp_path / "a", {("d/sasrec", s): np.linspace(0, 1, 30) + 0.05 for s in (0, 1)})
     b = _run(tmp_path / "b", {("d/sasrec", s): np.linspace(0, 1, 30) for s in (0, 1)})
-    out = tmp_path / "cmp.md"
+    out = tmp_path / "new" / "cmp.md"  # a folder that does not exist yet is made
     res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--metrics", "ndcg@10", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "| d/sasrec | ndcg@10 | 0,1 | 60 | 0.5500 | 0.5000 | +10.0% | +10.0% +10.0% | 0 * |" in res.output
