@@ -1,7 +1,7 @@
 """The one training loop every neural model uses (dual encoders, SEATER, TIGER).
 
 The model supplies three callables and the loop does the rest: AdamW, bf16 autocast on CUDA,
-gradient clipping, validation after every epoch with early stopping on one metric, restore of
+gradient clipping, an optional cosine learning-rate decay, validation after every epoch with early stopping on one metric, restore of
 the best weights, a checkpoint per epoch (resumable after an interruption), per-epoch metrics
 to the tracker and a tqdm progress bar.
 
@@ -38,6 +38,9 @@ from seater.tracking import NullTracker, Tracker
 CHECKPOINT_NAME = "last.pt"
 # config fields that may change between an interrupted run and its resumption
 _RESUMABLE_FIELDS = {"epochs", "progress", "checkpoint_dir", "device"}
+# config fields added after checkpoints existed, with the value that reproduces the older behaviour
+_ADDED_FIELDS = {"lr_schedule": "constant"}
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -45,6 +48,7 @@ class TrainConfig:
     epochs: int = 200  # upper bound; early stopping usually ends sooner
     batch_size: int = 256  # read by the model's `batches`, not by the loop itself
     lr: float = 1e-3  # AdamW learning rate
+    lr_schedule: str = "constant"  # "cosine": lr * (1 + cos(pi * epoch / epochs)) / 2, set at the start of each epoch
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     grad_clip: float | None = 5.0  # max global grad norm; None disables clipping
     patience: int = 4  # epochs without improvement of val_metric before stopping
@@ -60,6 +64,8 @@ class TrainConfig:
             raise ConfigError(f"training parameter epochs must be >= 1, got {self.epochs}")
         if self.lr <= 0:
             raise ConfigError(f"training parameter lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"training parameter lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.patience < 1:
             raise ConfigError(f"training parameter patience must be >= 1, got {self.patience}")
         if self.grad_clip is not None and self.grad_clip <= 0:
@@ -145,6 +151,17 @@ def _config_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in _RESUMABLE_FIELDS}
 
 
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of `epoch` (0-based): a function of the epoch alone, so a resumed run replays it.
+
+    Cosine decays from cfg.lr at epoch 0 towards 0 at cfg.epochs (the last epoch still gets a small
+    step); early stopping does not shorten it, so the curve is the same for every run of one config.
+    """
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    return cfg.lr
+
+
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: an interruption during the write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +204,9 @@ def train_loop(
 
     if ckpt_path is not None and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt["config"] != _config_fingerprint(cfg):
-            diff = sorted(k for k in ckpt["config"] if ckpt["config"][k] != _config_fingerprint(cfg).get(k))
+        saved = {**_ADDED_FIELDS, **ckpt["config"]}
+        if saved != _config_fingerprint(cfg):
+            diff = sorted(k for k in saved if saved[k] != _config_fingerprint(cfg).get(k))
             raise ConfigError(
                 f"checkpoint {ckpt_path} was written with a different training config ({', '.join(diff)}); "
                 "use another checkpoint_dir or delete it"
@@ -205,6 +223,9 @@ def train_loop(
         if finished:
             break
         model.train()
+        lr = epoch_lr(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         part_sums: dict[str, torch.Tensor] = {}
@@ -246,7 +267,7 @@ def train_loop(
         if cfg.val_metric not in metrics:
             raise ConfigError(f"val_metric {cfg.val_metric!r} is not among the validation metrics: {', '.join(sorted(metrics))}")
 
-        row = {"epoch": float(epoch), "train/loss": mean_loss}
+        row = {"epoch": float(epoch), "train/loss": mean_loss, "train/lr": lr}
         row.update({f"train/{k}": v.item() / n_steps for k, v in part_sums.items()})
         row.update({f"valid/{k}": v for k, v in metrics.items()})
         row.update({"time/epoch_s": epoch_s, "time/valid_s": valid_s})

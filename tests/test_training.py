@@ -89,9 +89,10 @@ def test_early_stopping_restores_best_weights():
         assert not torch.equal(val, snapshots[4][key])
 
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, schedule):
     model_a, batches, step_loss, validate = _regression()
-    res_a = train_loop(model_a, batches, step_loss, validate, _cfg(patience=10))
+    res_a = train_loop(model_a, batches, step_loss, validate, _cfg(patience=10, lr_schedule=schedule))
 
     model_b, batches_b, step_loss_b, validate_b = _regression()
 
@@ -101,14 +102,14 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
         return batches_b(epoch)
 
     with pytest.raises(KeyboardInterrupt):
-        train_loop(model_b, crashing, step_loss_b, validate_b, _cfg(patience=10, checkpoint_dir=str(tmp_path)))
+        train_loop(model_b, crashing, step_loss_b, validate_b, _cfg(patience=10, lr_schedule=schedule, checkpoint_dir=str(tmp_path)))
     ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)  # weights_only=True works
     assert ckpt["epoch"] == 2
     # disturb the global RNG as a fresh process would: the checkpoint must restore it
     seed_everything(123)
     torch.rand(10)
     model_c, batches_c, step_loss_c, validate_c = _regression()
-    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, checkpoint_dir=str(tmp_path)))
+    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, lr_schedule=schedule, checkpoint_dir=str(tmp_path)))
     assert res_c.epochs_run == res_a.epochs_run == 6
     assert res_c.best_epoch == res_a.best_epoch
     for key, val in model_a.state_dict().items():
@@ -120,6 +121,37 @@ def test_checkpoint_from_other_config_is_refused(tmp_path):
     train_loop(model, batches, step_loss, validate, _cfg(epochs=1, checkpoint_dir=str(tmp_path)))
     with pytest.raises(ConfigError, match="lr"):
         train_loop(model, batches, step_loss, validate, _cfg(epochs=2, lr=0.01, checkpoint_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_lr_schedule_sets_each_epochs_step(schedule):
+    # loss = w has gradient 1, so every Adam step moves w by lr / (1 + eps): after one batch per epoch
+    # w has fallen by the sum of the epochs' learning rates, hand-computed here
+    w = torch.nn.Parameter(torch.zeros(()))
+    model = torch.nn.Module()
+    model.w = w
+    lrs = [0.1] * 4 if schedule == "constant" else [0.1, 0.1 * (1 + 0.5**0.5) / 2, 0.05, 0.1 * (1 - 0.5**0.5) / 2]
+    cfg = TrainConfig(epochs=4, lr=0.1, lr_schedule=schedule, patience=10, device="cpu", progress=False)
+    res = train_loop(model, lambda e: [torch.ones(1)], lambda b: model.w * b.sum(), lambda: {"ndcg@10": -float(model.w)}, cfg)
+    assert [h["train/lr"] for h in res.history] == pytest.approx(lrs, rel=1e-12)
+    assert float(w.detach()) == pytest.approx(-sum(lrs), rel=1e-6)
+
+
+def test_unknown_lr_schedule_is_a_config_error():
+    with pytest.raises(ConfigError, match="lr_schedule.*'step'"):
+        _cfg(lr_schedule="step")
+
+
+def test_checkpoint_from_before_lr_schedule_resumes_as_constant(tmp_path):
+    model, batches, step_loss, validate = _regression()
+    train_loop(model, batches, step_loss, validate, _cfg(epochs=1, checkpoint_dir=str(tmp_path)))
+    ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    del ckpt["config"]["lr_schedule"]  # as written before the field existed
+    torch.save(ckpt, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        train_loop(model, batches, step_loss, validate, _cfg(epochs=2, lr_schedule="cosine", checkpoint_dir=str(tmp_path)))
+    res = train_loop(model, batches, step_loss, validate, _cfg(epochs=2, checkpoint_dir=str(tmp_path)))
+    assert res.epochs_run == 2
 
 
 def test_missing_val_metric_is_a_config_error():

@@ -57,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     # training (Adam, lr 1e-3, L2 1e-5, patience 4 in the paper)
     "batch_size": 256,
     "lr": 1e-3,
+    "lr_schedule": "constant",  # or "cosine" (ours, not the paper's): decay to 0 over `epochs`
     "weight_decay": 1e-5,
     "epochs": 50,
     "patience": 4,
@@ -69,7 +70,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings",))
+@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings", "lr_schedule"))
 class SEATERRetriever(Retriever):
     """SEATER: generative retrieval of tree identifiers with alignment and ranking losses."""
 
@@ -94,7 +95,7 @@ class SEATERRetriever(Retriever):
 
         p = self.p
         SEATERConfig(n_items=1, n_tokens=2, depth=1, **{k: p[k] for k in self._MODEL_KEYS})  # raises on a bad model value
-        TrainConfig(epochs=p["epochs"], lr=p["lr"], patience=p["patience"], grad_clip=p["grad_clip"])
+        TrainConfig(epochs=p["epochs"], lr=p["lr"], lr_schedule=p["lr_schedule"], patience=p["patience"], grad_clip=p["grad_clip"])
         check_metric_name(p["val_metric"], "seater")
         if p["decode_mode"] not in ("beam", "greedy", "sample"):
             raise ConfigError(f"seater decode_mode must be beam, greedy or sample, got {p['decode_mode']!r}")
@@ -160,7 +161,7 @@ class SEATERRetriever(Retriever):
             return evaluate(pred, [valid.truth[i] for i in val_rows], ks=(10,))
 
         cfg = TrainConfig(
-            epochs=int(self.p["epochs"]), batch_size=bs, lr=float(self.p["lr"]), weight_decay=float(self.p["weight_decay"]),
+            epochs=int(self.p["epochs"]), batch_size=bs, lr=float(self.p["lr"]), lr_schedule=str(self.p["lr_schedule"]), weight_decay=float(self.p["weight_decay"]),
             grad_clip=self.p["grad_clip"], patience=int(self.p["patience"]), val_metric=self.p["val_metric"],
             amp=bool(self.p["amp"]), device=str(dev), seed=self.seed, checkpoint_dir=self.p["checkpoint_dir"], progress=bool(self.p["progress"]),
         )

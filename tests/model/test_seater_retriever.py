@@ -41,6 +41,14 @@ def test_registered_with_paper_defaults():
         SEATERRetriever(beam=3)
 
 
+def test_lr_schedule_is_checked_and_neutral_at_its_default():
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        SEATERRetriever(lr_schedule="linear")
+    # results recorded before the parameter existed keep their identity; cosine makes a new one
+    assert RETRIEVERS.identity_params("seater", {"epochs": 20, "lr_schedule": "constant"}) == {"epochs": 20}
+    assert RETRIEVERS.identity_params("seater", {"epochs": 20, "lr_schedule": "cosine"}) == {"epochs": 20, "lr_schedule": "cosine"}
+
+
 def test_fit_rejects_missing_or_mismatched_tree(split):
     with pytest.raises(ConfigError, match="needs a tree"):
         SEATERRetriever(device="cpu").fit(split)
