@@ -40,6 +40,13 @@ A suite file (see ``bench/suites/quick.toml``)::
     sweep = { align_weight = [0.0, 0.05] }
     trees = ["hybrid"]             # labels; default: every tree when the retriever needs one
 
+A suite that varies another names it as ``base`` (top level, before any table) and states only
+what changes: ``base = "sports_seater_init_ce_align"`` (a suite in the same folder). Tables merge
+key by key, anything else replaces the base's value, arrays of tables (``[[retrievers]]``) whole;
+``suite.name`` and ``suite.description`` are never inherited. A run folder keeps the merged
+tables as its ``suite.toml``, which loads on its own. Editing a suite that others extend changes
+their cells too: add a new suite instead.
+
 Precedence: registered defaults < ``params`` < one point of ``sweep``. Validation runs before
 any work: an unknown key (with a did-you-mean), a wrong type, an unknown builder or retriever
 name, or an unknown parameter raises `ConfigError` naming the key path (``retrievers[1].sweep.lr``);
@@ -64,6 +71,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from seater.data.loaders import FORMATS
 from seater.device import DEVICE_NAMES, check_device_name
@@ -382,21 +391,71 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"suite file not found: {name_or_path} (bundled suites: {known})")
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a leading byte-order mark is allowed
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a TOML file (not UTF-8 text: {e.reason} at byte {e.start})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`: tables merge key by key; values, lists and arrays of tables replace."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_suite(path: str | Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """A suite file's tables with its chain of `base` suites merged under them, and the files read (this one first)."""
+    chain: list[Path] = []
+    layers: list[dict[str, Any]] = []
+    p = Path(path)
+    while True:
+        chain.append(p)
+        data = _read_toml(p)
+        base = data.pop("base", None)
+        if isinstance(data.get("suite"), dict) and "base" in data["suite"]:
+            raise ConfigError(f"{p}: suite.base: base goes at the top of the file, before [suite]")
+        layers.append(data)
+        if base is None:
+            break
+        if not isinstance(base, str) or not base or "/" in base or "\\" in base:
+            raise ConfigError(f"{p}: base must name another suite in the same folder (a file name), got {base!r}")
+        p = p.parent / (base if base.endswith(".toml") else f"{base}.toml")
+        if not p.is_file():
+            raise ConfigError(f"{chain[-1]}: base suite not found: {p}")
+        if any(p.resolve() == q.resolve() for q in chain):
+            raise ConfigError(f"{path}: base suites form a cycle: {' -> '.join(q.name for q in chain + [p])}")
+    merged: dict[str, Any] = {}
+    for layer in reversed(layers[1:]):
+        merged = _merge(merged, layer)
+    if isinstance(merged.get("suite"), dict):  # a variant is its own experiment
+        merged["suite"] = {k: v for k, v in merged["suite"].items() if k not in ("name", "description")}
+    return _merge(merged, layers[0]), tuple(chain)
+
+
+def suite_record(path: str | Path) -> bytes:
+    """What a run folder keeps as suite.toml: the file as written, or, when it has a base, the merged tables."""
+    data, chain = read_suite(path)
+    if len(chain) == 1:
+        return Path(path).read_bytes()
+    data.setdefault("suite", {}).setdefault("name", chain[0].stem)  # not the record's file name
+    header = f"# {chain[0]} merged over its base suite(s) {', '.join(str(p) for p in chain[1:])}\n"
+    return (header + tomli_w.dumps(data)).encode()
+
+
 def load_suite(path: str | Path, check_names: bool = True) -> Suite:
-    """Read and validate a suite file. Raises `ConfigError` naming the key before any work starts.
+    """Read and validate a suite file (and its bases). Raises `ConfigError` naming the key before any work starts.
 
     check_names: resolve builder/retriever names and parameters against the registries (imports
     every registered module); tests of pure syntax can turn it off.
     """
     path = resolve_suite_path(path)
-    file = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a leading byte-order mark is allowed
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{file}: not a TOML file (not UTF-8 text: {e.reason} at byte {e.start})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{file}: not valid TOML ({e})") from None
-    return parse_suite(data, file, default_name=path.stem, check_names=check_names)
+    data, _ = read_suite(path)
+    return parse_suite(data, str(path), default_name=path.stem, check_names=check_names)
 
 
 def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str = "suite", check_names: bool = True) -> Suite:

@@ -45,7 +45,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from bench.config import Cell, Suite, canonical
+from bench.config import Cell, Suite, canonical, suite_record
 from seater.errors import ConfigError, DataError, SeaterError
 
 # ---------------------------------------------------------------------------------- one cell
@@ -643,11 +643,11 @@ def run_suite(
     cache_dir = Path(cache_dir).resolve() if cache_dir is not None else Path("cache").resolve()
     runfile = run_dir / "results.jsonl"
     if Path(suite.path).is_file():
-        kept = run_dir / "suite.toml"
-        if kept.is_file() and runfile.is_file() and kept.read_bytes() != Path(suite.path).read_bytes():
+        kept, record = run_dir / "suite.toml", suite_record(suite.path)
+        if kept.is_file() and runfile.is_file() and kept.read_bytes() != record:
             warnings.warn(f"{run_dir} holds rows of another version of this suite ({kept} differs from {suite.path}): "
                           "rows of cells no longer in it stay in results.jsonl and in the leaderboard; use a new --run-dir to start clean")
-        shutil.copyfile(suite.path, kept)
+        kept.write_bytes(record)
     uri = None if tracking_uri == "none" else (tracking_uri or default_tracking_uri(run_dir))
     summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
 

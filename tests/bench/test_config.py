@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.config import SUITES_DIR, load_suite, parse_suite
+from bench.config import SUITES_DIR, load_suite, parse_suite, suite_record
 from seater.errors import ConfigError
 
 BASE = """
@@ -132,6 +132,64 @@ def test_bad_toml_and_missing_file(tmp_path):
     assert load_suite(tmp_path / "bom.toml").name == "t"
     with pytest.raises(ConfigError, match="suite file not found: .*nope.toml"):
         load_suite(tmp_path / "nope.toml")
+
+
+VARIANT = """base = "s"
+
+[suite]
+seeds = [0]
+
+[[retrievers]]
+name = "tree_popular"
+sweep = { epochs = [3] }
+"""
+
+
+def test_a_variant_states_only_what_changes_over_its_base(tmp_path):
+    base = _load(tmp_path, BASE)
+    (tmp_path / "v.toml").write_text(VARIANT)
+    v = load_suite(tmp_path / "v.toml")
+    # own name (the base's is not inherited), seeds replaced, ks kept, [[retrievers]] replaced whole
+    assert (v.name, v.seeds, v.ks, v.datasets, v.trees) == ("v", (0,), base.ks, base.datasets, base.trees)
+    assert [c.name for c in v.cells()] == [f"synth/tree_popular(epochs=3)/{t.short()}/s0" for t in base.trees]
+    # the same cells as the variant written out in full
+    full = BASE.replace('name = "t"\nseeds = [0, 1]', 'name = "v"\nseeds = [0]').split("[[retrievers]]")[0]
+    full += '[[retrievers]]\nname = "tree_popular"\nsweep = { epochs = [3] }\n'
+    (tmp_path / "full.toml").write_text(full)
+    assert [c.id for c in v.cells()] == [c.id for c in load_suite(tmp_path / "full.toml").cells()]
+    # the run folder's record loads on its own, to the same cells
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "suite.toml").write_bytes(suite_record(tmp_path / "v.toml"))
+    kept = load_suite(tmp_path / "run" / "suite.toml")
+    assert kept.name == "v" and [c.id for c in kept.cells()] == [c.id for c in v.cells()]
+    assert suite_record(tmp_path / "s.toml") == BASE.encode()  # a suite without a base is kept as written
+
+
+def test_bases_chain_and_tables_merge_key_by_key(tmp_path):
+    _load(tmp_path, BASE)
+    (tmp_path / "v.toml").write_text(VARIANT)
+    (tmp_path / "w.toml").write_text('base = "v.toml"\n[suite]\nks = [10, 20]\n')
+    (tmp_path / "b.toml").write_text(BASE.replace('source = "latent"', 'source = "sasrec"\nparams = { epochs = 1, dim = 8 }'))
+    (tmp_path / "c.toml").write_text('base = "b"\n[embeddings]\nparams = { epochs = 2 }\n')
+    w = load_suite(tmp_path / "w.toml")
+    assert (w.name, w.seeds, w.ks, w.metric) == ("w", (0,), (10, 20), "ndcg@10")
+    assert {k: load_suite(tmp_path / "c.toml").embeddings.params[k] for k in ("epochs", "dim")} == {"epochs": 2, "dim": 8}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('base = "nope"\n', "base suite not found: .*nope.toml"),
+    ('base = "../s"\n', "base must name another suite in the same folder"),
+    ('base = 3\n', "base must name another suite"),
+    ('[suite]\nbase = "y"\n', "base goes at the top of the file"),
+    ('base = "y"\n', "base suites form a cycle: y.toml -> x.toml -> y.toml"),
+])
+def test_bad_bases_fail_on_load(tmp_path, text, message):
+    (tmp_path / "x.toml").write_text(text)
+    (tmp_path / "y.toml").write_text('base = "x"\n')
+    with pytest.raises(ConfigError, match=message):
+        load_suite(tmp_path / "y.toml")
+    with pytest.raises(ConfigError, match=message):
+        suite_record(tmp_path / "y.toml")
 
 
 def test_syntax_only_parse_needs_no_registry():

@@ -313,3 +313,14 @@ def test_beam_sweep_widths_must_reach_the_smallest_cut_off(tmp_path):
     path.write_text(SUITE.replace('metric = "recall@10"', 'metric = "recall@10"\nbeam_sweep = [4, 10]'))
     with pytest.raises(ConfigError, match=r"suite.beam_sweep widths must be >= the smallest cut-off in ks \(5\)"):
         load_suite(path)
+
+
+def test_run_folder_keeps_a_variants_merged_suite_which_loads_alone(tmp_path):
+    (tmp_path / "tiny.toml").write_text(SUITE.split('[[retrievers]]\nname = "crash"')[0])
+    (tmp_path / "var.toml").write_text('base = "tiny"\n[suite]\nks = [10]\n')
+    suite = load_suite(tmp_path / "var.toml")
+    s = run_suite(suite, run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
+    assert [r["status"] for r in s.ran] == ["FINISHED"]
+    kept = load_suite(tmp_path / "run" / "suite.toml")
+    assert (kept.name, kept.ks, kept.metric) == ("var", (10,), "recall@10")
+    assert [c.id for c in kept.cells()] == [c.id for c in suite.cells()] == [r["cell_id"] for r in s.ran]
