@@ -53,6 +53,7 @@ class DualEncoderConfig:
     epochs: int = 200  # upper bound; early stopping ends sooner
     batch_size: int = 256  # training windows per step
     lr: float = 1e-3  # AdamW learning rate
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over `epochs` (seater.training.epoch_lr)
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 5.0  # max grad norm
     patience: int = 4  # epochs without validation improvement before stopping
@@ -81,7 +82,7 @@ def make_config(cls: type, name: str, params: dict[str, Any]) -> Any:
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{name}: dropout must lie in [0, 1), got {cfg.dropout!r}")
     check_metric_name(cfg.val_metric, name)
-    TrainConfig(epochs=cfg.epochs, lr=cfg.lr, patience=cfg.patience, grad_clip=cfg.grad_clip)  # raises on a bad training value
+    TrainConfig(epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule, patience=cfg.patience, grad_clip=cfg.grad_clip)  # raises on a bad training value
     return cfg
 
 
@@ -297,8 +298,8 @@ class DualEncoder(EmbeddingModel):
             return self._evaluate(valid, ks=sorted({5, 10, 20, int(cfg.val_metric.split("@")[-1])}))
 
         tcfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
-            patience=cfg.patience, val_metric=cfg.val_metric, device=str(dev), seed=self.seed,
+            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, weight_decay=cfg.weight_decay,
+            grad_clip=cfg.grad_clip, patience=cfg.patience, val_metric=cfg.val_metric, device=str(dev), seed=self.seed,
             checkpoint_dir=cfg.checkpoint_dir, progress=cfg.progress,
         )  # fmt: skip
         res = train_loop(self.encoder_, batches, self.step_loss, validate, tcfg, tracker=tracker)

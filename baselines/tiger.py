@@ -35,8 +35,8 @@ Decisions (documented departures):
   the only difference between the modes is the mask. ``constrained=False`` is the paper: IDs
   that match no item are dropped (the row is filled with the next valid beams, 0 when none is
   left) and `invalid_rate` / ``fit_info_`` report the share of invalid IDs among the top-K beams.
-- Optimiser: the shared loop's AdamW with a constant learning rate (the paper: Adafactor,
-  inverse-square-root schedule, 200K steps).
+- Optimiser: the shared loop's AdamW with a constant learning rate by default, or
+  ``lr_schedule = "cosine"`` (the paper: Adafactor, inverse-square-root schedule, 200K steps).
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ class TIGERConfig:
     epochs: int = 200  # upper bound; early stopping on validation NDCG@10 ends sooner
     batch_size: int = 256  # training samples per step
     lr: float = 1e-3  # AdamW learning rate
+    lr_schedule: str = "constant"  # or "cosine": decay to 0 over `epochs` (seater.training.epoch_lr)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     patience: int = 4  # epochs without validation improvement before stopping
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (CPU smoke runs); None = all samples
@@ -96,6 +97,7 @@ class TIGERConfig:
                 raise ConfigError(f"tiger parameter {name} must be a positive integer, got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"tiger parameter dropout must be in [0, 1), got {self.dropout}")
+        TrainConfig(epochs=self.epochs, lr=self.lr, lr_schedule=self.lr_schedule, patience=self.patience)  # raises on a bad training value
         if self.user_token not in ("history", "none"):
             raise ConfigError(f"tiger parameter user_token must be 'history' or 'none', got {self.user_token!r}")
         if self.valid_users < 0 or (self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1):
@@ -182,7 +184,7 @@ class TIGERModel(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- retriever
-@RETRIEVERS.register("tiger", defaults={k: v for k, v in asdict(TIGERConfig()).items()})
+@RETRIEVERS.register("tiger", defaults={k: v for k, v in asdict(TIGERConfig()).items()}, added=("lr_schedule",))
 class TIGER(Retriever):
     """TIGER seq2seq retriever over the semantic IDs of the given tree (see module docstring)."""
 
@@ -299,7 +301,7 @@ class TIGER(Retriever):
             return _ndcg_recall(self.recommend(v_hist, 10), v_truth, 10)
 
         tcfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience,
+            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, weight_decay=cfg.weight_decay, patience=cfg.patience,
             val_metric="ndcg@10", device=str(self.device_), seed=self.seed, checkpoint_dir=cfg.checkpoint_dir, progress=cfg.progress,
         )
         t0 = time.perf_counter()

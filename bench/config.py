@@ -573,7 +573,8 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             except ConfigError as e:
                 raise ConfigError(f"{file}: embeddings.params: {e}") from None
             _check_constructs(file, "embeddings", entry, params)
-            emb = EmbeddingSpec(emb.source, params)
+            # parameters added after results existed, at their defaults, stay out of the identity and cache key
+            emb = EmbeddingSpec(emb.source, retrievers.identity_params(emb.source, params))
 
     # trees
     trees: list[TreeSpec] = []

@@ -166,5 +166,8 @@ def test_registration_holds_every_default_and_bad_params_raise():
         GRU4Rec(loss="bpr")
     with pytest.raises(ConfigError, match="mask_prob"):
         BERT4Rec(mask_prob=0.0)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        SASRec(lr_schedule="step")
+    assert SASRec(lr_schedule="cosine").cfg.lr_schedule == "cosine"
     with pytest.raises(ConfigError, match="fit"):
         SASRec().recommend(np.zeros((1, 20), dtype=np.int64), 5)

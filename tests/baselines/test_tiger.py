@@ -129,6 +129,8 @@ def test_bad_input():
         TIGER(layers=3)
     with pytest.raises(ConfigError, match="user_token"):
         TIGER(user_token="id")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        TIGER(lr_schedule="step")
     inter = make_synthetic(30, 20, seed=0, mean_length=6)
     split = leave_one_out(inter)
     with pytest.raises(ConfigError, match="needs a tree"):

@@ -53,6 +53,14 @@ def test_added_parameters_at_their_defaults_keep_the_cell_id(tmp_path):
     assert Cell.from_json(cell.to_json()).id == cell.id  # as a worker process reads it back
 
 
+def test_added_embedding_model_parameters_at_their_defaults_keep_the_cell_id(tmp_path):
+    """sasrec's `lr_schedule` came after SASRec-embedding cells existed: at its default it changes no id (nor the cache key)."""
+    text = BASE.replace('source = "latent"', 'source = "sasrec"\nparams = { epochs = 1PARAMS }')
+    ids = {p: [c.id for c in _load(tmp_path, text.replace("PARAMS", p)).cells() if c.tree] for p in ("", ', lr_schedule = "constant"', ', lr_schedule = "cosine"')}
+    assert ids[""] == ids[', lr_schedule = "constant"'] and set(ids[""]).isdisjoint(ids[', lr_schedule = "cosine"'])
+    assert "lr_schedule" not in _load(tmp_path, text.replace("PARAMS", "")).embeddings.params
+
+
 def test_grid_expands_to_the_cartesian_product(tmp_path):
     s = _load(tmp_path, BASE)
     cells = s.cells()
