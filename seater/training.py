@@ -1,9 +1,9 @@
 """The one training loop every neural model uses (dual encoders, SEATER, TIGER).
 
-The model supplies three callables and the loop does the rest: AdamW, bf16 autocast on CUDA,
-gradient clipping, an optional cosine learning-rate decay, validation after every epoch with early stopping on one metric, restore of
-the best weights, a checkpoint per epoch (resumable after an interruption), per-epoch metrics
-to the tracker and a tqdm progress bar.
+The model supplies three callables and the loop does the rest: AdamW (constant learning rate or a
+cosine decay), bf16 autocast on CUDA, gradient clipping, validation after every epoch with early
+stopping on one metric, restore of the best weights, a checkpoint per epoch (resumable after an
+interruption), per-epoch metrics to the tracker and a tqdm progress bar.
 
 Usage::
 
@@ -148,7 +148,9 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _config_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in asdict(cfg).items() if k not in _RESUMABLE_FIELDS}
+    """The fields a resumed run must share with the checkpoint (epochs too when they shape the cosine decay)."""
+    free = _RESUMABLE_FIELDS - {"epochs"} if cfg.lr_schedule == "cosine" else _RESUMABLE_FIELDS
+    return {k: v for k, v in asdict(cfg).items() if k not in free}
 
 
 def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
@@ -204,9 +206,9 @@ def train_loop(
 
     if ckpt_path is not None and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
-        saved = {**_ADDED_FIELDS, **ckpt["config"]}
-        if saved != _config_fingerprint(cfg):
-            diff = sorted(k for k in saved if saved[k] != _config_fingerprint(cfg).get(k))
+        saved, now = {**_ADDED_FIELDS, **ckpt["config"]}, _config_fingerprint(cfg)
+        diff = sorted(k for k in now if k in saved and saved[k] != now[k])  # the fields both record
+        if diff:
             raise ConfigError(
                 f"checkpoint {ckpt_path} was written with a different training config ({', '.join(diff)}); "
                 "use another checkpoint_dir or delete it"

@@ -142,6 +142,14 @@ def test_unknown_lr_schedule_is_a_config_error():
         _cfg(lr_schedule="step")
 
 
+def test_cosine_checkpoint_refuses_other_epochs(tmp_path):
+    # constant lr: more epochs may continue an interrupted run; cosine: epochs shape the decay
+    model, batches, step_loss, validate = _regression()
+    train_loop(model, batches, step_loss, validate, _cfg(epochs=2, lr_schedule="cosine", checkpoint_dir=str(tmp_path)))
+    with pytest.raises(ConfigError, match="epochs"):
+        train_loop(model, batches, step_loss, validate, _cfg(epochs=4, lr_schedule="cosine", checkpoint_dir=str(tmp_path)))
+
+
 def test_checkpoint_from_before_lr_schedule_resumes_as_constant(tmp_path):
     model, batches, step_loss, validate = _regression()
     train_loop(model, batches, step_loss, validate, _cfg(epochs=1, checkpoint_dir=str(tmp_path)))
