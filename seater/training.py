@@ -38,8 +38,8 @@ from seater.tracking import NullTracker, Tracker
 CHECKPOINT_NAME = "last.pt"
 # config fields that may change between an interrupted run and its resumption
 _RESUMABLE_FIELDS = {"epochs", "progress", "checkpoint_dir", "device"}
-# config fields added after checkpoints existed, with the value that reproduces the older behaviour
-_ADDED_FIELDS = {"lr_schedule": "constant"}
+# config fields added after checkpoints existed; their defaults reproduce the older behaviour
+_ADDED_FIELDS = ("lr_schedule",)
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -206,7 +206,8 @@ def train_loop(
 
     if ckpt_path is not None and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
-        saved, now = {**_ADDED_FIELDS, **ckpt["config"]}, _config_fingerprint(cfg)
+        saved = {**{k: getattr(TrainConfig, k) for k in _ADDED_FIELDS}, **ckpt["config"]}
+        now = _config_fingerprint(cfg)
         diff = sorted(k for k in now if k in saved and saved[k] != now[k])  # the fields both record
         if diff:
             raise ConfigError(
