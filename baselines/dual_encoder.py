@@ -36,7 +36,7 @@ from seater.metrics import check_metric_name
 from seater.retriever import EmbeddingModel, check_histories, check_topk
 from seater.topk import topk_inner_product
 from seater.tracking import NullTracker, Tracker
-from seater.training import TrainConfig, seed_everything, train_loop
+from seater.training import seed_everything, train_config, train_loop
 from seater.trees.tree import Tree
 
 
@@ -82,7 +82,7 @@ def make_config(cls: type, name: str, params: dict[str, Any]) -> Any:
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{name}: dropout must lie in [0, 1), got {cfg.dropout!r}")
     check_metric_name(cfg.val_metric, name)
-    TrainConfig(epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule, patience=cfg.patience, grad_clip=cfg.grad_clip)  # raises on a bad training value
+    train_config(cfg)  # raises on a bad training value
     return cfg
 
 
@@ -297,11 +297,7 @@ class DualEncoder(EmbeddingModel):
         def validate() -> dict[str, float]:
             return self._evaluate(valid, ks=sorted({5, 10, 20, int(cfg.val_metric.split("@")[-1])}))
 
-        tcfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, weight_decay=cfg.weight_decay,
-            grad_clip=cfg.grad_clip, patience=cfg.patience, val_metric=cfg.val_metric, device=str(dev), seed=self.seed,
-            checkpoint_dir=cfg.checkpoint_dir, progress=cfg.progress,
-        )  # fmt: skip
+        tcfg = train_config(cfg, device=str(dev), seed=self.seed)
         res = train_loop(self.encoder_, batches, self.step_loss, validate, tcfg, tracker=tracker)
         self.encoder_.eval()
         epoch_s = [h["time/epoch_s"] for h in res.history]

@@ -56,7 +56,7 @@ from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
 from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import NullTracker, Tracker
-from seater.training import TrainConfig, train_loop
+from seater.training import train_config, train_loop
 from seater.trees.tree import Tree
 
 _HASH_MULT = 1_000_003
@@ -97,7 +97,7 @@ class TIGERConfig:
                 raise ConfigError(f"tiger parameter {name} must be a positive integer, got {value!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"tiger parameter dropout must be in [0, 1), got {self.dropout}")
-        TrainConfig(epochs=self.epochs, lr=self.lr, lr_schedule=self.lr_schedule, patience=self.patience)  # raises on a bad training value
+        train_config(self)  # raises on a bad training value
         if self.user_token not in ("history", "none"):
             raise ConfigError(f"tiger parameter user_token must be 'history' or 'none', got {self.user_token!r}")
         if self.valid_users < 0 or (self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1):
@@ -300,10 +300,7 @@ class TIGER(Retriever):
                 return {"ndcg@10": 0.0, "recall@10": 0.0}
             return _ndcg_recall(self.recommend(v_hist, 10), v_truth, 10)
 
-        tcfg = TrainConfig(
-            epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, lr_schedule=cfg.lr_schedule, weight_decay=cfg.weight_decay, patience=cfg.patience,
-            val_metric="ndcg@10", device=str(self.device_), seed=self.seed, checkpoint_dir=cfg.checkpoint_dir, progress=cfg.progress,
-        )
+        tcfg = train_config(cfg, val_metric="ndcg@10", device=str(self.device_), seed=self.seed)
         t0 = time.perf_counter()
         result = train_loop(self.model_, batches, step_loss, validate, tcfg, tracker)
         self.model_.eval()

@@ -23,7 +23,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -60,6 +60,10 @@ class TrainConfig:
     progress: bool = True  # tqdm bar over the batches of an epoch
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "patience", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ConfigError(f"training parameter {name} must be an integer, got {value!r}")
         if self.epochs < 1:
             raise ConfigError(f"training parameter epochs must be >= 1, got {self.epochs}")
         if self.lr <= 0:
@@ -70,6 +74,19 @@ class TrainConfig:
             raise ConfigError(f"training parameter patience must be >= 1, got {self.patience}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"training parameter grad_clip must be > 0 or None, got {self.grad_clip}")
+
+
+def train_config(source: Any, **fixed: Any) -> TrainConfig:
+    """The TrainConfig of a model: every TrainConfig field that `source` (the model's config object or
+    params dict) also has, then `fixed` (what the model decides itself: device, seed, ...) on top.
+
+    The one mapping from model parameters to the loop's, used both to check a model's parameters when it
+    is configured and to train it, so a new training parameter needs no edit in each model.
+    """
+    has = (lambda k: k in source) if isinstance(source, dict) else (lambda k: hasattr(source, k))
+    get = source.__getitem__ if isinstance(source, dict) else (lambda k: getattr(source, k))
+    own = {f.name: get(f.name) for f in fields(TrainConfig) if has(f.name)}
+    return TrainConfig(**{**own, **fixed})
 
 
 @dataclass

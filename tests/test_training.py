@@ -9,7 +9,7 @@ import torch
 
 from seater.errors import ConfigError
 from seater.topk import topk_inner_product
-from seater.training import CHECKPOINT_NAME, TrainConfig, load_checkpoint, seed_everything, train_loop
+from seater.training import CHECKPOINT_NAME, TrainConfig, load_checkpoint, seed_everything, train_config, train_loop
 
 
 class Recorder:
@@ -140,6 +140,32 @@ def test_lr_schedule_sets_each_epochs_step(schedule):
 def test_unknown_lr_schedule_is_a_config_error():
     with pytest.raises(ConfigError, match="lr_schedule.*'step'"):
         _cfg(lr_schedule="step")
+
+
+def test_train_config_takes_the_shared_fields_and_the_fixed_ones_on_top():
+    from dataclasses import dataclass
+
+    @dataclass
+    class ModelConfig:
+        dim: int = 64  # the model's own: not a training field
+        epochs: int = 7
+        lr: float = 0.01
+        lr_schedule: str = "cosine"
+        device: str = "auto"
+
+    cfg = train_config(ModelConfig(), device="cpu", seed=3)
+    assert (cfg.epochs, cfg.lr, cfg.lr_schedule, cfg.device, cfg.seed) == (7, 0.01, "cosine", "cpu", 3)
+    assert cfg.patience == TrainConfig.patience  # absent from the model: the loop's default
+    assert train_config({"epochs": 2, "dim": 8}, epochs=5).epochs == 5  # dicts too; fixed wins
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        train_config(ModelConfig(lr_schedule="linear"))
+
+
+@pytest.mark.parametrize("field", ["epochs", "patience", "batch_size"])
+@pytest.mark.parametrize("value", [2.5, "3", True])
+def test_non_integer_counts_are_config_errors(field, value):
+    with pytest.raises(ConfigError, match=f"{field} must be an integer"):
+        TrainConfig(**{field: value})
 
 
 def test_cosine_checkpoint_refuses_other_epochs(tmp_path):

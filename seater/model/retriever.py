@@ -91,11 +91,11 @@ class SEATERRetriever(Retriever):
     def _check_params(self) -> None:
         """Every parameter checked at construction, so a suite with a bad value fails when it loads, not after hours of other cells."""
         from seater.metrics import check_metric_name
-        from seater.training import TrainConfig
+        from seater.training import train_config
 
         p = self.p
         SEATERConfig(n_items=1, n_tokens=2, depth=1, **{k: p[k] for k in self._MODEL_KEYS})  # raises on a bad model value
-        TrainConfig(epochs=p["epochs"], lr=p["lr"], lr_schedule=p["lr_schedule"], patience=p["patience"], grad_clip=p["grad_clip"])
+        train_config(p)  # raises on a bad training value
         check_metric_name(p["val_metric"], "seater")
         if p["decode_mode"] not in ("beam", "greedy", "sample"):
             raise ConfigError(f"seater decode_mode must be beam, greedy or sample, got {p['decode_mode']!r}")
@@ -113,7 +113,7 @@ class SEATERRetriever(Retriever):
         self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None, item_embeddings: np.ndarray | None = None
     ) -> "SEATERRetriever":
         from seater.metrics import evaluate
-        from seater.training import TrainConfig, train_loop
+        from seater.training import train_config, train_loop
 
         if tree is None:
             raise ConfigError("retriever 'seater' needs a tree: pass tree= (the harness builds one from item embeddings)")
@@ -160,11 +160,7 @@ class SEATERRetriever(Retriever):
             pred = self.recommend(valid.histories[val_rows], 10)
             return evaluate(pred, [valid.truth[i] for i in val_rows], ks=(10,))
 
-        cfg = TrainConfig(
-            epochs=int(self.p["epochs"]), batch_size=bs, lr=float(self.p["lr"]), lr_schedule=str(self.p["lr_schedule"]), weight_decay=float(self.p["weight_decay"]),
-            grad_clip=self.p["grad_clip"], patience=int(self.p["patience"]), val_metric=self.p["val_metric"],
-            amp=bool(self.p["amp"]), device=str(dev), seed=self.seed, checkpoint_dir=self.p["checkpoint_dir"], progress=bool(self.p["progress"]),
-        )
+        cfg = train_config(self.p, batch_size=bs, device=str(dev), seed=self.seed)
         tracker.log_params({f"seater/{k}": v for k, v in asdict(self.config_).items()})
         t0 = time.perf_counter()
         res = train_loop(self.model_, batches, step_loss, validate, cfg, tracker)
