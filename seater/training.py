@@ -83,9 +83,8 @@ def train_config(source: Any, **fixed: Any) -> TrainConfig:
     The one mapping from model parameters to the loop's, used both to check a model's parameters when it
     is configured and to train it, so a new training parameter needs no edit in each model.
     """
-    has = (lambda k: k in source) if isinstance(source, dict) else (lambda k: hasattr(source, k))
-    get = source.__getitem__ if isinstance(source, dict) else (lambda k: getattr(source, k))
-    own = {f.name: get(f.name) for f in fields(TrainConfig) if has(f.name)}
+    values = source if isinstance(source, dict) else vars(source)
+    own = {f.name: values[f.name] for f in fields(TrainConfig) if f.name in values}
     return TrainConfig(**{**own, **fixed})
 
 
