@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from seater.device import resolve_device
 from seater.errors import ConfigError, SeaterError
 from seater.tracking import NullTracker, Tracker
+from seater.trees.checks import check_int
 
 CHECKPOINT_NAME = "last.pt"
 # config fields that may change between an interrupted run and its resumption
@@ -61,17 +62,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("epochs", "patience", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ConfigError(f"training parameter {name} must be an integer, got {value!r}")
-        if self.epochs < 1:
-            raise ConfigError(f"training parameter epochs must be >= 1, got {self.epochs}")
+            check_int(f"training parameter {name}", getattr(self, name), 1)
         if self.lr <= 0:
             raise ConfigError(f"training parameter lr must be > 0, got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"training parameter lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.patience < 1:
-            raise ConfigError(f"training parameter patience must be >= 1, got {self.patience}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"training parameter grad_clip must be > 0 or None, got {self.grad_clip}")
 

@@ -162,9 +162,9 @@ def test_train_config_takes_the_shared_fields_and_the_fixed_ones_on_top():
 
 
 @pytest.mark.parametrize("field", ["epochs", "patience", "batch_size"])
-@pytest.mark.parametrize("value", [2.5, "3", True])
-def test_non_integer_counts_are_config_errors(field, value):
-    with pytest.raises(ConfigError, match=f"{field} must be an integer"):
+@pytest.mark.parametrize("value", [2.5, "3", True, 0, -2])
+def test_counts_must_be_positive_integers(field, value):
+    with pytest.raises(ConfigError, match=f"training parameter {field} must be an integer >= 1"):
         TrainConfig(**{field: value})
 
 

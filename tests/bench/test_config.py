@@ -103,7 +103,7 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
         ("n_items = 30", "n_items = -3", r"datasets\[0\]\.synthetic: n_items must be a positive integer"),
         ("n_items = 30", "n_items = 30, bogus = 1", r"datasets\[0\]\.synthetic: bad synthetic parameters .*'bogus'"),
         ("ks = [5, 10]", 'ks = [5, 10]\ndevice = "cuda:x"', r"suite\.device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
-        ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { epochs = -1 }', r"retrievers\[1\]\.params: training parameter epochs must be >= 1"),
+        ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { epochs = -1 }', r"retrievers\[1\]\.params: training parameter epochs must be an integer >= 1, got -1"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nsweep = { decode_mode = ["beam", "x"] }', r"retrievers\[1\]\.params: seater decode_mode must be beam, greedy or sample"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { n_heads = 3 }', r"retrievers\[1\]\.params: d_model \(64\) must be divisible by n_heads \(3\)"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { val_metric = "mrr@3" }', r"seater: val_metric must be recall@K, hit@K or ndcg@K"),
