@@ -57,7 +57,7 @@ def cloze_mask(windows: torch.Tensor, mask_prob: float, mask_token: int, gen: to
     return inputs, targets
 
 
-@RETRIEVERS.register("bert4rec", defaults=registered_defaults(BERT4RecConfig), added=("lr_schedule",))
+@RETRIEVERS.register("bert4rec", defaults=registered_defaults(BERT4RecConfig), added=("lr_schedule", "ema"))
 class BERT4Rec(DualEncoder):
     """BERT4Rec: bidirectional Cloze-trained dual encoder."""
 

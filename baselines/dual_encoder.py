@@ -56,6 +56,7 @@ class DualEncoderConfig:
     lr_schedule: str = "constant"  # or "cosine": decay to 0 over `epochs` (seater.training.epoch_lr)
     weight_decay: float = 0.0  # AdamW weight decay
     grad_clip: float = 5.0  # max grad norm
+    ema: float = 0.0  # > 0: validate and keep a moving average of the weights (seater.training.TrainConfig.ema)
     patience: int = 4  # epochs without validation improvement before stopping
     val_metric: str = "ndcg@10"  # early-stopping metric on split.valid
     valid_users: int = 0  # validate on this many random valid users (0 = all)

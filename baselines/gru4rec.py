@@ -41,7 +41,7 @@ class GRU4RecEncoder(Encoder):
         return self.out(self.drop(h))
 
 
-@RETRIEVERS.register("gru4rec", defaults=registered_defaults(GRU4RecConfig), added=("lr_schedule",))
+@RETRIEVERS.register("gru4rec", defaults=registered_defaults(GRU4RecConfig), added=("lr_schedule", "ema"))
 class GRU4Rec(DualEncoder):
     """GRU4Rec: recurrent dual encoder (full-softmax CE by default)."""
 

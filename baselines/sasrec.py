@@ -31,7 +31,7 @@ class SASRecEncoder(TransformerEncoder):
         super().__init__(n_items + 1, cfg, causal=True)  # 0 pad, 1..N items
 
 
-@RETRIEVERS.register("sasrec", defaults=registered_defaults(SASRecConfig), added=("lr_schedule",))
+@RETRIEVERS.register("sasrec", defaults=registered_defaults(SASRecConfig), added=("lr_schedule", "ema"))
 class SASRec(DualEncoder):
     """SASRec: causal self-attention dual encoder (full-softmax CE by default)."""
 

@@ -82,6 +82,7 @@ class TIGERConfig:
     lr: float = 1e-3  # AdamW learning rate
     lr_schedule: str = "constant"  # or "cosine": decay to 0 over `epochs` (seater.training.epoch_lr)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
+    ema: float = 0.0  # > 0: validate and keep a moving average of the weights (seater.training.TrainConfig.ema)
     patience: int = 4  # epochs without validation improvement before stopping
     max_steps_per_epoch: int | None = None  # cap on steps per epoch (CPU smoke runs); None = all samples
     valid_users: int = 2000  # validation users sampled (seeded) for early stopping; 0 = all
@@ -184,7 +185,7 @@ class TIGERModel(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------- retriever
-@RETRIEVERS.register("tiger", defaults={k: v for k, v in asdict(TIGERConfig()).items()}, added=("lr_schedule",))
+@RETRIEVERS.register("tiger", defaults={k: v for k, v in asdict(TIGERConfig()).items()}, added=("lr_schedule", "ema"))
 class TIGER(Retriever):
     """TIGER seq2seq retriever over the semantic IDs of the given tree (see module docstring)."""
 

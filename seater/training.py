@@ -1,7 +1,7 @@
 """The one training loop every neural model uses (dual encoders, SEATER, TIGER).
 
 The model supplies three callables and the loop does the rest: AdamW (constant learning rate or a
-cosine decay), bf16 autocast on CUDA, gradient clipping, validation after every epoch with early
+cosine decay), bf16 autocast on CUDA, gradient clipping, an optional moving average of the weights, validation after every epoch with early
 stopping on one metric, restore of the best weights, a checkpoint per epoch (resumable after an
 interruption), per-epoch metrics to the tracker and a tqdm progress bar.
 
@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from seater.device import resolve_device
@@ -40,7 +41,7 @@ CHECKPOINT_NAME = "last.pt"
 # config fields that may change between an interrupted run and its resumption
 _RESUMABLE_FIELDS = {"epochs", "progress", "checkpoint_dir", "device"}
 # config fields added after checkpoints existed; their defaults reproduce the older behaviour
-_ADDED_FIELDS = ("lr_schedule",)
+_ADDED_FIELDS = ("lr_schedule", "ema")
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -52,6 +53,9 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "cosine": lr * (1 + cos(pi * epoch / epochs)) / 2, set at the start of each epoch
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     grad_clip: float | None = 5.0  # max global grad norm; None disables clipping
+    # > 0: validate, keep and return an exponential moving average of the weights (this decay per
+    # step, e.g. 0.999 ~ the last 1,000 steps) instead of the last step's; 0 = off
+    ema: float = 0.0
     patience: int = 4  # epochs without improvement of val_metric before stopping
     val_metric: str = "ndcg@10"  # key of validate()'s dict; higher is better
     amp: bool = True  # bf16 autocast; only takes effect on CUDA
@@ -69,6 +73,8 @@ class TrainConfig:
             raise ConfigError(f"training parameter lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"training parameter grad_clip must be > 0 or None, got {self.grad_clip}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"training parameter ema must be in [0, 1) (0 = off), got {self.ema!r}")
 
 
 def train_config(source: Any, **fixed: Any) -> TrainConfig:
@@ -175,6 +181,19 @@ def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr
 
 
+def _swap_in(model: torch.nn.Module, ema: AveragedModel) -> list[torch.Tensor]:
+    """Put the averaged parameters into `model` (which validates and is saved as the best); returns its own."""
+    raw = [p.detach().clone() for p in model.parameters()]
+    _copy_params(model, [p.detach() for p in ema.module.parameters()])
+    return raw
+
+
+@torch.no_grad()
+def _copy_params(model: torch.nn.Module, values: list[torch.Tensor]) -> None:
+    for p, v in zip(model.parameters(), values, strict=True):
+        p.copy_(v)
+
+
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: an interruption during the write leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +227,8 @@ def train_loop(
     use_amp = cfg.amp and device.type == "cuda"
     seed_everything(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # parameters only: buffers (e.g. integer lookup tables) are not averaged
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema > 0 else None
 
     start_epoch, best_value, best_epoch, bad_epochs, samples_seen, finished = 0, -math.inf, -1, 0, 0, False
     best_metrics: dict[str, float] = {}
@@ -227,6 +248,8 @@ def train_loop(
             )
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         start_epoch, best_value, best_epoch = ckpt["epoch"] + 1, ckpt["best_value"], ckpt["best_epoch"]
         bad_epochs, samples_seen, finished = ckpt["bad_epochs"], ckpt["samples_seen"], ckpt["finished"]
         best_metrics, best_state, history = ckpt["best_metrics"], ckpt["best_model"], ckpt["history"]
@@ -254,6 +277,8 @@ def train_loop(
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.detach().float()
             if isinstance(out, dict):
                 for key, val in out.items():
@@ -275,6 +300,7 @@ def train_loop(
 
         model.eval()
         t1 = time.perf_counter()
+        raw = _swap_in(model, ema) if ema is not None else None
         with torch.no_grad():
             metrics = {k: float(v) for k, v in validate().items()}
         valid_s = time.perf_counter() - t1
@@ -294,6 +320,8 @@ def train_loop(
             best_state = _cpu_state(model)
         else:
             bad_epochs += 1
+        if raw is not None:
+            _copy_params(model, raw)  # training goes on from the raw weights
         finished = bad_epochs >= cfg.patience
         if cfg.progress:
             tqdm.write(f"epoch {epoch}: loss {mean_loss:.4f} {cfg.val_metric} {value:.4f} (best {best_value:.4f} @ {best_epoch}) {epoch_s:.1f}s")
@@ -305,6 +333,7 @@ def train_loop(
                     "config": _config_fingerprint(cfg),
                     "model": _cpu_state(model),
                     "optimizer": optimizer.state_dict(),
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
                     "epoch": epoch,
                     "best_value": best_value,
                     "best_epoch": best_epoch,

@@ -89,10 +89,10 @@ def test_early_stopping_restores_best_weights():
         assert not torch.equal(val, snapshots[4][key])
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, schedule):
+@pytest.mark.parametrize("schedule, ema", [("constant", 0.0), ("cosine", 0.0), ("constant", 0.9)])
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, schedule, ema):
     model_a, batches, step_loss, validate = _regression()
-    res_a = train_loop(model_a, batches, step_loss, validate, _cfg(patience=10, lr_schedule=schedule))
+    res_a = train_loop(model_a, batches, step_loss, validate, _cfg(patience=10, lr_schedule=schedule, ema=ema))
 
     model_b, batches_b, step_loss_b, validate_b = _regression()
 
@@ -102,18 +102,50 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, schedule)
         return batches_b(epoch)
 
     with pytest.raises(KeyboardInterrupt):
-        train_loop(model_b, crashing, step_loss_b, validate_b, _cfg(patience=10, lr_schedule=schedule, checkpoint_dir=str(tmp_path)))
+        train_loop(model_b, crashing, step_loss_b, validate_b, _cfg(patience=10, lr_schedule=schedule, ema=ema, checkpoint_dir=str(tmp_path)))
     ckpt = load_checkpoint(tmp_path / CHECKPOINT_NAME)  # weights_only=True works
     assert ckpt["epoch"] == 2
     # disturb the global RNG as a fresh process would: the checkpoint must restore it
     seed_everything(123)
     torch.rand(10)
     model_c, batches_c, step_loss_c, validate_c = _regression()
-    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, lr_schedule=schedule, checkpoint_dir=str(tmp_path)))
+    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, lr_schedule=schedule, ema=ema, checkpoint_dir=str(tmp_path)))
     assert res_c.epochs_run == res_a.epochs_run == 6
     assert res_c.best_epoch == res_a.best_epoch
     for key, val in model_a.state_dict().items():
         assert torch.equal(val, model_c.state_dict()[key])
+
+
+def test_ema_validates_and_keeps_the_average_while_training_goes_on_from_the_raw_weights():
+    # loss = w: every Adam step moves w by lr / (1 + eps) (see test_lr_schedule_sets_each_epochs_step),
+    # so the raw weight after step t is -0.1 t and its moving average is computed here by hand
+    model = torch.nn.Module()
+    model.w = torch.nn.Parameter(torch.zeros(()))
+    seen, validated = [], []
+
+    def step_loss(batch):
+        seen.append(float(model.w.detach()))
+        return model.w * batch.sum()
+
+    def validate():
+        validated.append(float(model.w))
+        return {"ndcg@10": -float(model.w)}
+
+    cfg = TrainConfig(epochs=3, lr=0.1, ema=0.5, patience=10, device="cpu", progress=False)
+    train_loop(model, lambda e: [torch.ones(1)] * 3, step_loss, validate, cfg)
+    raw = [-0.1 * t for t in range(10)]
+    assert seen == pytest.approx(raw[:9], abs=1e-5)  # training never continued from the average
+    avg = [raw[1]]
+    for t in range(2, 10):
+        avg.append(0.5 * avg[-1] + 0.5 * raw[t])
+    assert validated == pytest.approx([avg[2], avg[5], avg[8]], abs=1e-5)
+    assert float(model.w.detach()) == pytest.approx(avg[8], abs=1e-5)  # the best epoch's average is returned
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_ema_outside_0_1_is_a_config_error(value):
+    with pytest.raises(ConfigError, match="training parameter ema must be in"):
+        TrainConfig(ema=value)
 
 
 def test_checkpoint_from_other_config_is_refused(tmp_path):

@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "lr_schedule": "constant",  # or "cosine" (ours, not the paper's): decay to 0 over `epochs`
     "weight_decay": 1e-5,
+    "ema": 0.0,  # ours: > 0 validates and keeps a moving average of the weights (TrainConfig.ema)
     "epochs": 50,
     "patience": 4,
     "grad_clip": 5.0,
@@ -70,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings", "lr_schedule"))
+@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings", "lr_schedule", "ema"))
 class SEATERRetriever(Retriever):
     """SEATER: generative retrieval of tree identifiers with alignment and ranking losses."""
 
