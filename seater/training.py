@@ -1,9 +1,10 @@
 """The one training loop every neural model uses (dual encoders, SEATER, TIGER).
 
 The model supplies three callables and the loop does the rest: AdamW (constant learning rate or a
-cosine decay), bf16 autocast on CUDA, gradient clipping, an optional moving average of the weights, validation after every epoch with early
-stopping on one metric, restore of the best weights, a checkpoint per epoch (resumable after an
-interruption), per-epoch metrics to the tracker and a tqdm progress bar.
+cosine decay), bf16 autocast on CUDA, gradient clipping, an optional moving average of the weights,
+validation after every epoch with early stopping on one metric, restore of the best weights, a
+checkpoint per epoch (resumable after an interruption), per-epoch metrics to the tracker and a tqdm
+progress bar.
 
 Usage::
 
