@@ -74,7 +74,7 @@ class TrainConfig:
             raise ConfigError(f"training parameter lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"training parameter grad_clip must be > 0 or None, got {self.grad_clip}")
-        if not 0.0 <= self.ema < 1.0:
+        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"training parameter ema must be in [0, 1) (0 = off), got {self.ema!r}")
 
 

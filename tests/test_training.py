@@ -142,7 +142,7 @@ def test_ema_validates_and_keeps_the_average_while_training_goes_on_from_the_raw
     assert float(model.w.detach()) == pytest.approx(avg[8], abs=1e-5)  # the best epoch's average is returned
 
 
-@pytest.mark.parametrize("value", [-0.1, 1.0])
+@pytest.mark.parametrize("value", [-0.1, 1.0, "0.9", True])
 def test_ema_outside_0_1_is_a_config_error(value):
     with pytest.raises(ConfigError, match="training parameter ema must be in"):
         TrainConfig(ema=value)
