@@ -220,6 +220,15 @@ def _fmt(x: float) -> str:
     return f"{x:.2e}"
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies under it, so a results file does not
+    carry the absolute path of the machine (or temporary clone) that wrote it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _lower_better(col: str) -> bool:
     return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or "off_nearest" in col or col.endswith(("gini", "_rate"))
 
@@ -303,7 +312,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
     n_failed = sum(r["status"] != "FINISHED" for r in latest)
 
     md = [f"# Leaderboard: {suite}", "", markdown_header(info, data=data_desc),
-          f"- results file{'s' if len(runfiles) > 1 else ''}: {', '.join(f'`{f}`' for f in runfiles)} "
+          f"- results file{'s' if len(runfiles) > 1 else ''}: {', '.join(f'`{_shown(f)}`' for f in runfiles)} "
           f"({len(latest)} cells, {n_failed} failed)", "", protocol_card(latest)]
     csv_rows: list[dict[str, Any]] = []
     for ds in sorted({g.dataset for g in groups}):

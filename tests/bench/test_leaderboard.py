@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,6 +137,19 @@ def test_leaderboard_goes_to_the_named_suite_when_rows_come_from_several(tmp_pat
     out = write_leaderboard(runfile, results_dir=tmp_path / "res", suite="lb")
     assert out.markdown_path == tmp_path / "res" / "lb" / "leaderboard.md"
     assert "| a |" in out.markdown_path.read_text() and "| b |" in out.markdown_path.read_text()
+
+
+def test_results_file_is_named_relative_to_the_working_directory(tmp_path, monkeypatch):
+    runfile = tmp_path / "runs" / "x" / "results.jsonl"
+    runfile.parent.mkdir(parents=True)
+    runfile.write_text(json.dumps(_row(tmp_path, "a", 0, np.full(20, 0.5))) + "\n")
+    monkeypatch.chdir(tmp_path)
+    md = write_leaderboard(runfile.resolve(), results_dir="res").markdown_path.read_text()
+    assert "- results file: `runs/x/results.jsonl` (1 cells, 0 failed)" in md
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a run file outside the working directory keeps the path given
+    md = write_leaderboard(Path("../runs/x/results.jsonl"), results_dir="res").markdown_path.read_text()
+    assert "- results file: `../runs/x/results.jsonl`" in md
 
 
 def test_paired_test_finds_per_user_files_of_a_moved_run_folder(tmp_path):
