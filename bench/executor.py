@@ -83,9 +83,10 @@ class LocalExecutor:
     show_output: forward the cell's output (its progress bars) to this process's stderr; only
         with one worker (the bars of parallel cells would interleave: read their logs instead).
     progress: a tqdm bar over the grid.
-    workers: cells run at once. Each then gets ``cpu_count // workers`` CPU threads (through
-        OMP_NUM_THREADS / MKL_NUM_THREADS, unless those are set already), so parallel cells do
-        not oversubscribe the cores. Results do not depend on it; timings do.
+    workers: cells run at once. Each then gets ``cpu_count // min(workers, cells)`` CPU threads
+        (through OMP_NUM_THREADS / MKL_NUM_THREADS, unless those are set already), so parallel
+        cells do not oversubscribe the cores, and a grid of fewer cells than workers still uses
+        them all. Results do not depend on it; timings do.
     """
 
     def __init__(self, timeout_s: float | None = None, show_output: bool = True, progress: bool = True, workers: int = 1):
@@ -100,6 +101,7 @@ class LocalExecutor:
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
         self._stopping = False  # set when the grid is interrupted: a cell starting now is killed at once
+        self._at_once = workers  # cells that run side by side in the grid being submitted
 
     def submit(self, cells: Sequence[Cell], context: CellContext, on_result: OnResult | None = None) -> list[dict[str, Any]]:
         from tqdm.auto import tqdm
@@ -109,11 +111,12 @@ class LocalExecutor:
         n_failed = 0
         previous = _raise_on_sigterm()
         self._stopping = False
+        self._at_once = max(1, min(self.workers, len(cells)))
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="cell")
         pending: dict[Any, tuple[int, Cell]] = {}
         try:
             if self.workers > 1:
-                bar.write(f"{len(cells)} cells, {self.workers} at a time; their output: {context.run_dir / 'logs'}/<cell id>.log")
+                bar.write(f"{len(cells)} cells, {self._at_once} at a time; their output: {context.run_dir / 'logs'}/<cell id>.log")
             pending = {pool.submit(self.run_one, cell, context): (i, cell) for i, cell in enumerate(cells)}
             while pending:
                 bar.set_postfix_str(min(pending.values(), key=lambda p: p[0])[1].name[-60:])
@@ -156,8 +159,8 @@ class LocalExecutor:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env.setdefault("TQDM_MININTERVAL", "2")  # progress bars end up in log files: a line every 2 s at most
-        if self.workers > 1:
-            threads = str(max(1, (os.cpu_count() or 1) // self.workers))
+        if self._at_once > 1:
+            threads = str(max(1, (os.cpu_count() or 1) // self._at_once))
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env.setdefault(var, threads)
         return env

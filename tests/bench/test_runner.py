@@ -179,6 +179,27 @@ def test_parallel_workers_run_cells_at_once_and_share_the_cache(tmp_path):
         LocalExecutor(workers=0)
 
 
+def test_parallel_cells_share_the_cores_and_a_lone_cell_gets_them_all(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from bench.executor import LocalExecutor
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    ex = LocalExecutor(show_output=False, progress=False, workers=4)
+    seen = []
+
+    def run_one(cell, context):  # what a cell's subprocess would be given
+        seen.append(ex._cell_env().get("OMP_NUM_THREADS"))
+        return {"status": "FINISHED", "name": cell.name}
+
+    monkeypatch.setattr(ex, "run_one", run_one)
+    for n_cells, threads in ((6, "2"), (4, "2"), (2, "4"), (1, None)):  # None: torch's own default, as with workers=1
+        seen.clear()
+        ex.submit([SimpleNamespace(name=f"c{i}") for i in range(n_cells)], SimpleNamespace(run_dir=tmp_path))
+        assert seen == [threads] * n_cells, n_cells
+
+
 def test_killed_cell_resumes_from_its_checkpoint(tmp_path):
     path = tmp_path / "die.toml"
     path.write_text(PARALLEL.split("[embeddings]")[0].replace('"parallel"', '"die"') + '[[retrievers]]\nname = "die_once"\n')
