@@ -220,15 +220,6 @@ def _fmt(x: float) -> str:
     return f"{x:.2e}"
 
 
-def _shown(path: Path) -> str:
-    """`path` relative to the working directory when it lies under it, so a results file does not
-    carry the absolute path of the machine (or temporary clone) that wrote it."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _lower_better(col: str) -> bool:
     return col.startswith(LOWER_IS_BETTER_PREFIXES) or "cost" in col or "off_nearest" in col or col.endswith(("gini", "_rate"))
 
@@ -288,7 +279,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
     holds finished rows copied in from other suites' runs (reused cells). Several run files: rows
     of the same cell id count once, so runs that share cells (``run --reuse``) merge cleanly.
     """
-    from bench.provenance import markdown_header, provenance
+    from bench.provenance import markdown_header, provenance, shown_path
 
     runfiles = [Path(f) for f in (runfile if isinstance(runfile, (list, tuple)) else [runfile])]
     if not runfiles:
@@ -312,7 +303,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
     n_failed = sum(r["status"] != "FINISHED" for r in latest)
 
     md = [f"# Leaderboard: {suite}", "", markdown_header(info, data=data_desc),
-          f"- results file{'s' if len(runfiles) > 1 else ''}: {', '.join(f'`{_shown(f)}`' for f in runfiles)} "
+          f"- results file{'s' if len(runfiles) > 1 else ''}: {', '.join(f'`{shown_path(f)}`' for f in runfiles)} "
           f"({len(latest)} cells, {n_failed} failed)", "", protocol_card(latest)]
     csv_rows: list[dict[str, Any]] = []
     for ds in sorted({g.dataset for g in groups}):

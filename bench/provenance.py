@@ -84,6 +84,15 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shown_path(path: Path) -> str:
+    """`path` relative to the working directory when it lies under it, so a results file does not
+    carry the absolute path of the machine (or temporary clone) that wrote it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def probe_header(script: str, argv: list[str]) -> list[str]:
     """Provenance lines for a probe script's markdown (`results/*/*_probe.py`): the command as one
     can paste it again (JSON arguments quoted), commit, hardware and date."""

@@ -162,7 +162,7 @@ def compare_cmd(
     from bench.cli import output_path
     from bench.leaderboard import find_runfile
     from bench.paired import compare_runs, markdown_table
-    from bench.provenance import markdown_header, provenance
+    from bench.provenance import markdown_header, provenance, shown_path
 
     output_path(out, "--out")
     a, b = find_runfile(run_a, runs_dir), find_runfile(run_b, runs_dir)
@@ -170,7 +170,7 @@ def compare_cmd(
     table = markdown_table(rows)
     typer.echo(f"A = {a}\nB = {b}\n" + "\n".join(table))
     if out is not None:
-        head = ["# Paired comparison", "", markdown_header(provenance()).rstrip("\n"), f"- A: `{a}`", f"- B: `{b}`",
+        head = ["# Paired comparison", "", markdown_header(provenance()).rstrip("\n"), f"- A: `{shown_path(a)}`", f"- B: `{shown_path(b)}`",
                 f"- cells paired by {match}, users matched per seed; p = two-sided paired t-test over the users of all seeds "
                 "(* p < 0.05), which leaves out training noise: `per seed` shows whether the sign holds from one training run to the next", ""]
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,7 @@ def test_paired_p_drops_nan_pairs_and_handles_constant_differences():
     assert np.isnan(paired_p(np.ones(1), np.zeros(1)))
 
 
-def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path):
+def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import bench.cli
@@ -98,6 +98,10 @@ def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path
     assert "| d/sasrec | ndcg@10 | 0,1 | 60 | 0.5500 | 0.5000 | +10.0% | +10.0% +10.0% | 0 * |" in res.output
     text = out.read_text()
     assert "- commit:" in text and "| d/sasrec | ndcg@10 |" in text
+    monkeypatch.chdir(tmp_path)  # run files under the working directory are named relative to it
+    res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--metrics", "ndcg@10", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "- A: `a/results.jsonl`\n- B: `b/results.jsonl`\n" in out.read_text()
     res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--out", str(tmp_path)])
     assert isinstance(res.exception, ConfigError) and "is a folder" in str(res.exception)
 
