@@ -35,6 +35,31 @@ def parse_params(items: list[str] | None) -> dict:
     return out
 
 
+def _device_params(names: list[str], params: dict[str, dict], device: str | None) -> tuple[dict[str, dict], list[str]]:
+    """Apply ``--device`` to every builder among `names` that has a ``device`` parameter.
+
+    Returns the per-builder params and the builders that run on CPU whatever the device (the
+    caller decides whether that is an error). A ``device`` also given by ``--param`` is an error.
+    """
+    from bench.registry import builders
+    from seater.device import check_device_name, resolve_device
+
+    if device is None:
+        return params, []
+    check_device_name(device)
+    out, cpu_only = {name: dict(p) for name, p in params.items()}, []
+    for label in names:
+        if "device" not in builders().get(label.partition("@")[0]).defaults:
+            cpu_only.append(label)
+        elif "device" in out.get(label, {}):
+            raise ConfigError(f"the device of {label!r} is given twice: by --device and by --param")
+        else:
+            out.setdefault(label, {})["device"] = device
+    if len(cpu_only) < len(names):
+        resolve_device(device)  # a missing GPU fails here, before any build
+    return out, cpu_only
+
+
 def _summary(q: dict, seconds: float) -> str:
     """`q`: `tree_quality` and `off_nearest` of one tree, merged."""
     flat = "none: k >= items, every item hangs off the root"
@@ -55,6 +80,7 @@ def build(
     k: int = typer.Option(16, help="branching factor"),
     seed: int = typer.Option(0, min=0),
     param: Optional[list[str]] = typer.Option(None, help="builder parameter key=value (repeatable)"),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or auto, for builders with a device parameter (balanced, rqvae)"),
     out: Path = typer.Option(..., help="output tree .npz"),
 ) -> None:
     """Build one tree, save it, print its quality."""
@@ -64,7 +90,11 @@ def build(
 
     output_path(out, "--out")
     entry = builders().get(builder)  # every registered builder, rqvae included
-    params = parse_params(param)
+    by_name, cpu_only = _device_params([builder], {builder: parse_params(param)}, device)
+    if cpu_only and device not in ("cpu", "auto"):
+        with_device = ", ".join(e.name for e in builders() if "device" in e.defaults)
+        raise ConfigError(f"tree builder {builder!r} runs on CPU only; --device applies to: {with_device}")
+    params = by_name[builder]
     builders().params(builder, params)
     x = load_embeddings(embeddings)
     tree = entry.factory(x, k, seed=seed, **params)
@@ -108,6 +138,7 @@ def compare(
     seeds: str = typer.Option("0", help="comma-separated build seeds"),
     max_constrained: Optional[int] = typer.Option(None, min=1, help="skip constrained above this many items"),
     param: Optional[list[str]] = typer.Option(None, help="builder:key=value for one builder (repeatable)"),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or auto, for the builders with a device parameter (balanced, rqvae); the others run on CPU"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the rows as JSON"),
     markdown: Optional[Path] = typer.Option(None, help="write a markdown table with provenance"),
 ) -> None:
@@ -145,6 +176,9 @@ def compare(
         if new.keys() & per_builder.get(name, {}).keys():
             raise ConfigError(f"--param {name}:{next(iter(new))} is given twice")
         per_builder.setdefault(name, {}).update(new)
+    per_builder, cpu_only = _device_params(names, per_builder, device)
+    if cpu_only and device not in (None, "cpu", "auto"):
+        typer.echo(f"on CPU whatever --device: {', '.join(cpu_only)}")
     result = run_compare(
         x, k, names, seeds=seed_list, threshold_sweep=thresholds, max_constrained=max_constrained,
         params=per_builder, log=typer.echo,

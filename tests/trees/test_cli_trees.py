@@ -241,3 +241,30 @@ def test_data_synth_refuses_a_file_as_its_output_folder(tmp_path):
     afile.write_text("")
     res = runner.invoke(app, ["data", "synth", "--users", "20", "--items", "10", "--out", str(afile)])
     assert isinstance(res.exception, ConfigError) and str(res.exception) == f"--out {afile}: is a file, expected a folder"
+
+
+def test_device_reaches_the_builders_that_take_one(emb, tmp_path):
+    out = tmp_path / "t.npz"
+    res = runner.invoke(app, ["trees", "build", "--embeddings", str(emb), "--builder", "balanced", "--k", "4",
+                              "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert Tree.load(out).build_info["params"]["device"] == "cpu"
+    js = tmp_path / "c.json"
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "greedy,balanced",
+                              "--device", "auto", "--json", str(js)])
+    assert res.exit_code == 0, res.output
+    rows = {r["builder"]: r for r in json.loads(js.read_text())["rows"]}
+    assert rows["greedy"]["params"] == {} and rows["balanced"]["params"] == {"device": "auto"}
+
+
+@pytest.mark.parametrize("command,args,message", [
+    ("build", ["--builder", "greedy", "--device", "cuda:0"], "tree builder 'greedy' runs on CPU only; --device applies to: balanced, rqvae"),
+    ("build", ["--builder", "balanced", "--device", "gpu"], "device must be"),
+    ("build", ["--builder", "balanced", "--device", "cpu", "--param", "device=cpu"], "given twice"),
+    ("compare", ["--builders", "balanced", "--device", "cpu", "--param", "balanced:device=cpu"], "given twice"),
+])
+def test_bad_device_options_name_the_problem(emb, tmp_path, command, args, message):
+    res = runner.invoke(app, ["trees", command, "--embeddings", str(emb), "--k", "4", *args]
+                        + (["--out", str(tmp_path / "t.npz")] if command == "build" else []))
+    assert isinstance(res.exception, ConfigError) and message in str(res.exception)
+    assert not (tmp_path / "t.npz").exists()
