@@ -29,7 +29,8 @@ from bench.config import retriever_name, tree_name
 from seater.errors import ConfigError, DataError
 
 # metrics shown in the table, in order (those present in the rows)
-TIME_COLS = ("time/tree_build_s", "time/train_s", "time/infer_ms_per_user", "mem/peak_mb", "mem/cuda_peak_mb")
+TIME_COLS = ("time/tree_build_s", "time/train_s", "time/epoch_s", "fit/samples_per_second", "time/infer_ms_per_user",
+             "mem/peak_mb", "mem/cuda_peak_mb")
 TREE_COLS = ("tree/depth", "tree/n_nodes", "tree/balanced")
 LOWER_IS_BETTER_PREFIXES = ("time/", "mem/")
 
@@ -255,7 +256,7 @@ def merged_rows(runfiles: list[Path]) -> list[dict[str, Any]]:
     """The rows of several run files as one run: per-user paths resolved against each row's own
     file, and a cell finished in any file kept finished (another run's failure of the same cell
     id, e.g. a killed rerun, does not hide it)."""
-    from bench.tracking import per_user_dir, read_rows
+    from bench.tracking import epoch_seconds, per_user_dir, read_rows
 
     rows: list[dict[str, Any]] = []
     for f in runfiles:
@@ -265,6 +266,8 @@ def merged_rows(runfiles: list[Path]) -> list[dict[str, Any]]:
             found = per_user_dir(r, f)  # a moved run folder: its per-user files lie beside the run file
             if found is not None:
                 r.setdefault("artifacts", {})["per_user"] = str(found)
+            if "time/epoch_s" not in r["metrics"] and (epoch_s := epoch_seconds(r.get("curves", []))) is not None:
+                r["metrics"]["time/epoch_s"] = epoch_s  # rows written before the runner recorded it
             rows.append(r)
     finished = {r["cell_id"] for r in rows if r.get("status") == "FINISHED"}
     return [r for r in rows if r.get("status") == "FINISHED" or r["cell_id"] not in finished]

@@ -328,7 +328,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         tree = build_tree(cell, x, emb_hash, cache_dir, out)
 
     if cell.retriever is not None:
-        from bench.tracking import RecordingTracker
+        from bench.tracking import RecordingTracker, epoch_seconds
         from seater.evaluation import evaluate_retriever
 
         spec = cell.retriever
@@ -342,6 +342,8 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
             model.fit(split, tree=tree, tracker=rec, **extra)
         out["curves"] = rec.curves
         out["metrics"]["time/train_s"] = t_fit.seconds
+        if (epoch_s := epoch_seconds(rec.curves)) is not None:
+            out["metrics"]["time/epoch_s"] = epoch_s
         if t_fit.cuda_seconds is not None:
             out["metrics"]["time/train_cuda_s"] = t_fit.cuda_seconds
             out["metrics"]["mem/cuda_peak_train_mb"] = t_fit.cuda_peak_mb

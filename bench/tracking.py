@@ -167,6 +167,13 @@ def per_user_dir(row: dict[str, Any], runfile: str | Path) -> Path | None:
     return None
 
 
+def epoch_seconds(curves: list[dict[str, Any]]) -> float | None:
+    """Mean training seconds per epoch (validation apart) from a row's per-epoch curves; None
+    for a retriever that does not train in epochs (most-popular)."""
+    times = [c["metrics"]["time/epoch_s"] for c in curves if "time/epoch_s" in c.get("metrics", {})]
+    return sum(times) / len(times) if times else None
+
+
 def latest_rows(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The last row of every cell id (a rerun supersedes an earlier failure)."""
     out: dict[str, dict[str, Any]] = {}

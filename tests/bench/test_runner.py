@@ -73,6 +73,7 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     assert tp["metrics"]["mem/peak_mb"] > 10
     assert tp["lineage"].keys() == {"embeddings_hash", "tree_hash"}
     assert [c["step"] for c in tp["curves"]] == [0, 1]
+    assert tp["metrics"]["time/epoch_s"] == pytest.approx(0.75)  # the mean of the curve's 0.5 and 1.0
     per_user = np.load(run_dir / "per_user" / tp["cell_id"] / "test_recall@10.npy", allow_pickle=False)
     assert per_user.shape == (60,) and per_user.mean() == pytest.approx(tp["metrics"]["test/recall@10"])
 
