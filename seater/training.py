@@ -26,7 +26,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -208,6 +208,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _timed(batches: Iterable[Any], waited: list[float]) -> Iterator[Any]:
+    """`batches`, adding the seconds spent making each batch to ``waited[0]``: how much of an
+    epoch the host spends on data rather than on steps (on CUDA, steps queue asynchronously, so
+    a loader that cannot keep up shows here too)."""
+    it = iter(batches)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        waited[0] += time.perf_counter() - t0
+        yield batch
+
+
 def train_loop(
     model: torch.nn.Module,
     batches: Callable[[int], Iterable[Any]],
@@ -268,7 +283,8 @@ def train_loop(
         loss_sum = torch.zeros((), device=device)
         part_sums: dict[str, torch.Tensor] = {}
         n_steps = 0
-        bar = tqdm(batches(epoch), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        waited = [0.0]
+        bar = tqdm(_timed(batches(epoch), waited), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
         for batch in bar:
             with autocast():
                 out = step_loss(batch)
@@ -311,7 +327,7 @@ def train_loop(
         row = {"epoch": float(epoch), "train/loss": mean_loss, "train/lr": lr}
         row.update({f"train/{k}": v.item() / n_steps for k, v in part_sums.items()})
         row.update({f"valid/{k}": v for k, v in metrics.items()})
-        row.update({"time/epoch_s": epoch_s, "time/valid_s": valid_s})
+        row.update({"time/epoch_s": epoch_s, "time/batches_s": waited[0], "time/valid_s": valid_s})
         history.append(row)
         tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch)
 

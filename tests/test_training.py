@@ -69,6 +69,23 @@ def test_loss_falls_and_tracker_gets_epoch_metrics():
     assert {"train/loss", "train/abs", "valid/neg_mse", "time/epoch_s"} <= set(tracker.metrics[0][1])
 
 
+def test_the_time_spent_making_batches_is_logged_per_epoch():
+    import time
+
+    model, batches, step_loss, validate = _regression()
+
+    def slow_batches(epoch):  # 8 batches, each 20 ms to make
+        for b in batches(epoch):
+            time.sleep(0.02)
+            yield b
+
+    res = train_loop(model, slow_batches, step_loss, validate, _cfg(epochs=2))
+    for h in res.history:
+        assert 0.16 <= h["time/batches_s"] <= h["time/epoch_s"]
+    fast = train_loop(model, batches, step_loss, validate, _cfg(epochs=1)).history[0]
+    assert fast["time/batches_s"] < 0.05
+
+
 def test_early_stopping_restores_best_weights():
     model = torch.nn.Linear(2, 1)
     scripted = iter([0.1, 0.5, 0.3, 0.2, 0.4, 0.9])  # best at epoch 1, epochs 2-4 worse -> stop after epoch 4

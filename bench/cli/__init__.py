@@ -58,7 +58,7 @@ def output_path(path, option: str, folder: bool = False):
 
 def _register() -> None:
     # Each module adds its commands/groups to `app`; imports stay light (heavy ones inside commands).
-    from bench.cli import data, experiments, speed, speed_retrieval, speed_trees, trees  # noqa: F401
+    from bench.cli import data, experiments, speed, speed_epoch, speed_retrieval, speed_trees, trees  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,52 @@
+"""`seater-bench speed epoch ...`: training epochs of retrievers on a real dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from bench.cli import output_path
+from bench.cli.speed import log_line, speed_app
+
+
+@speed_app.command("epoch")
+def epoch(
+    data: Path = typer.Option(..., help="dataset path (e.g. ../shared/data/amazon-beauty)"),
+    data_format: str = typer.Option("auto", "--format", help="auto, s3rec, comirec, lightgcn or yambda"),
+    retrievers: str = typer.Option("seater,sasrec", help="comma-separated retrievers that train in epochs; NAME@LABEL is a variant row (seater,seater@norank)"),
+    param: Optional[list[str]] = typer.Option(None, help="retriever:key=value override (repeatable), e.g. seater@norank:use_rank=false"),
+    epochs: int = typer.Option(2, min=1, help="epochs per retriever"),
+    k: int = typer.Option(16, min=2, help="branching factor of the tree given to retrievers that need one"),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto"),
+    threads: int = typer.Option(1, min=1, help="torch CPU threads"),
+    seed: int = typer.Option(0, min=0),
+    out: Path = typer.Option(Path("results/seater/speed_epoch.md"), help="markdown path (JSON beside it)"),
+    note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
+) -> None:
+    """Epoch time, training samples/s and the share of each epoch spent making batches, per retriever."""
+    from bench.cli.trees import parse_params
+    from bench.provenance import provenance
+    from bench.speed.epoch import EpochSpeedConfig, run_epoch_speed, write_results
+    from seater.device import resolve_device
+    from seater.errors import ConfigError
+
+    output_path(out, "--out")
+    names = tuple(r.strip() for r in retrievers.split(","))
+    if not all(names) or len(set(names)) < len(names):
+        raise ConfigError(f"--retrievers must be distinct comma-separated names, got {retrievers!r}")
+    params: dict[str, dict] = {}
+    for item in param or []:
+        name, _, rest = item.partition(":")
+        if not rest:
+            raise ConfigError(f"--param {item!r}: expected retriever:key=value")
+        new = parse_params([rest])
+        if new.keys() & params.get(name, {}).keys():
+            raise ConfigError(f"--param {name}:{next(iter(new))} is given twice")
+        params.setdefault(name, {}).update(new)
+    cfg = EpochSpeedConfig(data=str(data), retrievers=names, params=params, epochs=epochs, k=k, data_format=data_format,
+                           device=str(resolve_device(device)), threads=threads, seed=seed, notes=list(note))
+    result = run_epoch_speed(cfg, log=log_line)
+    for path in write_results(result, out, provenance()):
+        typer.echo(f"wrote {path}")
