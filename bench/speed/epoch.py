@@ -93,14 +93,14 @@ def run_epoch_speed(cfg: EpochSpeedConfig, log=print) -> dict[str, Any]:
         row = {
             "retriever": label, "params": cfg.params.get(label, {}), "epochs": len(epochs),
             "samples_per_epoch": round(sps * sum(epoch_s) / len(epoch_s)),
-            "epoch_s": epoch_s, "batches_s": [e.get("time/batches_s") for e in epochs], "valid_s": [e["time/valid_s"] for e in epochs],
+            "epoch_s": epoch_s, "batches_s": [e["time/batches_s"] for e in epochs], "valid_s": [e["time/valid_s"] for e in epochs],
             "median_epoch_s": statistics.median(epoch_s), "samples_per_s": sps,
         }
         if extra:
             row["tree"] = {"k": cfg.k, "depth": tree.depth}
         rows.append(row)
         log(f"{label}: epochs {', '.join(f'{s:.1f}' for s in epoch_s)} s; {sps:,.0f} samples/s; "
-            f"making batches {sum(b or 0 for b in row['batches_s']) / sum(epoch_s):.2%} of the epochs")
+            f"making batches {sum(row['batches_s']) / sum(epoch_s):.2%} of the epochs")
     return {"config": asdict(cfg), "n_items": split.n_items, "rows": rows}
 
 
@@ -120,7 +120,7 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any]) -> li
               "|---|---|---:|---|---:|---:|---:|"]
     for r in result["rows"]:
         over = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "defaults"
-        batches = sum(b or 0.0 for b in r["batches_s"]) / sum(r["epoch_s"])
+        batches = sum(r["batches_s"]) / sum(r["epoch_s"])
         lines.append(f"| {r['retriever']} | {over} | {r['samples_per_epoch']:,} | {', '.join(f'{s:.1f}' for s in r['epoch_s'])} "
                      f"| {r['median_epoch_s']:.1f} | {r['samples_per_s']:,.0f} | {batches:.2%} |")
     lines += ["", "samples/s: the retriever's own training samples (next-item pairs for SEATER, windows for the dual "
