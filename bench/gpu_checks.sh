@@ -20,7 +20,10 @@
 #    step 3 its files; each mode's line is logged as soon as it is timed);
 # 4. bench/speed/profile.py: torch.profiler tables of one beam-search batch and one training step,
 #    so a missed target comes back with the operators that cost the time;
-# 5. results/tiger/cpu_step_time.py on the GPU: what paper-size TIGER training costs there (issue 8).
+# 5. results/tiger/cpu_step_time.py on the GPU: what paper-size TIGER training costs there (issue 8);
+# 6. `seater-bench speed epoch --device cuda` on a synthetic Beauty-sized dataset (22,363 users, 12,101
+#    items), batch 2048: whole epochs through `fit`, and the share of each spent making batches
+#    (issue 7: "an end-to-end epoch that is not bound by data loading"); figures in checks.log.
 # Everything lands in $OUT (or results/gpu when run by hand); each step has its own time limit so
 # one slow step cannot eat the others' time. Copy the files into results/trees and results/seater.
 set -uo pipefail
@@ -39,8 +42,8 @@ step() {  # step SECONDS NAME COMMAND...: run with a time limit, log to $out/che
 }
 
 step 10 gpu bash -c 'nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; echo commit ${SEATER_BENCH_COMMIT:-unknown}'
-step 60 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
-step 90 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
+step 50 tests python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step 60 trees "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 3 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu.md" --note "bench/gpu_checks.sh"
 step 30 trees-slow-prices "${sb[@]}" speed trees --device "$device" --sizes "${TREE_SIZES:-361245,1000000}" --repeats 2 \
     --compare-constrained-at 0 --param newton_fast=0 --out "$out/balanced_speed_gpu_newton_fast0.md" --note "bench/gpu_checks.sh"
@@ -51,9 +54,14 @@ step 100 train-compile "${sb[@]}" speed retrieval --device "$device" --sizes "${
     --batch 1024 --users 1024 --train-batch 2048 --threads 16 --compile reduce-overhead,default --out "$(mktemp -d)"
 step 130 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
-step 50 profile python3 -m bench.speed.profile --device "$device" --train-items "${PROFILE_TRAIN:-12101}" \
+step 30 profile python3 -m bench.speed.profile --device "$device" --train-items "${PROFILE_TRAIN:-12101}" \
     --beam-items "${PROFILE_BEAM:-361000}"
 step 30 tiger python3 results/tiger/cpu_step_time.py --device "$device" --steps 20 --out "$out/tiger_gpu_step_time.md"
+epoch_dir=$(mktemp -d)
+step 20 synth "${sb[@]}" data synth --users 22363 --items 12101 --out "$epoch_dir/data"
+step 40 epoch "${sb[@]}" speed epoch --device "$device" --data "$epoch_dir/data" --retrievers seater,seater@norank \
+    --param seater:batch_size=2048 --param seater@norank:batch_size=2048 --param seater@norank:use_rank=false \
+    --epochs 2 --threads 16 --out "$epoch_dir/speed_epoch.md"
 # the device tool brings back at most 8 files: the plot is redrawn from speed_retrieval.json, and the
 # tables of the newton_fast=0 and 10M runs are in their markdown
 if [ -n "${OUT:-}" ]; then rm -f "$out/speed_retrieval.png" "$out/balanced_speed_gpu_newton_fast0.json" "$out/balanced_speed_gpu_10m.json"; fi
