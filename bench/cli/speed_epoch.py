@@ -26,7 +26,7 @@ def epoch(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Epoch time, training samples/s and the share of each epoch spent making batches, per retriever."""
-    from bench.cli.trees import parse_params
+    from bench.cli.trees import parse_named_params
     from bench.provenance import provenance
     from bench.speed.epoch import EpochSpeedConfig, run_epoch_speed, write_results
     from seater.device import resolve_device
@@ -36,16 +36,7 @@ def epoch(
     names = tuple(r.strip() for r in retrievers.split(","))
     if not all(names) or len(set(names)) < len(names):
         raise ConfigError(f"--retrievers must be distinct comma-separated names, got {retrievers!r}")
-    params: dict[str, dict] = {}
-    for item in param or []:
-        name, _, rest = item.partition(":")
-        if not rest:
-            raise ConfigError(f"--param {item!r}: expected retriever:key=value")
-        new = parse_params([rest])
-        if new.keys() & params.get(name, {}).keys():
-            raise ConfigError(f"--param {name}:{next(iter(new))} is given twice")
-        params.setdefault(name, {}).update(new)
-    cfg = EpochSpeedConfig(data=str(data), retrievers=names, params=params, epochs=epochs, k=k, data_format=data_format,
+    cfg = EpochSpeedConfig(data=str(data), retrievers=names, params=parse_named_params(param, "retriever"), epochs=epochs, k=k, data_format=data_format,
                            device=str(resolve_device(device)), threads=threads, seed=seed, notes=list(note))
     result = run_epoch_speed(cfg, log=log_line)
     for path in write_results(result, out, provenance()):

@@ -35,6 +35,20 @@ def parse_params(items: list[str] | None) -> dict:
     return out
 
 
+def parse_named_params(items: list[str] | None, kind: str) -> dict[str, dict]:
+    """``NAME:key=value`` strings (NAME may be a ``name@label`` variant) -> {NAME: {key: value}}."""
+    out: dict[str, dict] = {}
+    for item in items or []:
+        name, _, rest = item.partition(":")
+        if not rest:
+            raise ConfigError(f"--param {item!r}: expected {kind}:key=value")
+        new = parse_params([rest])
+        if new.keys() & out.get(name, {}).keys():
+            raise ConfigError(f"--param {name}:{next(iter(new))} is given twice")
+        out.setdefault(name, {}).update(new)
+    return out
+
+
 def _device_params(names: list[str], params: dict[str, dict], device: str | None) -> tuple[dict[str, dict], list[str]]:
     """Apply ``--device`` to every builder among `names` that has a ``device`` parameter.
 
@@ -167,16 +181,7 @@ def compare(
 
         x = load_embeddings(embeddings)
         data = str(embeddings)
-    per_builder: dict[str, dict] = {}
-    for item in param or []:
-        name, _, rest = item.partition(":")
-        if not rest:
-            raise ConfigError(f"--param {item!r}: expected builder:key=value")
-        new = parse_params([rest])
-        if new.keys() & per_builder.get(name, {}).keys():
-            raise ConfigError(f"--param {name}:{next(iter(new))} is given twice")
-        per_builder.setdefault(name, {}).update(new)
-    per_builder, cpu_only = _device_params(names, per_builder, device)
+    per_builder, cpu_only = _device_params(names, parse_named_params(param, "builder"), device)
     if cpu_only and device not in (None, "cpu", "auto"):
         typer.echo(f"on CPU whatever --device: {', '.join(cpu_only)}")
     result = run_compare(

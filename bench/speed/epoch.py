@@ -81,7 +81,8 @@ def run_epoch_speed(cfg: EpochSpeedConfig, log=print) -> dict[str, Any]:
         params = retrievers().params(name, _overrides(cfg, label))
         extra = {}
         if getattr(entry.factory, "needs_tree", False):
-            tree = tree or balanced_random_tree(split.n_items, cfg.k, cfg.seed)
+            if tree is None:
+                tree = balanced_random_tree(split.n_items, cfg.k, cfg.seed)
             extra["tree"] = tree
         model = entry.factory(**params, device=cfg.device, seed=cfg.seed)
         rec = RecordingTracker()
