@@ -110,6 +110,21 @@ class Registry(Generic[F]):
         if entry.check is not None:
             entry.check(params)
 
+    def check_variants(self, labels: list[str], params: dict[str, dict[str, Any]], listed_as: str) -> None:
+        """Rows named NAME or NAME@LABEL (variants of one entry side by side), with overrides per row:
+        each row listed once, a label after every @, a registered NAME, overrides only for listed
+        rows and valid for their NAME. `listed_as` names the list in messages ("builders")."""
+        if len(set(labels)) < len(labels):
+            raise ConfigError(f"a name is listed twice in {','.join(labels)}; name variants NAME@LABEL")
+        unknown = set(params) - set(labels)
+        if unknown:
+            raise ConfigError(f"--param for {', '.join(sorted(unknown))}, which is not among the {listed_as} {','.join(labels)}")
+        for label in labels:
+            name, at, tag = label.partition("@")
+            if at and not tag:
+                raise ConfigError(f"{self.kind} variant {label!r}: give a label after @, e.g. {name}@refined")
+            self.params(name, params.get(label))  # unknown names and parameters raise
+
     def identity_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """`params` as they identify a result: `added` parameters at their defaults left out."""
         entry = self.get(name)

@@ -43,3 +43,21 @@ def test_every_bundled_builder_checks_its_defaults_and_its_ranges_without_data()
         reg.check(name, reg.params(name))
         with pytest.raises(ConfigError):
             reg.check(name, reg.params(name, bad[name]))
+
+
+@pytest.mark.parametrize("labels,params,message", [
+    (["a", "a@x", "a@x"], {}, "listed twice"),
+    (["a"], {"a@x": {"n": 1}}, "--param for a@x, which is not among the things a"),
+    (["a@"], {}, "thing variant 'a@': give a label after @"),
+    (["b@x"], {}, "unknown thing 'b'"),
+    (["a", "a@x"], {"a@x": {"m": 1}}, "unknown parameter(s) m for thing 'a'"),
+])
+def test_variant_rows_are_checked_before_any_work(labels, params, message):
+    from seater.errors import SeaterError
+
+    reg = Registry("thing")
+    reg.register("a", defaults={"n": 0})(lambda **kw: kw)
+    reg.check_variants(["a", "a@x"], {"a@x": {"n": 2}}, "things")  # variants of one entry, each its own overrides
+    with pytest.raises(SeaterError) as e:
+        reg.check_variants(labels, params, "things")
+    assert message in str(e.value)

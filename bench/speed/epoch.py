@@ -41,16 +41,11 @@ def check_retrievers(cfg: EpochSpeedConfig) -> None:
 
     if cfg.epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
-    unknown = set(cfg.params) - set(cfg.retrievers)
-    if unknown:
-        raise ConfigError(f"--param for {', '.join(sorted(unknown))}, which is not among the retrievers")
+    retrievers().check_variants(list(cfg.retrievers), cfg.params, "retrievers")
     for label in cfg.retrievers:
-        name, at, tag = label.partition("@")
-        if at and not tag:
-            raise ConfigError(f"{label!r}: give a label after @ (NAME@LABEL)")
+        name = label.partition("@")[0]
         if "epochs" not in retrievers().get(name).defaults:
             raise ConfigError(f"retriever {name!r} does not train in epochs: nothing to time")
-        retrievers().params(name, _overrides(cfg, label))
 
 
 def _overrides(cfg: EpochSpeedConfig, name: str) -> dict[str, Any]:

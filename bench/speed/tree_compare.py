@@ -69,18 +69,10 @@ def plan_runs(
     runs: list[tuple[str, dict]] = []
     skipped: list[dict] = []
     params = params or {}
-    if len(set(builders)) < len(builders):
-        raise ConfigError(f"a builder is listed twice in {','.join(builders)}; name variants NAME@LABEL")
-    unknown = set(params) - set(builders)
-    if unknown:
-        raise ConfigError(f"--param for {', '.join(sorted(unknown))}, which is not among the builders {','.join(builders)}")
+    reg.check_variants(builders, params, "builders")
     for name in builders:
-        builder, at, label = name.partition("@")
-        if at and not label:
-            raise ConfigError(f"builder variant {name!r}: give a label after @, e.g. {builder}@refined")
-        reg.get(builder)  # unknown names raise, listing the known ones
+        builder = name.partition("@")[0]
         base = dict(params.get(name, {}))
-        reg.params(builder, base)
         if builder == "constrained" and max_constrained is not None and n_items > max_constrained:
             reason = f"skipped: {n_items} items > --max-constrained {max_constrained} (constrained k-means would take hours on this machine)"
             skipped.append({"builder": name, "params": base, "skipped": reason})
