@@ -2,9 +2,9 @@
 
 One leaderboard row = one configuration (a cell without its seed) on one dataset. For every
 metric: mean ± std over seeds and a 95% confidence interval (Student t over seeds). The best
-row per dataset (by the suite's primary metric, test split) is compared with each other row
-by a paired t-test over the per-user values of that metric, users matched within each seed
-(the per-user arrays a cell saved next to the results file). Best and second best of each
+row per dataset (by the suite's primary metric, test split), or the row named by ``against``, is
+compared with each other row by a paired t-test over the per-user values of that metric, users
+matched within each seed (the per-user arrays a cell saved next to the results file). Best and second best of each
 metric column are marked (bold / italic).
 
 Outputs in ``<results dir>/<suite>/``: ``leaderboard.md`` (provenance header + protocol card +
@@ -16,6 +16,7 @@ one table per dataset), ``leaderboard.csv`` and, when the grid has the axis, plo
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import math
 import re
@@ -273,10 +274,24 @@ def merged_rows(runfiles: list[Path]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("status") == "FINISHED" or r["cell_id"] not in finished]
 
 
+def reference_row(groups: list[Group], against: str, primary: str) -> Group:
+    """The one row of a dataset's table whose label matches the glob `against` (and has test values)."""
+    hits = [g for g in groups if fnmatch.fnmatchcase(g.label, against) and len(g.values(primary))]
+    if len(hits) != 1:
+        labels = ", ".join(f"`{g.label}`" for g in groups if len(g.values(primary)))
+        found = "no row" if not hits else f"{len(hits)} rows ({', '.join(g.label for g in hits)})"
+        raise ConfigError(f"--against {against!r} matches {found} of dataset {groups[0].dataset}; "
+                          f"it must match exactly one of: {labels}")
+    return hits[0]
+
+
 def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str | Path = "results", metric: str | None = None,
-                      command: str | None = None, suite: str | None = None) -> LeaderboardFiles:
+                      command: str | None = None, suite: str | None = None, against: str | None = None) -> LeaderboardFiles:
     """Aggregate `runfile` (or several run files as one table) and write the markdown, CSV and plots
     to `<results_dir>/<suite>/`; return their paths.
+
+    `against`: a glob over row labels (e.g. ``*balanced*``) naming the reference row of each dataset:
+    p-values and a relative change of the primary metric are then given against it, not the best row.
 
     `suite` defaults to the suite of the last row, which is not the run's own when the run file also
     holds finished rows copied in from other suites' runs (reused cells). Several run files: rows
@@ -319,6 +334,8 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             cost = next((c for c in ("tree/total_cost", "time/tree_build_s") if c in cols), None)
             order = sorted(gs, key=lambda g: stats[id(g)][cost][0] if cost and not math.isnan(stats[id(g)][cost][0]) else math.inf)
         best = order[0] if has_primary else None
+        ref = reference_row(gs, against, primary) if against is not None and has_primary else best
+        vs = "ref" if against is not None and has_primary else "best"
         marks: dict[tuple[int, str], str] = {}
         for c in cols:
             if c in TREE_COLS:  # shape, not a score
@@ -335,11 +352,13 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
                         marks[(gid, c)] = "second"
         md += [f"## {ds}", ""]
         if best is not None:
+            whom = f"the best row `{best.label}`" if vs == "best" else f"the reference row `{ref.label}` (change = relative to its mean)"
             md.append(f"Sorted by {primary}; **bold** = best, _italic_ = second best per column; "
-                      f"p = paired t-test over users (matched per seed) against the best row `{best.label}`; "
+                      f"p = paired t-test over users (matched per seed) against {whom}; "
                       f"95% CI of {primary} over seeds.")
             md.append("")
-        head = ["config", "seeds", *cols] + ([f"95% CI {primary}", "p vs best"] if best is not None else [])
+        extra = ([f"95% CI {primary}"] + (["change vs ref"] if vs == "ref" else []) + [f"p vs {vs}"]) if best is not None else []
+        head = ["config", "seeds", *cols, *extra]
         md.append("| " + " | ".join(head) + " |")
         md.append("|" + "---|" * len(head))
         for g in order:
@@ -358,14 +377,21 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             if best is not None:
                 m, s, ci = stats[id(g)][primary]
                 cells.append("–" if math.isnan(ci) else f"[{_fmt(m - ci)}, {_fmt(m + ci)}]")
-                if g is best:
-                    cells.append("best")
-                    row_csv["p_vs_best"] = ""
+                if vs == "ref":
+                    r_mean = stats[id(ref)][primary][0]
+                    change = (m / r_mean - 1) * 100 if r_mean else math.nan
+                    cells.append("ref" if g is ref else ("–" if math.isnan(change) else f"{change:+.1f}%"))
+                    row_csv["change_vs_ref_pct"] = "" if g is ref else change
+                if g is ref:
+                    cells.append(vs)
+                    row_csv[f"p_vs_{vs}"] = ""
                 else:
-                    p, n = paired_test(best, g, metric)
+                    p, n = paired_test(ref, g, metric)
                     cells.append("–" if math.isnan(p) else (f"{p:.2g}" + (" *" if p < 0.05 else "")))
-                    row_csv["p_vs_best"] = p
+                    row_csv[f"p_vs_{vs}"] = p
             row_csv["best"] = g is best
+            if vs == "ref":
+                row_csv["ref"] = g is ref
             md.append("| " + " | ".join(cells) + " |")
             csv_rows.append(row_csv)
         md.append("")

@@ -123,11 +123,15 @@ def leaderboard_cmd(
     results_dir: Path = typer.Option(Path("results"), help="Write to <results-dir>/<suite>/."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
     name: Optional[str] = typer.Option(None, help="Folder name under --results-dir [default: the rows' suite]."),
+    against: Optional[str] = typer.Option(
+        None, help="Glob over row labels naming each dataset's reference row (e.g. '*balanced*'): p-values and "
+                   "the change of the primary metric against it instead of the best row."),
 ) -> None:
     """Aggregate a run over seeds into results/<suite>/leaderboard.md, .csv and plots.
 
     Several runs give one table (cells they share count once): e.g. a loss ablation and a k sweep
-    run as separate suites, compared in one table with p-values against one best row.
+    run as separate suites, compared in one table with p-values against one best row (or the
+    --against row).
     """
     from bench.leaderboard import find_runfile, write_leaderboard
     from seater.errors import ConfigError
@@ -137,7 +141,7 @@ def leaderboard_cmd(
     if name is not None and (not name.strip(". ") or "/" in name or "\\" in name):
         raise ConfigError(f"--name is a folder name under --results-dir (no '/'), got {name!r}")
     runfiles = [find_runfile(x, runs_dir) for x in suite_or_runfile]
-    out = write_leaderboard(runfiles, results_dir=results_dir, suite=name)
+    out = write_leaderboard(runfiles, results_dir=results_dir, suite=name, against=against)
     typer.echo(out.markdown_path.read_text())
     for p in out.files:
         typer.echo(f"wrote {p}", err=True)

@@ -75,6 +75,45 @@ def test_leaderboard_ranks_tests_and_marks(tmp_path):
     assert not out.plots  # no tree axis in this grid
 
 
+def test_leaderboard_against_a_reference_row(tmp_path):
+    """--against: p and change against the named row (here not the best one); a glob matching no row or
+    several rows is one clear error."""
+    import csv
+
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for seed in (0, 1):
+        base = rng.random(200)
+        rows.append(_row(tmp_path, "good", seed, base + 0.2))
+        rows.append(_row(tmp_path, "ref", seed, base + 0.1 + rng.normal(0, 0.05, 200)))
+        rows.append(_row(tmp_path, "bad", seed, base))
+    runfile = tmp_path / "results.jsonl"
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = write_leaderboard(runfile, results_dir=tmp_path / "res", against="ref*")
+    md = out.markdown_path.read_text()
+    assert "against the reference row `ref`" in md and "| change vs ref | p vs ref |" in md
+    lines = {ln.split(" | ")[0]: ln for ln in md.splitlines() if ln.startswith("| ") and "seeds" not in ln}
+    assert lines["| ref"].endswith("| ref | ref |")
+    body = [ln for ln in out.csv_path.read_text().splitlines() if not ln.startswith("#")]
+    recs = {r["config"]: r for r in csv.DictReader(body)}
+    per_user = {n: np.concatenate([np.load(tmp_path / "per_user" / f"{n}-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
+                for n in ("good", "ref", "bad")}
+    for name in ("good", "bad"):
+        assert float(recs[name]["p_vs_ref"]) == pytest.approx(stats.ttest_rel(per_user["ref"], per_user[name]).pvalue)
+        change = (per_user[name].mean() / per_user["ref"].mean() - 1) * 100
+        assert float(recs[name]["change_vs_ref_pct"]) == pytest.approx(change)
+        assert f"{change:+.1f}%" in lines[f"| {name}"]
+    assert recs["good"]["best"] == "True" and recs["ref"]["ref"] == "True"
+    from seater.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="matches no row of dataset d; it must match exactly one of: `good`"):
+        write_leaderboard(runfile, results_dir=tmp_path / "res", against="nope")
+    with pytest.raises(ConfigError, match="matches 3 rows"):
+        write_leaderboard(runfile, results_dir=tmp_path / "res", against="*")
+
+
 def test_build_time_plot_when_sizes_vary(tmp_path):
     rows = []
     for n in (100, 1000, 10000):
@@ -205,6 +244,10 @@ def test_leaderboard_cli_merges_runs_only_under_a_name(tmp_path):
     assert res.exit_code == 0, res.output
     md = (tmp_path / "res" / "both" / "leaderboard.md").read_text()
     assert "| a |" in md and "| b |" in md
+    res = CliRunner().invoke(bench.cli.app, ["leaderboard", *runs, "--results-dir", str(tmp_path / "res"), "--name", "both",
+                                             "--against", "b"])
+    assert res.exit_code == 0, res.output
+    assert "against the reference row `b`" in (tmp_path / "res" / "both" / "leaderboard.md").read_text()
     res = CliRunner().invoke(bench.cli.app, ["leaderboard", str(tmp_path / "missing"), "--runs-dir", str(tmp_path)])
     assert isinstance(res.exception, DataError) and "missing" in str(res.exception)
     for name in ("../../escape", "a/b", ".."):  # the table goes under --results-dir, never beside it
