@@ -91,7 +91,9 @@ def _bellman_ford(wg: torch.Tensor):
     """Batched Bellman-Ford from a virtual source joined to every node by 0-weight edges.
 
     Returns distances, predecessors (-1 = the virtual source) and whether round n still
-    improved a distance (then a negative cycle exists and the predecessor graph holds one).
+    improved a distance (then a negative cycle exists and the predecessor graph holds one);
+    None instead of that mask when every node converged before round n (no negative cycle
+    anywhere: the caller skips the cycle search, ~35 operators per certifying round).
     """
     g, n, _ = wg.shape
     d = torch.zeros((g, n), dtype=wg.dtype, device=wg.device)
@@ -100,7 +102,7 @@ def _bellman_ford(wg: torch.Tensor):
         best, arg = (d[:, :, None] + wg).min(dim=1)
         upd = best < d
         if not bool(upd.any()):
-            return d, pred, torch.zeros(g, dtype=torch.bool, device=wg.device)
+            return d, pred, None
         d = torch.where(upd, best, d)
         pred = torch.where(upd, arg, pred)
     return d, pred, upd.any(dim=1)
@@ -289,13 +291,16 @@ def entropic_prices(
         mid = (srt.gather(1, (rr - 1).clamp_min(0)) + srt.gather(1, rr.clamp_max(k - 1))) / 2
         p = p - torch.where(rr > 0, mid, p.mean(1, keepdim=True))
     lo_w = q[:, None]
-    m_w, s_w, p_w, hi_w, buf_w, hard_w = mask[:, None, :], spread, p, lo_w + 1, buf, hard
+    m_w, s_w, p_w, hi_w, buf_w, hard_w = mask[:, None, :], spread[:, None], p, lo_w + 1, buf, hard
     fix_w = None  # (G, k) items per cluster frozen out of the working set (once any are)
     n_steps = steps + max(hold, 0)
     sched = [eps_start ** (1 - f) * eps_end**f for f in (min(t, steps - 1) / max(steps - 1, 1) for t in range(n_steps + 1))]
     t_w = lo_w.to(dt)  # the target q; + sigmoid(-p/eps) where r > 0
     r_w = (r > 0).to(dt)[:, None]  # 1: sizes q or q+1; 0: all q, prices free up to a shift
     f_w = 1 - r_w
+    # levels where every node has r > 0 (or none has) skip the terms that vanish: ~8 of a step's
+    # ~35 operators, what a launch-bound GPU loop or a small CPU level pays for (the same arithmetic)
+    any_r, all_r = (bool(v) for v in torch.stack([r.gt(0).any(), r.gt(0).all()]).tolist())
     # with r = 0 the Newton matrix is singular along ones (a common shift): a ridge of 1e-5 of a
     # cluster's size keeps it regular (for r > 0 the smoothed kink's curvature does too)
     ridge_w = t_w * 1e-5 + 1e-9
@@ -304,7 +309,7 @@ def entropic_prices(
     live = None
     for t in range(n_steps + (1 if stop_feasible else 0)):
         frac = min(t, steps - 1) / max(steps - 1, 1)
-        eps = (s_w * (eps_start ** (1 - frac) * eps_end**frac))[:, None]
+        eps = s_w * (eps_start ** (1 - frac) * eps_end**frac)  # (G, 1)
         # in place on one buffer: these (G, k, M) temporaries dominate the time at large levels
         z = torch.sub(p_w[:, :, None], c_w, out=buf_w).div_(eps[:, :, None])
         # exp of inputs below about -88 (float32 underflow) takes a ~10x slower path on CPU;
@@ -363,19 +368,27 @@ def entropic_prices(
         if not all_real:
             pm = pm.mul_(m_w)
         col = pm.sum(2)
-        sig = torch.sigmoid(-p_w / eps) * r_w  # the smoothed share of the +1 sizes
-        # Newton matrix diag(col + ridge + sig (1 - sig)) - pm pm^T in one batched matmul
-        diag = torch.addcmul(ridge_w, sig, 1 - sig).add_(col)
+        if any_r:
+            sig = torch.sigmoid(-p_w / eps)  # the smoothed share of the +1 sizes
+            sig = sig if all_r else sig.mul_(r_w)
+            # Newton matrix diag(col + ridge + sig (1 - sig)) - pm pm^T in one batched matmul
+            diag = torch.addcmul(ridge_w, sig, 1 - sig).add_(col)
+            grad = t_w + sig
+        else:  # no smoothed kink (r = 0 everywhere): sig = 0
+            diag, grad = ridge_w + col, t_w
         a = torch.baddbmm(torch.diag_embed(diag), pm, pm.transpose(1, 2), alpha=-1.0)
-        grad = t_w + sig - (col if fix_w is None else col.add_(fix_w))
+        grad = grad - (col if fix_w is None else col.add_(fix_w))
         # solve_ex: linalg.solve checks for singular systems, a device-to-host copy every step on a
-        # GPU; a step that still fails is dropped (nan -> 0); steps at most 4 eps per price
-        step = torch.linalg.solve_ex(a, grad[..., None])[0].squeeze(-1)
+        # GPU; a step that still fails is dropped (nan -> 0); steps at most 4 eps per price.
+        # grad (G, k) is a batch of vectors for (G, k, k) systems
+        step = torch.linalg.solve_ex(a, grad)[0]
         step = step.nan_to_num_(0.0, 0.0, 0.0).clamp_(-4.0, 4.0).mul_(eps)
         if checking:
             step = torch.where(live[:, None], step, 0.0)
         p_w = p_w + step
-        p_w = p_w - p_w.mean(1, keepdim=True) * f_w  # r = 0: drop the free common shift
+        if not all_r:  # r = 0: drop the free common shift
+            shift = p_w.mean(1, keepdim=True)
+            p_w = p_w - (shift if not any_r else shift * f_w)
     if p_w is not p:
         p[idx] = p_w
     if return_live:
@@ -532,15 +545,21 @@ def balanced_assignment_batched(
         if feas is None or feas.numel() > 0:
             wg = _residual_graph(_pick(w, feas), _pick(sz, feas), _pick(qa, feas))
             d, pred, improved = _bellman_ford(wg)
-            weight, frm, to, valid = _find_cycles(wg, pred)
-            cancel = improved & (weight < 0)
-            # no improvement in round n = certified
-            ok = ~cancel
-            fin = ok if feas is None else feas[ok]  # positions in `active`
-            done[fin] = True
-            out_prices[active[fin]] = d[ok, :k]
-            n_cancel = int(cancel.sum())
-            if n_cancel == cancel.numel() and feas is None:  # every node moves: no selection copies
+            if improved is None:  # no negative cycle in any of them: all certified
+                fin = slice(None) if feas is None else feas  # positions in `active`
+                done[fin] = True
+                out_prices[active[fin]] = d[:, :k]
+                n_cancel = 0
+            else:
+                weight, frm, to, valid = _find_cycles(wg, pred)
+                cancel = improved & (weight < 0)
+                # no improvement in round n = certified
+                ok = ~cancel
+                fin = ok if feas is None else feas[ok]  # positions in `active`
+                done[fin] = True
+                out_prices[active[fin]] = d[ok, :k]
+                n_cancel = int(cancel.sum())
+            if n_cancel and n_cancel == cancel.numel() and feas is None:  # every node moves: no selection copies
                 new = _cancel_cycles(c, lab, mk, frm, to, valid)
             elif n_cancel:
                 ci = cancel.nonzero().squeeze(1)
