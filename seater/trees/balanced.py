@@ -421,7 +421,7 @@ def build(embeddings: np.ndarray, k: int, seed: int = 0, **params) -> Tree:
     check_params(params)
     dev = resolve_device(params["device"])
     t_start = time.perf_counter()
-    # inference mode: no autograd bookkeeping on any of the build's ~50K small operators (~5% of a
+    # inference mode: no autograd bookkeeping on any of the build's ~46K small operators (~5% of a
     # 20K-item CPU build)
     with _threads(int(params["threads"])), torch.inference_mode():
         codes, level_seconds, objectives = _build(x, int(k), int(seed), dev, params)
