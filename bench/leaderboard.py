@@ -4,8 +4,8 @@ One leaderboard row = one configuration (a cell without its seed) on one dataset
 metric: mean ± std over seeds and a 95% confidence interval (Student t over seeds). The best
 row per dataset (by the suite's primary metric, test split), or the row named by ``against``, is
 compared with each other row by a paired t-test over the per-user values of that metric, users
-matched within each seed (the per-user arrays a cell saved next to the results file). Best and second best of each
-metric column are marked (bold / italic).
+matched within each seed (the per-user arrays a cell saved next to the results file). Best and
+second best of each metric column are marked (bold / italic).
 
 Outputs in ``<results dir>/<suite>/``: ``leaderboard.md`` (provenance header + protocol card +
 one table per dataset), ``leaderboard.csv`` and, when the grid has the axis, plots:
