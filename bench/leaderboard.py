@@ -285,6 +285,16 @@ def reference_row(groups: list[Group], against: str, primary: str) -> Group:
     return hits[0]
 
 
+def change_vs(ref: Group, other: Group, key: str) -> float:
+    """Relative change (%) of `other`'s mean of `key` against `ref`'s, over the seeds both have (paired by
+    seed, as the p-value: a row run on fewer seeds is not compared with the reference's other seeds)."""
+    mine = {int(r["cell"]["seed"]): r["metrics"][key] for r in other.rows if key in r["metrics"]}
+    theirs = {int(r["cell"]["seed"]): r["metrics"][key] for r in ref.rows if key in r["metrics"]}
+    common = sorted(mine.keys() & theirs.keys())
+    base = float(np.mean([theirs[s] for s in common])) if common else math.nan
+    return (float(np.mean([mine[s] for s in common])) / base - 1) * 100 if common and base else math.nan
+
+
 def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str | Path = "results", metric: str | None = None,
                       command: str | None = None, suite: str | None = None, against: str | None = None) -> LeaderboardFiles:
     """Aggregate `runfile` (or several run files as one table) and write the markdown, CSV and plots
@@ -352,7 +362,8 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
                         marks[(gid, c)] = "second"
         md += [f"## {ds}", ""]
         if best is not None:
-            whom = f"the best row `{best.label}`" if vs == "best" else f"the reference row `{ref.label}` (change = relative to its mean)"
+            whom = (f"the best row `{best.label}`" if vs == "best" else
+                    f"the reference row `{ref.label}` (change = of the mean over the seeds both rows have)")
             md.append(f"Sorted by {primary}; **bold** = best, _italic_ = second best per column; "
                       f"p = paired t-test over users (matched per seed) against {whom}; "
                       f"95% CI of {primary} over seeds.")
@@ -378,8 +389,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
                 m, s, ci = stats[id(g)][primary]
                 cells.append("–" if math.isnan(ci) else f"[{_fmt(m - ci)}, {_fmt(m + ci)}]")
                 if vs == "ref":
-                    r_mean = stats[id(ref)][primary][0]
-                    change = (m / r_mean - 1) * 100 if r_mean else math.nan
+                    change = change_vs(ref, g, primary)
                     cells.append("ref" if g is ref else ("–" if math.isnan(change) else f"{change:+.1f}%"))
                     row_csv["change_vs_ref_pct"] = "" if g is ref else change
                 if g is ref:

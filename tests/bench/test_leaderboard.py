@@ -89,6 +89,7 @@ def test_leaderboard_against_a_reference_row(tmp_path):
         rows.append(_row(tmp_path, "good", seed, base + 0.2))
         rows.append(_row(tmp_path, "ref", seed, base + 0.1 + rng.normal(0, 0.05, 200)))
         rows.append(_row(tmp_path, "bad", seed, base))
+    rows.append(_row(tmp_path, "partial", 1, rng.random(200)))  # one seed: compared with ref's seed 1 only
     runfile = tmp_path / "results.jsonl"
     runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = write_leaderboard(runfile, results_dir=tmp_path / "res", against="ref*")
@@ -105,12 +106,15 @@ def test_leaderboard_against_a_reference_row(tmp_path):
         change = (per_user[name].mean() / per_user["ref"].mean() - 1) * 100
         assert float(recs[name]["change_vs_ref_pct"]) == pytest.approx(change)
         assert f"{change:+.1f}%" in lines[f"| {name}"]
+    ref1 = np.load(tmp_path / "per_user" / "ref-1" / "test_ndcg@10.npy").mean()
+    partial = np.load(tmp_path / "per_user" / "partial-1" / "test_ndcg@10.npy").mean()
+    assert float(recs["partial"]["change_vs_ref_pct"]) == pytest.approx((partial / ref1 - 1) * 100)
     assert recs["good"]["best"] == "True" and recs["ref"]["ref"] == "True"
     from seater.errors import ConfigError
 
     with pytest.raises(ConfigError, match="matches no row of dataset d; it must match exactly one of: `good`"):
         write_leaderboard(runfile, results_dir=tmp_path / "res", against="nope")
-    with pytest.raises(ConfigError, match="matches 3 rows"):
+    with pytest.raises(ConfigError, match="matches 4 rows"):
         write_leaderboard(runfile, results_dir=tmp_path / "res", against="*")
 
 
