@@ -6,14 +6,19 @@ in turn, each in a new Python process (no warm allocator or caches carried over)
 each variant's median and best over the rounds.
 Run: python results/trees/interleaved_ab.py --sizes 5000,20000 --rounds 9 \
     --variants '[{"trial_eps": 0}, {}]' --out results/trees/trial_ab.md
+Code versions instead of parameters: ``--revs REV,.`` builds with the defaults of commit REV (a
+temporary git worktree) and of this checkout (``.``), in turn; the table also gives each one's tree hash.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -28,15 +33,31 @@ n, seed, threads, params = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]),
 torch.set_num_threads(threads)
 x = synthetic(n, 64, seed)
 t = time.perf_counter()
-build(x, 16, seed=seed, threads=threads, **params)
-print(time.perf_counter() - t)
+tree = build(x, 16, seed=seed, threads=threads, **params)
+print(time.perf_counter() - t, tree.hash())
 """
 
 
-def _seconds(n: int, seed: int, threads: int, params: dict) -> float:
+def _seconds(n: int, seed: int, threads: int, params: dict, root: str | None = None) -> tuple[float, str]:
+    """(build seconds, tree hash) of one build in a fresh process, with the code under `root` (None: this checkout)."""
+    env = dict(os.environ, PYTHONPATH=root) if root else None
     out = subprocess.run([sys.executable, "-c", _BUILD, str(n), str(seed), str(threads), json.dumps(params)],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+                         capture_output=True, text=True, check=True, cwd=root, env=env)
+    secs, digest = out.stdout.strip().splitlines()[-1].split()
+    return float(secs), digest
+
+
+def _checkouts(revs: list[str], tmp: str) -> list[str | None]:
+    """A worktree per git rev ('.' = this checkout, None)."""
+    roots: list[str | None] = []
+    for i, rev in enumerate(revs):
+        if rev == ".":
+            roots.append(None)
+            continue
+        path = str(Path(tmp) / f"rev{i}")
+        subprocess.run(["git", "worktree", "add", "-q", "--detach", path, rev], check=True)
+        roots.append(path)
+    return roots
 
 
 def main() -> None:
@@ -46,22 +67,37 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default='[{"trial_eps": 0}, {}]', help="JSON list of balanced parameter dicts")
+    ap.add_argument("--revs", default=None, help="comma-separated git revs ('.' = this checkout), defaults each")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    variants = json.loads(args.variants)
+    revs = args.revs.split(",") if args.revs else None
+    variants = [{}] * len(revs) if revs else json.loads(args.variants)
     lines = ["# balanced: interleaved build seconds, one build per fresh process", ""]
     lines += probe_header("results/trees/interleaved_ab.py", sys.argv[1:])
     lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads", ""]
-    lines += ["| items | params | median s | best s | every round (s) |", "|---:|---|---:|---:|---|"]
-    for n in (int(v) for v in args.sizes.split(",")):
-        times: list[list[float]] = [[] for _ in variants]
-        for _ in range(args.rounds):
-            for i, params in enumerate(variants):
-                times[i].append(_seconds(n, args.seed, args.threads, params))
-        for params, ts in zip(variants, times):
-            row = f"| {n:,} | `{json.dumps(params)}` | {np.median(ts):.3f} | {min(ts):.3f} | {' '.join(f'{t:.2f}' for t in ts)} |"
-            print(row, flush=True)
-            lines.append(row)
+    what = "code" if revs else "params"
+    lines += [f"| items | {what} | median s | best s | every round (s) | tree hash |", "|---:|---|---:|---:|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = _checkouts(revs, tmp) if revs else [None] * len(variants)
+        try:
+            for n in (int(v) for v in args.sizes.split(",")):
+                times: list[list[float]] = [[] for _ in variants]
+                digests: list[set[str]] = [set() for _ in variants]
+                for _ in range(args.rounds):
+                    for i, (params, root) in enumerate(zip(variants, roots)):
+                        secs, digest = _seconds(n, args.seed, args.threads, params, root)
+                        times[i].append(secs)
+                        digests[i].add(digest)
+                for i, ts in enumerate(times):
+                    label = f"`{revs[i]}`" if revs else f"`{json.dumps(variants[i])}`"
+                    row = (f"| {n:,} | {label} | {np.median(ts):.3f} | {min(ts):.3f} | {' '.join(f'{t:.2f}' for t in ts)} "
+                           f"| {', '.join(sorted(digests[i]))} |")
+                    print(row, flush=True)
+                    lines.append(row)
+        finally:
+            for root in roots:
+                if root:
+                    subprocess.run(["git", "worktree", "remove", "--force", root], check=False)
     write_markdown(lines, args.out)
 
 
