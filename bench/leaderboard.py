@@ -168,13 +168,13 @@ def per_user_values(row: dict[str, Any], metric: str) -> np.ndarray | None:
     return np.load(p, allow_pickle=False) if p.is_file() else None
 
 
-def paired_test(best: Group, other: Group, metric: str) -> tuple[float, int]:
+def paired_test(ref: Group, other: Group, metric: str) -> tuple[float, int]:
     """Two-sided paired t-test p-value over users (matched within seeds) and the number of pairs."""
     from bench.paired import paired_p
 
     a_parts, b_parts = [], []
     other_by_seed = {int(r["cell"]["seed"]): r for r in other.rows}
-    for r in best.rows:
+    for r in ref.rows:
         o = other_by_seed.get(int(r["cell"]["seed"]))
         if o is None:
             continue
@@ -344,8 +344,9 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             cost = next((c for c in ("tree/total_cost", "time/tree_build_s") if c in cols), None)
             order = sorted(gs, key=lambda g: stats[id(g)][cost][0] if cost and not math.isnan(stats[id(g)][cost][0]) else math.inf)
         best = order[0] if has_primary else None
-        ref = reference_row(gs, against, primary) if against is not None and has_primary else best
-        vs = "ref" if against is not None and has_primary else "best"
+        use_ref = against is not None and bool(has_primary)
+        ref = reference_row(gs, against, primary) if use_ref else best
+        vs = "ref" if use_ref else "best"
         marks: dict[tuple[int, str], str] = {}
         for c in cols:
             if c in TREE_COLS:  # shape, not a score

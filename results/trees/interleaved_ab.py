@@ -47,17 +47,16 @@ def _seconds(n: int, seed: int, threads: int, params: dict, root: str | None = N
     return float(secs), digest
 
 
-def _checkouts(revs: list[str], tmp: str) -> list[str | None]:
-    """A worktree per git rev ('.' = this checkout, None)."""
-    roots: list[str | None] = []
+def _checkouts(revs: list[str], tmp: str):
+    """Yield a worktree per git rev ('.' = this checkout, None), one at a time, so the caller can
+    remove those already made if a later one fails."""
     for i, rev in enumerate(revs):
         if rev == ".":
-            roots.append(None)
+            yield None
             continue
         path = str(Path(tmp) / f"rev{i}")
         subprocess.run(["git", "worktree", "add", "-q", "--detach", path, rev], check=True)
-        roots.append(path)
-    return roots
+        yield path
 
 
 def main() -> None:
@@ -78,8 +77,9 @@ def main() -> None:
     what = "code" if revs else "params"
     lines += [f"| items | {what} | median s | best s | every round (s) | tree hash |", "|---:|---|---:|---:|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        roots = _checkouts(revs, tmp) if revs else [None] * len(variants)
+        roots: list[str | None] = []
         try:
+            roots.extend(_checkouts(revs, tmp) if revs else [None] * len(variants))
             for n in (int(v) for v in args.sizes.split(",")):
                 times: list[list[float]] = [[] for _ in variants]
                 digests: list[set[str]] = [set() for _ in variants]
