@@ -1,4 +1,4 @@
-"""Who/what/where made a result: command, commit, hardware, library versions.
+"""Who/what/where made a result: command, commit, hardware, library versions, and what else held the machine.
 
 Every file written under results/ starts with this block, so any figure can be traced and rerun.
 """
@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import resource
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,66 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
     if data:
         lines.append(f"- data: {data}")
     lines.append(f"- date: {info['date']}; python {info['python']}" + (f", torch {info['torch']}" if "torch" in info else ""))
+    if info.get("machine_load"):
+        lines.append(f"- other work on the machine: {load_text(info['machine_load'])}")
     return "\n".join(lines) + "\n"
+
+
+BUSY_SHARE = 0.25  # other work on more than this share of the cores makes a timing "busy"
+
+
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy, steal) CPU seconds of the whole machine since boot, from /proc/stat (None elsewhere)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in (fields[1:] + ["0"] * 8)[:8])
+    except (OSError, ValueError, IndexError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class MachineLoad:
+    """What the rest of the machine did while a benchmark ran: the CPU time of every other process
+    (all CPU time minus this process and its children) and the hypervisor's steal, each as cores
+    busy on average. Figures taken on a shared or stolen-from machine then say so in their header,
+    instead of a later note guessing at "a slow hour". Start it before the timed work."""
+
+    def __init__(self) -> None:
+        self._start = (time.perf_counter(), _cpu_seconds(), _own_cpu_seconds())
+
+    def summary(self) -> dict[str, Any] | None:
+        """{"seconds", "cores", "other_cores", "steal_cores", "busy"}; None off Linux or under 0.1 s (10 ms clock ticks)."""
+        t0, c0, own0 = self._start
+        t1, c1, own1 = time.perf_counter(), _cpu_seconds(), _own_cpu_seconds()
+        wall = t1 - t0
+        if c0 is None or c1 is None or wall < 0.1:
+            return None
+        cores = os.cpu_count() or 1
+        other = max(0.0, (c1[0] - c0[0]) - (own1 - own0)) / wall
+        steal = max(0.0, c1[1] - c0[1]) / wall
+        return {"seconds": round(wall, 1), "cores": cores, "other_cores": round(other, 2), "steal_cores": round(steal, 2),
+                "busy": other + steal > BUSY_SHARE * cores}
+
+
+def load_text(load: dict[str, Any]) -> str:
+    """One line for a header: cores used by other processes and stolen, and whether that was busy."""
+    text = (f"{load['other_cores']:.2f} of {load['cores']} cores used by other processes and {load['steal_cores']:.2f} "
+            f"stolen by the hypervisor, on average over the {load['seconds']:.0f} s run")
+    return text + (" (busy: times are slower than on an idle machine)" if load["busy"] else "")
+
+
+def record_load(info: dict[str, Any], load: MachineLoad) -> None:
+    """Put `load`'s summary into `info` (so the header and JSON carry it) and warn on stderr when busy."""
+    info["machine_load"] = load.summary()
+    if info["machine_load"] and info["machine_load"]["busy"]:
+        print(f"warning: {load_text(info['machine_load'])}", file=sys.stderr)
 
 
 def shown_path(path: Path) -> str:

@@ -19,6 +19,8 @@ Timing is recorded separately: ``time/embeddings_s`` (0 when cached), ``time/tre
 ``time/train_s`` (fit only, tree build excluded), ``time/infer_ms_per_user`` (test split,
 `recommend` calls only), ``mem/peak_mb`` (max RSS of the cell process) and on CUDA
 ``time/train_cuda_s`` (CUDA events) and ``mem/cuda_peak_mb`` (``torch.cuda.max_memory_allocated``).
+Beside them, what else held the machine while the cell ran (other cells, other jobs; Linux):
+``machine/other_cores`` and ``machine/steal_cores``, cores busy on average (`bench.provenance.MachineLoad`).
 
 The grid (`run_suite`): rows are appended to ``<run dir>/results.jsonl`` as each cell ends,
 then pushed to MLflow. Cells whose latest row is FINISHED are skipped, so rerunning a killed
@@ -46,6 +48,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from bench.config import Cell, Suite, canonical, suite_record
+from bench.provenance import MachineLoad
 from seater.errors import ConfigError, DataError, SeaterError
 
 # ---------------------------------------------------------------------------------- one cell
@@ -496,9 +499,11 @@ def cell_main(argv: list[str]) -> int:
     spec_path, result_path = Path(argv[0]), Path(argv[1])
     spec = json.loads(spec_path.read_text())
     cell = Cell.from_json(spec["cell"])
-    started = time.time()
+    started, load = time.time(), MachineLoad()
     try:
         result = execute_cell(cell, Path(spec["run_dir"]), Path(spec["cache_dir"]), progress=spec.get("progress", True))
+        if (busy := load.summary()) is not None:  # other cells and jobs slow this cell's times: say how much
+            result["metrics"].update({"machine/other_cores": busy["other_cores"], "machine/steal_cores": busy["steal_cores"]})
         row = make_row(cell, "FINISHED", started, time.time(), spec["provenance"], result)
         code = 0
     except Exception as e:  # noqa: BLE001 - any failure of a cell becomes a FAILED row

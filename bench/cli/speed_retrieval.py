@@ -30,7 +30,7 @@ def retrieval(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Beam-search users/s (vs catalog size and beam width), exact inner-product top-K users/s, training samples/s."""
-    from bench.provenance import provenance
+    from bench.provenance import MachineLoad, provenance, record_load
     from bench.speed.retrieval import RetrievalSpeedConfig, run_retrieval_speed, write_results
     from seater.device import resolve_device
 
@@ -41,8 +41,11 @@ def retrieval(
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
         attentions=_attentions(attention), compile=_compile_modes(compile),
     )
+    load = MachineLoad()
     result = run_retrieval_speed(cfg, log=typer.echo)
-    for path in write_results(result, out, provenance()):
+    info = provenance()
+    record_load(info, load)
+    for path in write_results(result, out, info):
         typer.echo(f"wrote {path}")
 
 

@@ -181,12 +181,15 @@ def compare(
 
         x = load_embeddings(embeddings)
         data = str(embeddings)
+    from bench.provenance import MachineLoad
+
     per_builder, cpu_only = _device_params(names, parse_named_params(param, "builder"), device)
     if cpu_only and device not in (None, "cpu", "auto"):
         typer.echo(f"on CPU whatever --device: {', '.join(cpu_only)}")
+    load = MachineLoad()
     result = run_compare(
         x, k, names, seeds=seed_list, threshold_sweep=thresholds, max_constrained=max_constrained,
         params=per_builder, log=typer.echo,
     )
     typer.echo(table(result))
-    write_outputs(result, str(json_out) if json_out else None, str(markdown) if markdown else None, data)
+    write_outputs(result, str(json_out) if json_out else None, str(markdown) if markdown else None, data, load)

@@ -141,10 +141,13 @@ def table(result: dict[str, Any]) -> str:
     return text + ("\n" if result["skipped"] else "")
 
 
-def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: str | None, data: str) -> None:
-    from bench.provenance import markdown_header, provenance
+def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: str | None, data: str, load=None) -> None:
+    """JSON and / or markdown of `result`; `load`: the `MachineLoad` started before the builds."""
+    from bench.provenance import markdown_header, provenance, record_load
 
     info = provenance()
+    if load is not None:
+        record_load(info, load)
     result = {**result, "provenance": info, "data": data}
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.provenance import probe_header, write_markdown
+from bench.provenance import MachineLoad, load_text, probe_header, record_load, write_markdown
 
 _BUILD = """
 import json, sys, time
@@ -73,8 +73,11 @@ def main() -> None:
     variants = [{}] * len(revs) if revs else json.loads(args.variants)
     lines = ["# balanced: interleaved build seconds, one build per fresh process", ""]
     lines += probe_header("results/trees/interleaved_ab.py", sys.argv[1:])
-    lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads", ""]
+    lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads"]
+    header_end = len(lines)
+    lines += [""]
     what = "code" if revs else "params"
+    load = MachineLoad()
     lines += [f"| items | {what} | median s | best s | every round (s) | tree hash |", "|---:|---|---:|---:|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         roots: list[str | None] = []
@@ -98,6 +101,10 @@ def main() -> None:
             for root in roots:
                 if root:
                     subprocess.run(["git", "worktree", "remove", "--force", root], check=False)
+    info: dict = {}
+    record_load(info, load)
+    if info["machine_load"]:
+        lines.insert(header_end, f"- other work on the machine: {load_text(info['machine_load'])}")
     write_markdown(lines, args.out)
 
 

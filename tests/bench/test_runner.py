@@ -4,6 +4,8 @@ resume after a kill, caches, MLflow runs and the leaderboard."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,6 +73,9 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     assert tp["metrics"]["test/recall@10"] == pytest.approx(_popular_recall())  # tree_popular answers most-popular
     assert {"time/tree_build_s", "time/train_s", "time/infer_ms_per_user", "mem/peak_mb"} <= set(tp["metrics"])
     assert tp["metrics"]["mem/peak_mb"] > 10
+    if Path("/proc/stat").exists():  # what else held the CPUs during the cell, in cores
+        assert 0 <= tp["metrics"]["machine/other_cores"] <= 2 * (os.cpu_count() or 1)
+        assert tp["metrics"]["machine/steal_cores"] >= 0
     assert tp["lineage"].keys() == {"embeddings_hash", "tree_hash"}
     assert [c["step"] for c in tp["curves"]] == [0, 1]
     assert tp["metrics"]["time/epoch_s"] == pytest.approx(0.75)  # the mean of the curve's 0.5 and 1.0
