@@ -8,6 +8,8 @@ Run: python results/trees/interleaved_ab.py --sizes 5000,20000 --rounds 9 \
     --variants '[{"trial_eps": 0}, {}]' --out results/trees/trial_ab.md
 Code versions instead of parameters: ``--revs REV,.`` builds with the defaults of commit REV (a
 temporary git worktree) and of this checkout (``.``), in turn; the table also gives each one's tree hash.
+Environments instead: ``--envs '[{}, {"OMP_WAIT_POLICY": "PASSIVE"}]'`` builds with the defaults, each
+variant's process with those environment variables added.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ print(time.perf_counter() - t, tree.hash())
 """
 
 
-def _seconds(n: int, seed: int, threads: int, params: dict, root: str | None = None) -> tuple[float, str]:
-    """(build seconds, tree hash) of one build in a fresh process, with the code under `root` (None: this checkout)."""
-    env = dict(os.environ, PYTHONPATH=root) if root else None
+def _seconds(n: int, seed: int, threads: int, params: dict, root: str | None = None, extra_env: dict | None = None) -> tuple[float, str]:
+    """(build seconds, tree hash) of one build in a fresh process, with the code under `root` (None: this
+    checkout) and `extra_env` added to the environment."""
+    env = dict(os.environ, **(extra_env or {}), **({"PYTHONPATH": root} if root else {}))
     out = subprocess.run([sys.executable, "-c", _BUILD, str(n), str(seed), str(threads), json.dumps(params)],
                          capture_output=True, text=True, check=True, cwd=root, env=env)
     secs, digest = out.stdout.strip().splitlines()[-1].split()
@@ -67,16 +70,21 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default='[{"trial_eps": 0}, {}]', help="JSON list of balanced parameter dicts")
     ap.add_argument("--revs", default=None, help="comma-separated git revs ('.' = this checkout), defaults each")
+    ap.add_argument("--envs", default=None, help='JSON list of environment variables to add, one variant each (defaults)')
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     revs = args.revs.split(",") if args.revs else None
-    variants = [{}] * len(revs) if revs else json.loads(args.variants)
+    envs = json.loads(args.envs) if args.envs else None
+    if revs and envs:
+        ap.error("give --revs or --envs, not both")
+    variants = [{}] * len(revs or envs) if revs or envs else json.loads(args.variants)
+    envs = envs or [{}] * len(variants)
     lines = ["# balanced: interleaved build seconds, one build per fresh process", ""]
     lines += probe_header("results/trees/interleaved_ab.py", sys.argv[1:])
     lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads"]
     header_end = len(lines)
     lines += [""]
-    what = "code" if revs else "params"
+    what = "code" if revs else "environment" if args.envs else "params"
     load = MachineLoad()
     lines += [f"| items | {what} | median s | best s | every round (s) | tree hash |", "|---:|---|---:|---:|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,11 +96,11 @@ def main() -> None:
                 digests: list[set[str]] = [set() for _ in variants]
                 for _ in range(args.rounds):
                     for i, (params, root) in enumerate(zip(variants, roots)):
-                        secs, digest = _seconds(n, args.seed, args.threads, params, root)
+                        secs, digest = _seconds(n, args.seed, args.threads, params, root, envs[i])
                         times[i].append(secs)
                         digests[i].add(digest)
                 for i, ts in enumerate(times):
-                    label = f"`{revs[i]}`" if revs else f"`{json.dumps(variants[i])}`"
+                    label = f"`{revs[i]}`" if revs else f"`{json.dumps(envs[i] if args.envs else variants[i])}`"
                     row = (f"| {n:,} | {label} | {np.median(ts):.3f} | {min(ts):.3f} | {' '.join(f'{t:.2f}' for t in ts)} "
                            f"| {', '.join(sorted(digests[i]))} |")
                     print(row, flush=True)
