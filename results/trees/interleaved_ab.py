@@ -9,7 +9,8 @@ Run: python results/trees/interleaved_ab.py --sizes 5000,20000 --rounds 9 \
 Code versions instead of parameters: ``--revs REV,.`` builds with the defaults of commit REV (a
 temporary git worktree) and of this checkout (``.``), in turn; the table also gives each one's tree hash.
 Environments instead: ``--envs '[{}, {"OMP_WAIT_POLICY": "PASSIVE"}]'`` builds with the defaults, each
-variant's process with those environment variables added.
+variant's process with those environment variables added. ``--load N`` keeps N busy-looping processes
+running meanwhile: a machine whose cores other work holds, made on purpose so the figure can be rerun.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def _seconds(n: int, seed: int, threads: int, params: dict, root: str | None = N
     return float(secs), digest
 
 
+def _busy_loops(n: int) -> list[subprocess.Popen]:
+    """`n` processes that each keep one core busy until killed."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def _checkouts(revs: list[str], tmp: str):
     """Yield a worktree per git rev ('.' = this checkout, None), one at a time, so the caller can
     remove those already made if a later one fails."""
@@ -71,6 +77,7 @@ def main() -> None:
     ap.add_argument("--variants", default='[{"trial_eps": 0}, {}]', help="JSON list of balanced parameter dicts")
     ap.add_argument("--revs", default=None, help="comma-separated git revs ('.' = this checkout), defaults each")
     ap.add_argument("--envs", default=None, help='JSON list of environment variables to add, one variant each (defaults)')
+    ap.add_argument("--load", type=int, default=0, help="busy-looping processes to run meanwhile (a busy machine on purpose)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     revs = args.revs.split(",") if args.revs else None
@@ -81,11 +88,13 @@ def main() -> None:
     envs = envs or [{}] * len(variants)
     lines = ["# balanced: interleaved build seconds, one build per fresh process", ""]
     lines += probe_header("results/trees/interleaved_ab.py", sys.argv[1:])
-    lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads"]
+    lines += [f"- data: synthetic clustered embeddings (d = 64), k = 16, seed {args.seed}; {args.threads} threads"
+              + (f"; {args.load} busy-looping processes running meanwhile (`--load`)" if args.load else "")]
     header_end = len(lines)
     lines += [""]
     what = "code" if revs else "environment" if args.envs else "params"
-    load = MachineLoad()
+    info: dict = {}
+    load, loops = MachineLoad(), _busy_loops(args.load)
     lines += [f"| items | {what} | median s | best s | every round (s) | tree hash |", "|---:|---|---:|---:|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
         roots: list[str | None] = []
@@ -105,12 +114,14 @@ def main() -> None:
                            f"| {', '.join(sorted(digests[i]))} |")
                     print(row, flush=True)
                     lines.append(row)
+            record_load(info, load)  # before the loops are reaped: a reaped child's CPU time counts as ours
         finally:
+            for loop in loops:
+                loop.kill()
+                loop.wait()
             for root in roots:
                 if root:
                     subprocess.run(["git", "worktree", "remove", "--force", root], check=False)
-    info: dict = {}
-    record_load(info, load)
     if info["machine_load"]:
         lines.insert(header_end, f"- other work on the machine: {load_text(info['machine_load'])}")
     write_markdown(lines, args.out)
