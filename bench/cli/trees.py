@@ -157,6 +157,7 @@ def compare(
     markdown: Optional[Path] = typer.Option(None, help="write a markdown table with provenance"),
 ) -> None:
     """Build each builder on the same embeddings; print and save time, memory and cost."""
+    from bench.provenance import MachineLoad
     from bench.speed.tree_compare import compare as run_compare
     from bench.speed.tree_compare import table, write_outputs
 
@@ -181,8 +182,6 @@ def compare(
 
         x = load_embeddings(embeddings)
         data = str(embeddings)
-    from bench.provenance import MachineLoad
-
     per_builder, cpu_only = _device_params(names, parse_named_params(param, "builder"), device)
     if cpu_only and device not in (None, "cpu", "auto"):
         typer.echo(f"on CPU whatever --device: {', '.join(cpu_only)}")
