@@ -74,6 +74,8 @@ def provenance(command: str | None = None) -> dict[str, Any]:
         info["torch"] = torch.__version__
     except ImportError:
         pass
+    if os.environ.get("OMP_WAIT_POLICY"):  # set by the user or by the CLI on a busy machine: it changes timings
+        info["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
     return info
 
 
@@ -85,6 +87,8 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
     lines.append(f"- date: {info['date']}; python {info['python']}" + (f", torch {info['torch']}" if "torch" in info else ""))
     if info.get("machine_load"):
         lines.append(f"- other work on the machine: {load_text(info['machine_load'])}")
+    if info.get("omp_wait_policy"):
+        lines.append(f"- OMP_WAIT_POLICY={info['omp_wait_policy']}")
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +129,9 @@ class MachineLoad:
         if c0 is None or c1 is None or wall < 0.1:
             return None
         cores = os.cpu_count() or 1
-        other = max(0.0, (c1[0] - c0[0]) - (own1 - own0)) / wall
-        steal = max(0.0, c1[1] - c0[1]) / wall
+        # clamped to [0, cores]: over short spans the 10 ms ticks can overshoot either way
+        other = min(max(0.0, (c1[0] - c0[0]) - (own1 - own0)) / wall, cores)
+        steal = min(max(0.0, c1[1] - c0[1]) / wall, cores)
         return {"seconds": round(wall, 1), "cores": cores, "other_cores": round(other, 2), "steal_cores": round(steal, 2),
                 "busy": other + steal > BUSY_SHARE * cores}
 

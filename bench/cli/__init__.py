@@ -6,7 +6,9 @@ go, a missing permission), are printed as one line (no traceback) and exit with 
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import typer
 
@@ -61,7 +63,34 @@ def _register() -> None:
     from bench.cli import data, experiments, speed, speed_epoch, speed_retrieval, speed_trees, trees  # noqa: F401
 
 
+def openmp_wait_policy(sample_s: float = 0.1) -> str | None:
+    """Let OpenMP threads wait passively when other processes hold the cores as the command starts.
+
+    torch's GNU OpenMP threads spin ~300,000 times at every barrier before they sleep. On an idle
+    2-core machine that pays (20K-item `balanced` build 0.67 s, passive 1.42 s: results/trees/
+    omp_wait_idle.md), but when other work holds a core the spinning thread waits for a descheduled
+    one: the same build took 18.7 s instead of 1.6 s (omp_wait_load1.md), up to 75x slower beside
+    training jobs. So: passive on a busy machine (as `MachineLoad` defines it, measured over
+    `sample_s`), the library default otherwise, and never over a choice the user made. Must run
+    before torch is imported (OpenMP reads the variable once); child processes inherit it.
+    Returns the policy set, or None."""
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ or "torch" in sys.modules:
+        return None
+    from bench.provenance import MachineLoad
+
+    load = MachineLoad()
+    time.sleep(sample_s)
+    summary = load.summary()
+    if not summary or not summary["busy"]:
+        return None
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    print(f"note: other processes hold {summary['other_cores'] + summary['steal_cores']:.1f} of {summary['cores']} cores, "
+          "so OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE; set it yourself to choose)", file=sys.stderr)
+    return "PASSIVE"
+
+
 def main() -> None:
+    openmp_wait_policy()
     _register()
     try:
         app()
