@@ -312,7 +312,7 @@ def test_a_tracker_still_takes_every_run_status_while_rows_take_only_final_ones(
 def test_lower_is_better_for_costs_times_and_items_off_nearest():
     from bench.leaderboard import _lower_better
 
-    for col in ("tree/total_cost", "tree/off_nearest", "time/train_s", "mem/peak_mb", "tree/gini", "test/invalid_rate"):
+    for col in ("tree/total_cost", "tree/off_nearest", "time/train_s", "mem/peak_mb", "tree/gini", "test/invalid_rate", "machine/other_cores"):
         assert _lower_better(col), col
     for col in ("test/ndcg@10", "test/recall@5", "test_exact/overlap@10"):
         assert not _lower_better(col), col
@@ -322,14 +322,14 @@ def test_epoch_time_and_training_speed_columns_also_for_rows_written_before_they
     rng = np.random.default_rng(0)
     old = _row(tmp_path, "old", 0, rng.random(50), extra={"fit/samples_per_second": 300.0})
     old["curves"] = [{"step": e, "metrics": {"train/loss": 1.0, "time/epoch_s": s}} for e, s in enumerate((2.0, 4.0))]
-    new = _row(tmp_path, "new", 0, rng.random(50), extra={"time/epoch_s": 1.5, "fit/samples_per_second": 500.0})
+    new = _row(tmp_path, "new", 0, rng.random(50), extra={"time/epoch_s": 1.5, "fit/samples_per_second": 500.0, "machine/other_cores": 0.5})
     pop = _row(tmp_path, "pop", 0, rng.random(50))  # no epochs
     runfile = tmp_path / "results.jsonl"
     runfile.write_text("".join(json.dumps(r) + "\n" for r in (old, new, pop)))
     md = write_leaderboard(runfile, results_dir=tmp_path / "res").markdown_path.read_text()
     header = next(ln for ln in md.splitlines() if ln.startswith("| config"))
     cols = [c.strip() for c in header.strip("|").split("|")]
-    assert cols.index("time/train_s") < cols.index("time/epoch_s") < cols.index("fit/samples_per_second")
+    assert cols.index("time/train_s") < cols.index("time/epoch_s") < cols.index("fit/samples_per_second") < cols.index("machine/other_cores")
     cells = {ln.split(" | ")[0][2:]: [c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines()
              if ln.startswith("| ") and not ln.startswith("| config")}
     at = cols.index("time/epoch_s")
