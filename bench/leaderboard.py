@@ -49,6 +49,10 @@ class Group:
     def seeds(self) -> list[int]:
         return [int(r["cell"]["seed"]) for r in self.rows]
 
+    def by_seed(self) -> dict[int, dict[str, Any]]:
+        """Rows keyed by seed: how two rows' cells pair (p-values, changes)."""
+        return {int(r["cell"]["seed"]): r for r in self.rows}
+
     def values(self, key: str) -> np.ndarray:
         return np.array([r["metrics"][key] for r in self.rows if key in r["metrics"]], dtype=np.float64)
 
@@ -173,9 +177,9 @@ def paired_test(ref: Group, other: Group, metric: str) -> tuple[float, int]:
     from bench.paired import paired_p
 
     a_parts, b_parts = [], []
-    other_by_seed = {int(r["cell"]["seed"]): r for r in other.rows}
-    for r in ref.rows:
-        o = other_by_seed.get(int(r["cell"]["seed"]))
+    other_by_seed = other.by_seed()
+    for seed, r in ref.by_seed().items():
+        o = other_by_seed.get(seed)
         if o is None:
             continue
         a, b = per_user_values(r, metric), per_user_values(o, metric)
@@ -288,11 +292,10 @@ def reference_row(groups: list[Group], against: str, primary: str) -> Group:
 def change_vs(ref: Group, other: Group, key: str) -> float:
     """Relative change (%) of `other`'s mean of `key` against `ref`'s, over the seeds both have (paired by
     seed, as the p-value: a row run on fewer seeds is not compared with the reference's other seeds)."""
-    mine = {int(r["cell"]["seed"]): r["metrics"][key] for r in other.rows if key in r["metrics"]}
-    theirs = {int(r["cell"]["seed"]): r["metrics"][key] for r in ref.rows if key in r["metrics"]}
-    common = sorted(mine.keys() & theirs.keys())
-    base = float(np.mean([theirs[s] for s in common])) if common else math.nan
-    return (float(np.mean([mine[s] for s in common])) / base - 1) * 100 if common and base else math.nan
+    mine, theirs = other.by_seed(), ref.by_seed()
+    common = sorted(s for s in mine.keys() & theirs.keys() if key in mine[s]["metrics"] and key in theirs[s]["metrics"])
+    base = float(np.mean([theirs[s]["metrics"][key] for s in common])) if common else math.nan
+    return (float(np.mean([mine[s]["metrics"][key] for s in common])) / base - 1) * 100 if common and base else math.nan
 
 
 def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str | Path = "results", metric: str | None = None,
