@@ -121,6 +121,10 @@ class MachineLoad:
     def __init__(self) -> None:
         self._start = (time.perf_counter(), _cpu_seconds(), _own_cpu_seconds())
 
+    def elapsed(self) -> float:
+        """Seconds since this started."""
+        return time.perf_counter() - self._start[0]
+
     def summary(self) -> dict[str, Any] | None:
         """{"seconds", "cores", "other_cores", "steal_cores", "busy"}; None off Linux or under 0.1 s (10 ms clock ticks)."""
         t0, c0, own0 = self._start

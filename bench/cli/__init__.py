@@ -12,6 +12,7 @@ import time
 
 import typer
 
+from bench.provenance import MachineLoad
 from seater.errors import ConfigError, SeaterError
 
 app = typer.Typer(help="seater-bench: identifier trees and generative retrievers under one harness.", no_args_is_help=True)
@@ -63,23 +64,22 @@ def _register() -> None:
     from bench.cli import data, experiments, speed, speed_epoch, speed_retrieval, speed_trees, trees  # noqa: F401
 
 
-def openmp_wait_policy(sample_s: float = 0.1) -> str | None:
+def openmp_wait_policy(load: MachineLoad | None = None, sample_s: float = 0.1) -> str | None:
     """Let OpenMP threads wait passively when other processes hold the cores as the command starts.
 
     torch's GNU OpenMP threads spin ~300,000 times at every barrier before they sleep. On an idle
     2-core machine that pays (20K-item `balanced` build 0.67 s, passive 1.42 s: results/trees/
     omp_wait_idle.md), but when other work holds a core the spinning thread waits for a descheduled
     one: the same build took 18.7 s instead of 1.6 s (omp_wait_load1.md), up to 75x slower beside
-    training jobs. So: passive on a busy machine (as `MachineLoad` defines it, measured over
-    `sample_s`), the library default otherwise, and never over a choice the user made. Must run
-    before torch is imported (OpenMP reads the variable once); child processes inherit it.
-    Returns the policy set, or None."""
+    training jobs. So: passive on a busy machine (as `MachineLoad` defines it, measured over at
+    least `sample_s` since `load` started; `main` starts it before registering the commands, whose
+    imports then fill most of the window instead of a sleep), the library default otherwise, and
+    never over a choice the user made. Must run before torch is imported (OpenMP reads the
+    variable once); child processes inherit it. Returns the policy set, or None."""
     if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ or "torch" in sys.modules:
         return None
-    from bench.provenance import MachineLoad
-
-    load = MachineLoad()
-    time.sleep(sample_s)
+    load = load or MachineLoad()
+    time.sleep(max(0.0, sample_s - load.elapsed()))
     summary = load.summary()
     if not summary or not summary["busy"]:
         return None
@@ -90,8 +90,9 @@ def openmp_wait_policy(sample_s: float = 0.1) -> str | None:
 
 
 def main() -> None:
-    openmp_wait_policy()
+    load = MachineLoad()
     _register()
+    openmp_wait_policy(load)
     try:
         app()
     except SeaterError as e:
