@@ -187,6 +187,20 @@ def default_tracking_uri(run_dir: str | Path) -> str:
     return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
 
 
+def local_artifact_root(tracking_uri: str) -> str | None:
+    """Where a sqlite store's artifacts go: `mlartifacts/` beside the database file.
+
+    MLflow's own default is ``./mlruns`` under whatever folder the command ran from, which
+    scatters a run folder's trees and per-user arrays over the working directories it was run
+    in (and loses them with a removed worktree). None (MLflow decides) for a server or other URI.
+    """
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    db = Path(tracking_uri[len(prefix):].split("?", 1)[0]).resolve()
+    return (db.parent / "mlartifacts").as_uri()
+
+
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested dicts -> ``{"retriever.lr": 0.001, ...}`` (what MLflow params need)."""
     out: dict[str, Any] = {}
@@ -269,7 +283,8 @@ class MLflowSink:
         except MlflowException as e:  # a URI MLflow cannot use at all (an unknown scheme); an outage raises below
             raise ConfigError(f"MLflow tracking URI {tracking_uri!r} cannot be used: {str(e).strip().splitlines()[0]}") from None
         exp = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(experiment)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
+            experiment, artifact_location=local_artifact_root(tracking_uri))
         self._pushed: set[str] | None = None
 
     def pushed_row_ids(self) -> set[str]:

@@ -55,7 +55,10 @@ def _popular_recall(n_users=60, n_items=40, seed=3, k=10) -> float:
     return float(np.mean([len(top & set(t.tolist())) / len(t) for t in split.test.truth]))
 
 
-def test_grid_failures_resume_and_mlflow(tmp_path):
+def test_grid_failures_resume_and_mlflow(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"  # the folder the command runs from: MLflow must leave nothing here
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     path = tmp_path / "tiny.toml"
     path.write_text(SUITE)
     suite = load_suite(path)
@@ -94,6 +97,7 @@ def test_grid_failures_resume_and_mlflow(tmp_path):
     assert mtp.data.params["lineage.tree_hash"] == tp["lineage"]["tree_hash"]
     assert [m.step for m in client.get_metric_history(mtp.info.run_id, "epoch/train/loss")] == [0, 1]
     assert {a.path for a in client.list_artifacts(mtp.info.run_id)} == {"tree", "config", "per_user", "row.json"}
+    assert (run_dir / "mlartifacts").is_dir() and not any(elsewhere.iterdir())  # artifacts stay in the run folder
     assert "planned failure" in by_name["synth/crash(mode=raise)/s0"].data.tags["seater.error"]
 
     # a grid killed while the tree cell ran, after the failures were written, mid-way through
