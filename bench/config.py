@@ -387,8 +387,10 @@ def resolve_suite_path(name_or_path: str | Path) -> Path:
     cand = SUITES_DIR / f"{name_or_path}.toml"
     if cand.is_file():
         return cand
-    known = ", ".join(sorted(q.stem for q in SUITES_DIR.glob("*.toml")))
-    raise ConfigError(f"suite file not found: {name_or_path} (bundled suites: {known})")
+    known = sorted(q.stem for q in SUITES_DIR.glob("*.toml"))
+    close = difflib.get_close_matches(p.stem, known, n=5, cutoff=0.5)
+    hint = f"closest bundled suites: {', '.join(close)}" if close else f"bundled suites: {', '.join(known[:10])}, ..."
+    raise ConfigError(f"suite file not found: {name_or_path} ({hint}; all {len(known)} are in {SUITES_DIR})")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

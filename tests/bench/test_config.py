@@ -140,6 +140,8 @@ def test_bad_toml_and_missing_file(tmp_path):
     assert load_suite(tmp_path / "bom.toml").name == "t"
     with pytest.raises(ConfigError, match="suite file not found: .*nope.toml"):
         load_suite(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match=r"suite file not found: beauty_seeter \(closest bundled suites: beauty_seater, "):
+        load_suite("beauty_seeter")  # a typo of a bundled name gets the names it was near, not all of them
 
 
 VARIANT = """base = "s"

@@ -195,6 +195,13 @@ def test_build_rejects_a_negative_seed_or_a_nameless_param(emb, tmp_path, args):
     assert res.exit_code != 0 and not isinstance(res.exception, (ValueError, TypeError))
 
 
+@pytest.mark.parametrize("command", [["trees", "build", "--builder", "random", "--out", "t.npz"], ["trees", "compare"]])
+def test_k_below_two_is_refused_before_any_build(emb, tmp_path, command):
+    res = runner.invoke(app, [*command, "--embeddings", str(emb), "--k", "1"])
+    assert res.exit_code == 2 and "greater than or equal to 2" in " ".join(res.output.replace("│", " ").split())
+    assert "building" not in res.output
+
+
 def test_integer_lists_read_exponents_but_not_fractions_or_infinity():
     from bench.cli import int_list
 
