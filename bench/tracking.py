@@ -15,6 +15,7 @@ MLflow is imported lazily: it takes seconds to import and the cells never need i
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -278,6 +279,8 @@ class MLflowSink:
         from mlflow.exceptions import MlflowException
 
         self.uri = tracking_uri
+        # a new sqlite store announces its table creation at INFO, twice, in the middle of our progress output
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
         except MlflowException as e:  # a URI MLflow cannot use at all (an unknown scheme); an outage raises below

@@ -274,6 +274,22 @@ def test_results_files_that_are_not_text_and_unusable_tracking_uris(tmp_path):
         import_runfile(tmp_path / "results.jsonl", "bogus://x")
 
 
+def test_import_rebuilds_a_store_from_the_run_folder_alone_and_quietly(tmp_path, capfd, monkeypatch):
+    """The MLflow store is a copy of the run folder: a fresh one gets every row and its artifacts,
+    the artifacts beside the database (not under the current folder), and no MLflow table-creation chatter."""
+    from bench.tracking import import_runfile
+
+    monkeypatch.chdir(tmp_path)
+    r = _row(tmp_path, "a", 0, np.full(10, 0.5))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text(json.dumps(r) + "\n")
+    assert import_runfile(run / "results.jsonl") == (1, 0)
+    assert import_runfile(run / "results.jsonl") == (0, 1)
+    assert list((run / "mlartifacts").rglob("test_ndcg@10.npy")) and not (tmp_path / "mlruns").exists()
+    assert "Creating initial MLflow database tables" not in "".join(capfd.readouterr())
+
+
 @pytest.mark.parametrize("change,problem", [
     (lambda r: r.pop("metrics"), "'metrics' or 'params' missing or not an object"),
     (lambda r: r["metrics"].update({"test/ndcg@10": "abc"}), "metric 'test/ndcg@10' is 'abc', not a number"),
