@@ -89,10 +89,16 @@ def openmp_wait_policy(load: MachineLoad | None = None, sample_s: float = 0.1) -
     return "PASSIVE"
 
 
+# the commands that compute with torch (cells, tree builds, timings): the others (tables, imports, listings)
+# need neither the wait policy nor its sample of the machine nor its note
+TORCH_COMMANDS = ("run", "speed", "trees")
+
+
 def main() -> None:
     load = MachineLoad()
     _register()
-    openmp_wait_policy(load)
+    if len(sys.argv) > 1 and sys.argv[1] in TORCH_COMMANDS:
+        openmp_wait_policy(load)
     try:
         app()
     except SeaterError as e:

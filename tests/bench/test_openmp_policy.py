@@ -50,3 +50,29 @@ def test_untouched_on_an_idle_machine_and_when_the_user_chose():
     assert _probe("idle", {}).stdout.splitlines() == ["None None", "None"]
     chosen = _probe("busy", {"OMP_WAIT_POLICY": "ACTIVE"}, loops=os.cpu_count() or 1)
     assert chosen.stdout.splitlines() == ["None ACTIVE", "ACTIVE"] and chosen.stderr == ""
+
+
+_MAIN = """
+import os, sys
+import bench.provenance as prov
+class Busy(prov.MachineLoad):
+    def summary(self):
+        return {"seconds": 0.1, "cores": 2, "other_cores": 2.0, "steal_cores": 0.0, "busy": True}
+prov.MachineLoad = Busy
+import bench.cli
+bench.cli.MachineLoad = Busy
+sys.argv = ["seater-bench", *sys.argv[1:]]
+try:
+    bench.cli.main()
+except SystemExit:
+    pass
+print(os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+
+@pytest.mark.parametrize("argv, policy", [(["trees", "--help"], "PASSIVE"), (["list"], "None"), (["leaderboard", "--help"], "None")])
+def test_only_the_commands_that_compute_with_torch_choose_a_policy(argv, policy):
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", _MAIN, *argv], capture_output=True, text=True, check=True, env=clean, timeout=120)
+    assert out.stdout.splitlines()[-1] == policy
+    assert ("OpenMP threads wait passively" in out.stderr) == (policy == "PASSIVE")
