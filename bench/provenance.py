@@ -89,6 +89,8 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
         lines.append(f"- other work on the machine: {load_text(info['machine_load'])}")
     if info.get("omp_wait_policy"):
         lines.append(f"- OMP_WAIT_POLICY={info['omp_wait_policy']}")
+    if info.get("incomplete"):
+        lines.append("- **incomplete**: written while the run went on; it stopped, or is still going, after the rows below")
     return "\n".join(lines) + "\n"
 
 

@@ -59,6 +59,21 @@ def output_path(path, option: str, folder: bool = False):
     return path
 
 
+def measure(run, write) -> None:
+    """Run a benchmark and write its files after every row it reports, then once more at the end.
+
+    `run(on_rows)` calls `on_rows(result so far)`; `write(result, info)` writes the files and returns
+    their paths. A run that dies or is killed mid-way (a crash, the time limit of a lent GPU) keeps
+    what it measured, its header marked incomplete; every header names the machine's load so far."""
+    from bench.provenance import provenance, record_load
+
+    info, load = provenance(), MachineLoad()
+    result = run(lambda partial: write(partial, {**info, "machine_load": load.summary(), "incomplete": True}))
+    record_load(info, load)
+    for path in write(result, info):
+        typer.echo(f"wrote {path}")
+
+
 def _register() -> None:
     # Each module adds its commands/groups to `app`; imports stay light (heavy ones inside commands).
     from bench.cli import data, experiments, speed, speed_epoch, speed_retrieval, speed_trees, trees  # noqa: F401

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import output_path
+from bench.cli import measure, output_path
 from bench.cli.speed import log_line, speed_app
 
 
@@ -27,7 +27,6 @@ def epoch(
 ) -> None:
     """Epoch time, training samples/s and the share of each epoch spent making batches, per retriever."""
     from bench.cli.trees import parse_named_params
-    from bench.provenance import MachineLoad, provenance, record_load
     from bench.speed.epoch import EpochSpeedConfig, run_epoch_speed, write_results
     from seater.device import resolve_device
     from seater.errors import ConfigError
@@ -38,9 +37,4 @@ def epoch(
         raise ConfigError(f"--retrievers must be distinct comma-separated names, got {retrievers!r}")
     cfg = EpochSpeedConfig(data=str(data), retrievers=names, params=parse_named_params(param, "retriever"), epochs=epochs, k=k, data_format=data_format,
                            device=str(resolve_device(device)), threads=threads, seed=seed, notes=list(note))
-    load = MachineLoad()
-    result = run_epoch_speed(cfg, log=log_line)
-    info = provenance()
-    record_load(info, load)
-    for path in write_results(result, out, info):
-        typer.echo(f"wrote {path}")
+    measure(lambda on_rows: run_epoch_speed(cfg, log=log_line, on_rows=on_rows), lambda result, info: write_results(result, out, info))

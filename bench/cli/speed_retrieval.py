@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from bench.cli import int_list, output_path
+from bench.cli import int_list, measure, output_path
 from bench.cli.speed import speed_app
 
 
@@ -30,7 +30,6 @@ def retrieval(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Beam-search users/s (vs catalog size and beam width), exact inner-product top-K users/s, training samples/s."""
-    from bench.provenance import MachineLoad, provenance, record_load
     from bench.speed.retrieval import RetrievalSpeedConfig, run_retrieval_speed, write_results
     from seater.device import resolve_device
 
@@ -41,12 +40,8 @@ def retrieval(
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
         attentions=_attentions(attention), compile=_compile_modes(compile),
     )
-    load = MachineLoad()
-    result = run_retrieval_speed(cfg, log=typer.echo)
-    info = provenance()
-    record_load(info, load)
-    for path in write_results(result, out, info):
-        typer.echo(f"wrote {path}")
+    measure(lambda on_rows: run_retrieval_speed(cfg, log=typer.echo, on_rows=on_rows),
+            lambda result, info: write_results(result, out, info, png=not info.get("incomplete")))
 
 
 def _attentions(text: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import int_list, output_path
+from bench.cli import int_list, measure, output_path
 from bench.cli.speed import log_line, speed_app
 from seater.errors import ConfigError
 
@@ -45,7 +45,6 @@ def trees(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Build seconds of `balanced` per size (and `constrained` at one size, same data, same run)."""
-    from bench.provenance import MachineLoad, provenance, record_load
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
 
@@ -55,11 +54,7 @@ def trees(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
     )
-    info, load = provenance(), MachineLoad()
-    result = run_tree_speed(cfg, log=log_line, on_rows=lambda partial: write_results(partial, out, info, "speed"))
-    record_load(info, load)
-    for path in write_results(result, out, info, "speed"):
-        typer.echo(f"wrote {path}")
+    measure(lambda on_rows: run_tree_speed(cfg, log=log_line, on_rows=on_rows), lambda result, info: write_results(result, out, info, "speed"))
 
 
 @speed_app.command("trees-quality")
@@ -78,7 +73,6 @@ def trees_quality(
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Total clustering cost of `balanced` / `constrained` on the same embeddings, median over seeds."""
-    from bench.provenance import MachineLoad, provenance, record_load
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
 
     output_path(out, "--out")
@@ -91,8 +85,4 @@ def trees_quality(
         k=k, dim=dim, beauty_path=str(beauty_path), threads=threads, params=params,
         reuse_constrained=str(reuse_constrained) if reuse_constrained else None, notes=list(note),
     )
-    info, load = provenance(), MachineLoad()
-    result = run_tree_quality(cfg, log=log_line, on_rows=lambda partial: write_results(partial, out, info, "quality"))
-    record_load(info, load)
-    for path in write_results(result, out, info, "quality"):
-        typer.echo(f"wrote {path}")
+    measure(lambda on_rows: run_tree_quality(cfg, log=log_line, on_rows=on_rows), lambda result, info: write_results(result, out, info, "quality"))

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import app, int_list, output_path
+from bench.cli import app, int_list, measure, output_path
 from seater.errors import ConfigError
 
 trees_app = typer.Typer(help="Build, inspect and compare identifier trees.", no_args_is_help=True)
@@ -157,7 +157,6 @@ def compare(
     markdown: Optional[Path] = typer.Option(None, help="write a markdown table with provenance"),
 ) -> None:
     """Build each builder on the same embeddings; print and save time, memory and cost."""
-    from bench.provenance import MachineLoad
     from bench.speed.tree_compare import compare as run_compare
     from bench.speed.tree_compare import table, write_outputs
 
@@ -185,10 +184,11 @@ def compare(
     per_builder, cpu_only = _device_params(names, parse_named_params(param, "builder"), device)
     if cpu_only and device not in (None, "cpu", "auto"):
         typer.echo(f"on CPU whatever --device: {', '.join(cpu_only)}")
-    load = MachineLoad()
-    result = run_compare(
-        x, k, names, seeds=seed_list, threshold_sweep=thresholds, max_constrained=max_constrained,
-        params=per_builder, log=typer.echo,
-    )
-    typer.echo(table(result))
-    write_outputs(result, str(json_out) if json_out else None, str(markdown) if markdown else None, data, load)
+    def run(on_rows):
+        result = run_compare(x, k, names, seeds=seed_list, threshold_sweep=thresholds, max_constrained=max_constrained,
+                             params=per_builder, log=typer.echo, on_rows=on_rows)
+        typer.echo(table(result))
+        return result
+
+    measure(run, lambda result, info: write_outputs(result, str(json_out) if json_out else None,
+                                                    str(markdown) if markdown else None, data, info))

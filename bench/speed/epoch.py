@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.speed import ReportedRows
 from seater.errors import ConfigError
 
 
@@ -53,8 +54,9 @@ def _overrides(cfg: EpochSpeedConfig, name: str) -> dict[str, Any]:
     return {"epochs": cfg.epochs, "patience": cfg.epochs, **cfg.params.get(name, {})}
 
 
-def run_epoch_speed(cfg: EpochSpeedConfig, log=print) -> dict[str, Any]:
-    """Train each retriever; returns a JSON-able dict with one row per retriever."""
+def run_epoch_speed(cfg: EpochSpeedConfig, log=print, on_rows=None) -> dict[str, Any]:
+    """Train each retriever; returns a JSON-able dict with one row per retriever.
+    `on_rows(result so far)` after each retriever."""
     import torch
 
     from bench.registry import retrievers
@@ -69,7 +71,7 @@ def run_epoch_speed(cfg: EpochSpeedConfig, log=print) -> dict[str, Any]:
     split = leave_one_out(load_dataset(cfg.data, cfg.data_format))
     log(f"data: {split.n_items:,} items, {len(split.train):,} training samples ({time.perf_counter() - t0:.1f} s)")
     tree = None
-    rows = []
+    rows = ReportedRows({"config": asdict(cfg), "n_items": split.n_items}, on_rows)
     for label in cfg.retrievers:
         name = label.partition("@")[0]
         entry = retrievers().get(name)
@@ -97,7 +99,7 @@ def run_epoch_speed(cfg: EpochSpeedConfig, log=print) -> dict[str, Any]:
         rows.append(row)
         log(f"{label}: epochs {', '.join(f'{s:.1f}' for s in epoch_s)} s; {sps:,.0f} samples/s; "
             f"making batches {sum(row['batches_s']) / sum(epoch_s):.2%} of the epochs")
-    return {"config": asdict(cfg), "n_items": split.n_items, "rows": rows}
+    return rows.result()
 
 
 def write_results(result: dict[str, Any], out: Path, info: dict[str, Any]) -> list[Path]:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.speed import ReportedRows
 from seater.errors import ConfigError
 from seater.trees.checks import check_int
 from seater.trees.tree import Tree
@@ -113,15 +114,15 @@ def _time(fn, device: torch.device, repeat: int = 1) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
-    """Run every timing; returns a JSON-able dict of rows."""
+def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> dict[str, Any]:
+    """Run every timing; returns a JSON-able dict of rows. `on_rows(result so far)` after each row."""
     from seater.model.config import SEATERConfig
     from seater.model.seater import SEATER
     from seater.topk import topk_inner_product
 
     torch.set_num_threads(cfg.threads)
     dev = torch.device(cfg.device)
-    rows: list[dict[str, Any]] = []
+    rows = ReportedRows({"config": asdict(cfg)}, on_rows)
     gen = torch.Generator().manual_seed(cfg.seed)
     for n in cfg.sizes:
         t0 = time.perf_counter()
@@ -167,7 +168,7 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print) -> dict[str, Any]:
                 loss_fn = torch.compile(model.loss, dynamic=False, mode=mode)
                 rows.append(_train_row(loss_fn, opt, th, tt, n, cfg.attentions[0], cfg, dev, log, compiled=mode))
         del model, tree
-    return {"config": asdict(cfg), "rows": rows}
+    return rows.result()
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -93,8 +93,10 @@ def compare(
     max_constrained: int | None = None,
     params: dict[str, dict] | None = None,
     log=print,
+    on_rows=None,
 ) -> dict[str, Any]:
-    """Run every planned build for every seed; return ``{"rows": [...], "skipped": [...]}``."""
+    """Run every planned build for every seed; return ``{"rows": [...], "skipped": [...]}``.
+    `on_rows(result so far)` after each build."""
     if not builders:
         raise ConfigError("no builders given")
     runs, skipped = plan_runs(builders, x.shape[0], threshold_sweep, max_constrained, params)
@@ -112,9 +114,15 @@ def compare(
                     row = pool.submit(_run_one, x_path, name, p, k, seed).result()
                 log(f"  {row['seconds']:.2f} s, total cost {row['total_cost']:.4f}")
                 rows.append(row)
+                if on_rows is not None:
+                    on_rows(_result(x, k, seeds, rows, skipped))
+    return _result(x, k, seeds, rows, skipped)
+
+
+def _result(x: np.ndarray, k: int, seeds, rows: list[dict[str, Any]], skipped: list[dict]) -> dict[str, Any]:
+    """The rows so far, each with its cost over the best of them."""
     best = min(r["total_cost"] for r in rows) if rows else float("nan")
-    for r in rows:
-        r["cost_ratio"] = r["total_cost"] / best if best > 0 else float("nan")
+    rows = [{**r, "cost_ratio": r["total_cost"] / best if best > 0 else float("nan")} for r in rows]
     return {"n_items": int(x.shape[0]), "dim": int(x.shape[1]), "k": k, "seeds": list(seeds), "rows": rows, "skipped": skipped}
 
 
@@ -141,13 +149,10 @@ def table(result: dict[str, Any]) -> str:
     return text + ("\n" if result["skipped"] else "")
 
 
-def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: str | None, data: str, load=None) -> None:
-    """JSON and / or markdown of `result`; `load`: the `MachineLoad` started before the builds."""
-    from bench.provenance import markdown_header, provenance, record_load
+def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: str | None, data: str, info: dict[str, Any]) -> list[Path]:
+    """JSON and / or markdown of `result` with the provenance `info`; returns the paths written."""
+    from bench.provenance import markdown_header
 
-    info = provenance()
-    if load is not None:
-        record_load(info, load)
     result = {**result, "provenance": info, "data": data}
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
@@ -161,3 +166,4 @@ def write_outputs(result: dict[str, Any], json_path: str | None, markdown_path: 
             "(`seater.trees.quality`); off nearest = share of items, over all splits, nearer to a sibling's centroid "
             "than to their own child's (`seater.trees.quality.off_nearest`); peak MB = peak RSS growth during the build (fresh process per row).\n"
         )
+    return [Path(q) for q in (json_path, markdown_path) if q]

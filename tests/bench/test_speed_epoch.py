@@ -46,7 +46,7 @@ def test_epochs_of_each_retriever_are_timed_and_written(dataset, tmp_path):
         assert r["samples_per_s"] == pytest.approx(r["samples_per_epoch"] * r["epochs"] / sum(r["epoch_s"]), rel=1e-3)
     md = out.read_text()
     assert "| seater@norank | use_rank=False, val_users=20 | " in md and "| sasrec | defaults | " in md
-    assert "- data: " in md and "- commit: " in md
+    assert "- data: " in md and "- commit: " in md and "incomplete" not in md
 
 
 @pytest.mark.parametrize("args,error,message", [

@@ -85,3 +85,29 @@ def test_an_unknown_compile_mode_is_rejected_before_any_work(tmp_path):
     assert res.exit_code == 2, res.output
     assert "--compile takes default, reduce-overhead" in _flat(res.output)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_that_dies_mid_way_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    """The table is written after every row (header marked incomplete), so a crash or a time limit on a
+    lent GPU loses only the row it was measuring; a finished run's table carries no such mark."""
+    import json
+
+    import bench.speed.retrieval as retrieval
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("killed while timing training")
+
+    with monkeypatch.context() as m:
+        m.setattr(retrieval, "_train_row", dies)
+        res = runner.invoke(app, [*BASE, "--beams", "2,4", "--out", str(tmp_path)])
+    assert isinstance(res.exception, RuntimeError)
+    kept = json.loads((tmp_path / "speed_retrieval.json").read_text())
+    assert [(r["kind"], r.get("beam")) for r in kept["rows"]] == [("beam", 2), ("beam", 4), ("exact", None)]
+    assert kept["provenance"]["incomplete"] is True and "machine_load" in kept["provenance"]
+    assert "**incomplete**" in (tmp_path / "speed_retrieval.md").read_text()
+    assert not (tmp_path / "speed_retrieval.png").exists()  # curves only for a finished run
+
+    res = runner.invoke(app, [*BASE, "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "incomplete" not in (tmp_path / "speed_retrieval.md").read_text()
+    assert "incomplete" not in json.loads((tmp_path / "speed_retrieval.json").read_text())["provenance"]

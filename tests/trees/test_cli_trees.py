@@ -88,6 +88,21 @@ def test_compare_writes_json_and_markdown(emb, tmp_path):
     assert all(r["balanced"] and r["seconds"] > 0 and r["depth"] == 5 for r in rows.values())
     text = md.read_text()
     assert "- commit:" in text and "| greedy |" in text and "max-constrained" in text and "off nearest" in text
+    assert "incomplete" not in text and "incomplete" not in data["provenance"]
+
+
+def test_compare_reports_every_build_as_it_finishes(emb):
+    """`trees compare` writes its files after every build (a constrained build at 361K takes an hour):
+    each report holds the builds so far, their cost ratio against the best so far."""
+    from bench.speed.tree_compare import compare
+
+    x = np.load(emb)
+    seen = []
+    final = compare(x, 4, ["random", "greedy"], seeds=[0, 1], log=lambda *_: None, on_rows=seen.append)
+    assert [len(r["rows"]) for r in seen] == [1, 2, 3, 4]
+    assert seen[-1] == final
+    assert seen[0]["rows"][0]["cost_ratio"] == 1.0  # alone, the first build is the best so far
+    assert [r["total_cost"] for r in seen[1]["rows"]] == [r["total_cost"] for r in final["rows"][:2]]
 
 
 @pytest.mark.parametrize("flag,value", [("--seeds", "0,x"), ("--threshold-sweep", "100,,abc"), ("--seeds", ",")])
