@@ -338,7 +338,8 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         entry = retrievers().get(spec.name)
         ckpt = run_dir / "checkpoints" / _cell_id(cell)
         model = entry.factory(**_runtime_params(entry, spec.params, ckpt, progress), device=cell.device, seed=cell.seed)
-        rec = RecordingTracker()
+        (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+        rec = RecordingTracker(progress_path=progress_file(run_dir, cell.id))  # followed by the grid: live MLflow curves
         say(f"fit {spec.name}")
         extra = {"item_embeddings": x} if tree is not None and getattr(model, "uses_item_embeddings", False) else {}
         with _Timer(cuda) as t_fit:
@@ -641,7 +642,7 @@ def run_suite(
     """
     from bench.executor import CellContext, LocalExecutor
     from bench.provenance import provenance
-    from bench.tracking import JsonlTracker, default_tracking_uri, iter_cells_done, read_rows
+    from bench.tracking import JsonlTracker, LiveCurves, default_tracking_uri, iter_cells_done, read_rows
 
     cells = select_cells(suite.cells(), only)  # before the run folder is touched
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
@@ -663,9 +664,14 @@ def run_suite(
     todo = [c for c in cells if c.id not in done]
     summary.skipped = [c.id for c in cells if c.id in done]
 
+    for c in todo:  # curve points of an earlier, killed attempt
+        progress_file(run_dir, c.id).unlink(missing_ok=True)
     sink = _open_sink(uri, suite.name, summary)
-    if sink is not None and runfile.is_file():
-        _sync(sink, read_rows(runfile), summary)  # rows a killed run wrote but never pushed
+    live = None
+    if sink is not None:
+        _sync(sink, read_rows(runfile) if runfile.is_file() else [], summary, {c.id for c in todo})
+        live = LiveCurves(sink, {c.id: c.name for c in todo}, run_dir / "cells", LIVE_INTERVAL_S,
+                          on_error=lambda e: _tracking_error(summary, "live curves", e, "curves reach MLflow when each cell ends"))
 
     jsonl = JsonlTracker(runfile)
     prov = provenance(command)
@@ -676,17 +682,36 @@ def run_suite(
         jsonl.append(row)  # first the local file ...
         summary.ran.append(row)
         if sink is not None:  # ... then MLflow; an outage only costs a later `seater-bench import`
+            live.finish(row["cell_id"])
             try:
                 sink.push(row)
             except Exception as e:  # noqa: BLE001
-                summary.tracking_errors.append(f"{row['name']}: {type(e).__name__}: {e}")
-                warnings.warn(f"MLflow push failed for {row['name']} ({e}); rerun `seater-bench import {runfile}`")
+                _tracking_error(summary, row["name"], e, f"rerun `seater-bench import {runfile}`")
 
     ctx = CellContext(run_dir=run_dir, cache_dir=cache_dir, provenance=prov)
     executor = executor or LocalExecutor(show_output=show_output, progress=progress)
     if todo:
-        executor.submit(todo, ctx, on_result)
+        if live is not None:
+            live.start()
+        try:
+            executor.submit(todo, ctx, on_result)
+        finally:
+            if live is not None:
+                live.stop()
     return summary
+
+
+LIVE_INTERVAL_S = 30.0  # how often the grid streams running cells' new curve points to MLflow
+
+
+def progress_file(run_dir: Path, cell_id: str) -> Path:
+    """Where a running cell appends its curve points (`RecordingTracker`), for `LiveCurves`."""
+    return Path(run_dir) / "cells" / f"{cell_id}.progress.jsonl"
+
+
+def _tracking_error(summary: RunSummary, what: str, e: Exception, then: str) -> None:
+    summary.tracking_errors.append(f"{what}: {type(e).__name__}: {e}")
+    warnings.warn(f"MLflow failed for {what} ({e}); {then}")
 
 
 def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
@@ -704,10 +729,12 @@ def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
         return None
 
 
-def _sync(sink, rows: list[dict[str, Any]], summary: RunSummary) -> None:
+def _sync(sink, rows: list[dict[str, Any]], summary: RunSummary, todo: set[str]) -> None:
+    """Push the rows a killed grid wrote but never pushed, and fail the runs it left streaming."""
     try:
         for r in rows:
             sink.push(r)
+        sink.fail_abandoned(todo)
     except Exception as e:  # noqa: BLE001
         summary.tracking_errors.append(f"sync: {type(e).__name__}: {e}")
 

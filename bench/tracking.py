@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -29,19 +30,27 @@ _PARAM_MAX = 500  # MLflow params are strings of bounded length; longer values a
 
 # ---------------------------------------------------------------------------------- in-cell
 class RecordingTracker:
-    """Keeps what a retriever logs, for the cell's results row."""
+    """Keeps what a retriever logs, for the cell's results row.
 
-    def __init__(self) -> None:
+    `progress_path`: each curve point is also appended there as a JSON line the moment it is
+    logged, so the grid can show a cell's epochs in MLflow while it trains (`LiveCurves`)."""
+
+    def __init__(self, progress_path: str | Path | None = None) -> None:
         self.params: dict[str, Any] = {}
         self.curves: list[dict[str, Any]] = []  # {"step": int | None, "metrics": {...}}
         self.artifacts: list[str] = []
         self.status = "RUNNING"
+        self.progress_path = Path(progress_path) if progress_path is not None else None
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.params.update(params)
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.curves.append({"step": step, "metrics": {k: float(v) for k, v in metrics.items()}})
+        point = {"step": step, "metrics": {k: float(v) for k, v in metrics.items()}}
+        self.curves.append(point)
+        if self.progress_path is not None:
+            with open(self.progress_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(point) + "\n")
 
     def log_artifact(self, path: str | Path) -> None:
         self.artifacts.append(str(path))
@@ -50,6 +59,73 @@ class RecordingTracker:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         self.status = status
+
+
+class LiveCurves:
+    """Follows the progress files of running cells and streams their new curve points to MLflow.
+
+    A cell's run then appears in MLflow (RUNNING) at its first epoch and shows its curves as it
+    trains; the cell's row later completes that same run (`MLflowSink.push`). `poll()` reads what
+    the files hold now; `start()` polls every `interval_s` in a thread until `stop()`. A tracker
+    error is reported once (`on_error`) and ends the streaming, never the grid."""
+
+    def __init__(self, sink: "MLflowSink", cells: dict[str, str], folder: Path, interval_s: float = 30.0,
+                 on_error: Any = None):
+        self.sink, self.cells, self.folder, self.interval_s = sink, cells, Path(folder), interval_s
+        self.on_error = on_error
+        self._read: dict[str, int] = {}  # cell id -> bytes of its progress file already streamed
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="live-curves", daemon=True)
+        self.failed = False
+
+    def path(self, cell_id: str) -> Path:
+        return self.folder / f"{cell_id}.progress.jsonl"
+
+    def poll(self, cell_id: str | None = None) -> None:
+        with self._lock:
+            for cid in [cell_id] if cell_id else list(self.cells):
+                if self.failed or cid not in self.cells:
+                    return
+                try:
+                    self._poll_one(cid)
+                except Exception as e:  # noqa: BLE001 - a tracker outage must not stop the grid
+                    self.failed = True
+                    if self.on_error is not None:
+                        self.on_error(e)
+
+    def _poll_one(self, cell_id: str) -> None:
+        try:
+            with open(self.path(cell_id), "rb") as fh:
+                fh.seek(self._read.get(cell_id, 0))
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n") + 1  # whole lines only: the cell may be writing the last one
+        if end == 0:
+            return
+        points = [json.loads(line) for line in chunk[:end].decode("utf-8").splitlines() if line.strip()]
+        self.sink.stream(cell_id, self.cells[cell_id], points)
+        self._read[cell_id] = self._read.get(cell_id, 0) + end
+
+    def finish(self, cell_id: str) -> None:
+        """The cell has ended: stream what its file still holds, then stop following it."""
+        self.poll(cell_id)
+        with self._lock:
+            self.cells.pop(cell_id, None)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll()
+
+    def start(self) -> "LiveCurves":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 class CompositeTracker:
@@ -228,6 +304,13 @@ class MLflowTracker:
         run = client.create_run(experiment_id, start_time=start_time_ms, tags=dict(tags or {}), run_name=run_name)
         self.run_id = run.info.run_id
 
+    @classmethod
+    def attach(cls, client: Any, run_id: str) -> "MLflowTracker":
+        """A tracker for a run that exists already."""
+        t = cls.__new__(cls)
+        t.client, t.run_id = client, run_id
+        return t
+
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -289,6 +372,8 @@ class MLflowSink:
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
             experiment, artifact_location=local_artifact_root(tracking_uri))
         self._pushed: set[str] | None = None
+        self._live: dict[str, tuple[str, int]] = {}  # cell id -> (run id, curve points streamed)
+        self._lock = threading.RLock()  # the grid's thread and `LiveCurves` share the client
 
     def pushed_row_ids(self) -> set[str]:
         if self._pushed is None:
@@ -303,8 +388,38 @@ class MLflowSink:
             self._pushed = ids
         return self._pushed
 
+    def stream(self, cell_id: str, name: str, points: list[dict[str, Any]]) -> None:
+        """Curve points of a cell still running: its MLflow run is created (RUNNING, tag
+        ``seater.live``) at the first call and later completed by `push` of the cell's row."""
+        with self._lock:
+            if cell_id not in self._live:
+                t = MLflowTracker(self.client, self.experiment_id, name, {"seater.cell_id": cell_id, "seater.live": "1"})
+                self._live[cell_id] = (t.run_id, 0)
+            run_id, n = self._live[cell_id]
+            t = MLflowTracker.attach(self.client, run_id)
+            for c in points:
+                t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"))
+            self._live[cell_id] = (run_id, n + len(points))
+
+    def fail_abandoned(self, cell_ids: set[str]) -> int:
+        """Mark FAILED the streamed runs of these cells that a killed grid left RUNNING (the cells
+        never wrote a row; they are about to run again, into new runs). Returns how many."""
+        with self._lock:
+            runs = self.client.search_runs([self.experiment_id], "tags.`seater.live` = '1' and attributes.status = 'RUNNING'",
+                                           max_results=1000)
+            stale = [r.info.run_id for r in runs if r.data.tags.get("seater.cell_id") in cell_ids]
+            for run_id in stale:
+                self.client.set_tag(run_id, "seater.error", "the grid stopped before the cell finished")
+                self.client.set_terminated(run_id, status="FAILED")
+            return len(stale)
+
     def push(self, row: dict[str, Any]) -> str | None:
-        """Create the MLflow run for `row` unless one with its row id exists; return the run id."""
+        """Create the MLflow run for `row` (or complete the one its cell streamed to) unless a run
+        with its row id exists; return the run id."""
+        with self._lock:
+            return self._push(row)
+
+    def _push(self, row: dict[str, Any]) -> str | None:
         if row["row_id"] in self.pushed_row_ids():
             return None
         tags = {
@@ -317,11 +432,17 @@ class MLflowSink:
             tags["seater.error"] = row["error"][:5000]
         start = int(row.get("started", time.time()) * 1000)
         end = int(row.get("ended", time.time()) * 1000)
-        t = MLflowTracker(self.client, self.experiment_id, row["name"], tags, start_time_ms=start)
+        live = self._live.pop(row["cell_id"], None)
+        if live is None:
+            t, streamed = MLflowTracker(self.client, self.experiment_id, row["name"], tags, start_time_ms=start), 0
+        else:  # the run its curves went to while it trained
+            t, streamed = MLflowTracker.attach(self.client, live[0]), live[1]
+            for key, value in tags.items():
+                self.client.set_tag(t.run_id, key, value)
         try:
             t.log_params(row.get("params", {}))
             t.log_metrics(row.get("metrics", {}), step=0, timestamp_ms=end)
-            for c in row.get("curves", []):
+            for c in row.get("curves", [])[streamed:]:
                 t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"), timestamp_ms=start)
             for name, path in row.get("artifacts", {}).items():
                 if path and Path(path).is_dir():

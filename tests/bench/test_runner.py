@@ -91,11 +91,13 @@ def test_grid_failures_resume_and_mlflow(tmp_path, monkeypatch):
     client = mlflow.tracking.MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
     by_name = {r.info.run_name: r for r in runs}
+    assert len(runs) == len(by_name) == 3  # the curves streamed while a cell trained went to its one run
     assert {n: r.info.status for n, r in by_name.items()} == {n: r["status"] for n, r in rows.items()}
     mtp = by_name["synth/tree_popular/random:k=4/s0"]
     assert mtp.data.metrics["test/recall_at_10"] == pytest.approx(tp["metrics"]["test/recall@10"])
     assert mtp.data.params["lineage.tree_hash"] == tp["lineage"]["tree_hash"]
     assert [m.step for m in client.get_metric_history(mtp.info.run_id, "epoch/train/loss")] == [0, 1]
+    assert mtp.data.tags["seater.live"] == "1" and mtp.data.tags["seater.row_id"] == tp["row_id"]
     assert {a.path for a in client.list_artifacts(mtp.info.run_id)} == {"tree", "config", "per_user", "row.json"}
     assert (run_dir / "mlartifacts").is_dir() and not any(elsewhere.iterdir())  # artifacts stay in the run folder
     assert "planned failure" in by_name["synth/crash(mode=raise)/s0"].data.tags["seater.error"]

@@ -1,0 +1,103 @@
+"""Running cells' curves reach MLflow while they train (bench.tracking.LiveCurves, MLflowSink.stream),
+and the cell's row completes that same run; runs a killed grid left RUNNING are marked FAILED."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bench.tracking import LiveCurves, MLflowSink, RecordingTracker
+
+pytest.importorskip("mlflow")
+
+
+def _row(cell_id: str, curves: list[dict], status: str = "FINISHED") -> dict:
+    return {"row_id": f"{cell_id}-r", "cell_id": cell_id, "name": f"cell {cell_id}", "suite": "live", "status": status,
+            "error": None, "params": {"seed": 0}, "metrics": {"test/recall@10": 0.5}, "curves": curves, "artifacts": {},
+            "provenance": {}, "started": time.time() - 5, "ended": time.time()}
+
+
+def _history(sink: MLflowSink, run_id: str, key: str = "epoch/train/loss") -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in sink.client.get_metric_history(run_id, key)]
+
+
+def test_streamed_points_then_the_row_make_one_run_without_repeats(tmp_path):
+    progress = tmp_path / "c1.progress.jsonl"
+    rec = RecordingTracker(progress_path=progress)
+    sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
+    live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path)
+    rec.log_metrics({"train/loss": 2.0}, step=0)
+    rec.log_metrics({"train/loss": 1.5}, step=1)
+    live.poll()
+    (run,) = sink.client.search_runs([sink.experiment_id])
+    assert run.info.status == "RUNNING" and run.data.tags["seater.live"] == "1" and run.info.run_name == "cell c1"
+    assert _history(sink, run.info.run_id) == [(0, 2.0), (1, 1.5)]
+
+    rec.log_metrics({"train/loss": 1.0}, step=2)  # the last epoch: the cell ends before the next poll
+    live.finish("c1")
+    sink.push(_row("c1", rec.curves))
+    (run,) = sink.client.search_runs([sink.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["seater.row_id"] == "c1-r"
+    assert _history(sink, run.info.run_id) == [(0, 2.0), (1, 1.5), (2, 1.0)]
+    assert run.data.metrics["test/recall_at_10"] == 0.5
+    rec.log_metrics({"train/loss": 0.5}, step=3)  # anything after the row is not followed
+    live.poll()
+    assert len(sink.client.search_runs([sink.experiment_id])) == 1
+
+
+def test_only_whole_lines_are_streamed(tmp_path):
+    sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
+    live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path)
+    path = live.path("c1")
+    live.poll()  # no file yet: nothing, no error
+    assert not sink.client.search_runs([sink.experiment_id]) and not live.failed
+    line = json.dumps({"step": 0, "metrics": {"train/loss": 3.0}})
+    path.write_text(line[:10])  # the cell is writing this line
+    live.poll()
+    assert not sink.client.search_runs([sink.experiment_id])
+    path.write_text(line + "\n")
+    live.poll()
+    (run,) = sink.client.search_runs([sink.experiment_id])
+    assert _history(sink, run.info.run_id) == [(0, 3.0)]
+
+
+def test_the_thread_streams_on_its_own(tmp_path):
+    sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
+    live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path, interval_s=0.05).start()
+    try:
+        RecordingTracker(progress_path=live.path("c1")).log_metrics({"train/loss": 3.0}, step=0)
+        deadline = time.time() + 30
+        while not sink.client.search_runs([sink.experiment_id]) and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        live.stop()
+    (run,) = sink.client.search_runs([sink.experiment_id])
+    assert _history(sink, run.info.run_id) == [(0, 3.0)]
+
+
+def test_a_tracker_error_ends_the_streaming_once_not_the_caller(tmp_path):
+    class Down:
+        def stream(self, *args):
+            raise ConnectionError("tracking server down")
+
+    errors = []
+    live = LiveCurves(Down(), {"c1": "a", "c2": "b"}, tmp_path, on_error=errors.append)
+    for cid in ("c1", "c2"):
+        RecordingTracker(progress_path=live.path(cid)).log_metrics({"train/loss": 1.0}, step=0)
+    live.poll()
+    live.poll()
+    assert live.failed and [str(e) for e in errors] == ["tracking server down"]
+
+
+def test_runs_a_killed_grid_left_streaming_are_marked_failed(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    killed = MLflowSink(uri, "live")
+    killed.stream("c1", "cell c1", [{"step": 0, "metrics": {"train/loss": 1.0}}])
+    killed.stream("c2", "cell c2", [{"step": 0, "metrics": {"train/loss": 1.0}}])
+    again = MLflowSink(uri, "live")  # the next grid: it reruns c1 only
+    assert again.fail_abandoned({"c1"}) == 1
+    runs = {r.data.tags["seater.cell_id"]: r for r in again.client.search_runs([again.experiment_id])}
+    assert runs["c1"].info.status == "FAILED" and "stopped before the cell finished" in runs["c1"].data.tags["seater.error"]
+    assert runs["c2"].info.status == "RUNNING"
