@@ -331,7 +331,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         tree = build_tree(cell, x, emb_hash, cache_dir, out)
 
     if cell.retriever is not None:
-        from bench.tracking import RecordingTracker, epoch_seconds
+        from bench.tracking import RecordingTracker, epoch_seconds, progress_file
         from seater.evaluation import evaluate_retriever
 
         spec = cell.retriever
@@ -642,7 +642,7 @@ def run_suite(
     """
     from bench.executor import CellContext, LocalExecutor
     from bench.provenance import provenance
-    from bench.tracking import JsonlTracker, LiveCurves, default_tracking_uri, iter_cells_done, read_rows
+    from bench.tracking import JsonlTracker, LiveCurves, default_tracking_uri, iter_cells_done, progress_file, read_rows
 
     cells = select_cells(suite.cells(), only)  # before the run folder is touched
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
@@ -670,7 +670,7 @@ def run_suite(
     live = None
     if sink is not None:
         _sync(sink, read_rows(runfile) if runfile.is_file() else [], summary, {c.id for c in todo})
-        live = LiveCurves(sink, {c.id: c.name for c in todo}, run_dir / "cells", LIVE_INTERVAL_S,
+        live = LiveCurves(sink, {c.id: c.name for c in todo}, run_dir, LIVE_INTERVAL_S,
                           on_error=lambda e: _tracking_error(summary, "live curves", e, "curves reach MLflow when each cell ends"))
 
     jsonl = JsonlTracker(runfile)
@@ -702,11 +702,6 @@ def run_suite(
 
 
 LIVE_INTERVAL_S = 30.0  # how often the grid streams running cells' new curve points to MLflow
-
-
-def progress_file(run_dir: Path, cell_id: str) -> Path:
-    """Where a running cell appends its curve points (`RecordingTracker`), for `LiveCurves`."""
-    return Path(run_dir) / "cells" / f"{cell_id}.progress.jsonl"
 
 
 def _tracking_error(summary: RunSummary, what: str, e: Exception, then: str) -> None:

@@ -61,6 +61,11 @@ class RecordingTracker:
         self.status = status
 
 
+def progress_file(run_dir: str | Path, cell_id: str) -> Path:
+    """Where a running cell appends its curve points (`RecordingTracker`), for `LiveCurves`."""
+    return Path(run_dir) / "cells" / f"{cell_id}.progress.jsonl"
+
+
 class LiveCurves:
     """Follows the progress files of running cells and streams their new curve points to MLflow.
 
@@ -69,9 +74,9 @@ class LiveCurves:
     the files hold now; `start()` polls every `interval_s` in a thread until `stop()`. A tracker
     error is reported once (`on_error`) and ends the streaming, never the grid."""
 
-    def __init__(self, sink: "MLflowSink", cells: dict[str, str], folder: Path, interval_s: float = 30.0,
+    def __init__(self, sink: "MLflowSink", cells: dict[str, str], run_dir: Path, interval_s: float = 30.0,
                  on_error: Any = None):
-        self.sink, self.cells, self.folder, self.interval_s = sink, cells, Path(folder), interval_s
+        self.sink, self.cells, self.run_dir, self.interval_s = sink, cells, Path(run_dir), interval_s
         self.on_error = on_error
         self._read: dict[str, int] = {}  # cell id -> bytes of its progress file already streamed
         self._stop = threading.Event()
@@ -80,13 +85,15 @@ class LiveCurves:
         self.failed = False
 
     def path(self, cell_id: str) -> Path:
-        return self.folder / f"{cell_id}.progress.jsonl"
+        return progress_file(self.run_dir, cell_id)
 
     def poll(self, cell_id: str | None = None) -> None:
         with self._lock:
             for cid in [cell_id] if cell_id else list(self.cells):
-                if self.failed or cid not in self.cells:
+                if self.failed:
                     return
+                if cid not in self.cells:  # ended and finished already
+                    continue
                 try:
                     self._poll_one(cid)
                 except Exception as e:  # noqa: BLE001 - a tracker outage must not stop the grid
@@ -125,7 +132,7 @@ class LiveCurves:
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout=60)  # a daemon: a push stuck on an unreachable server does not hold the exit
 
 
 class CompositeTracker:

@@ -24,10 +24,10 @@ def _history(sink: MLflowSink, run_id: str, key: str = "epoch/train/loss") -> li
 
 
 def test_streamed_points_then_the_row_make_one_run_without_repeats(tmp_path):
-    progress = tmp_path / "c1.progress.jsonl"
-    rec = RecordingTracker(progress_path=progress)
     sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
     live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path)
+    live.path("c1").parent.mkdir()
+    rec = RecordingTracker(progress_path=live.path("c1"))
     rec.log_metrics({"train/loss": 2.0}, step=0)
     rec.log_metrics({"train/loss": 1.5}, step=1)
     live.poll()
@@ -51,6 +51,7 @@ def test_only_whole_lines_are_streamed(tmp_path):
     sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
     live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path)
     path = live.path("c1")
+    path.parent.mkdir()
     live.poll()  # no file yet: nothing, no error
     assert not sink.client.search_runs([sink.experiment_id]) and not live.failed
     line = json.dumps({"step": 0, "metrics": {"train/loss": 3.0}})
@@ -66,6 +67,7 @@ def test_only_whole_lines_are_streamed(tmp_path):
 def test_the_thread_streams_on_its_own(tmp_path):
     sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
     live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path, interval_s=0.05).start()
+    live.path("c1").parent.mkdir()
     try:
         RecordingTracker(progress_path=live.path("c1")).log_metrics({"train/loss": 3.0}, step=0)
         deadline = time.time() + 30
@@ -84,6 +86,7 @@ def test_a_tracker_error_ends_the_streaming_once_not_the_caller(tmp_path):
 
     errors = []
     live = LiveCurves(Down(), {"c1": "a", "c2": "b"}, tmp_path, on_error=errors.append)
+    live.path("c1").parent.mkdir()
     for cid in ("c1", "c2"):
         RecordingTracker(progress_path=live.path(cid)).log_metrics({"train/loss": 1.0}, step=0)
     live.poll()
