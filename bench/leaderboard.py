@@ -211,6 +211,20 @@ def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:
     return quality + [c for c in TREE_COLS if c in present] + tree_quality + decoding + [c for c in TIME_COLS if c in present]
 
 
+def _summary_columns(cols: list[str], primary: str, ks: list[int]) -> list[str]:
+    """The headline columns of a leaderboard: the primary metric, recall and NDCG at the two
+    smallest cut-offs, the tree's cost and the seconds it took to build, train and serve."""
+    want = [primary, *(f"test/{m}@{k}" for k in ks[:2] for m in ("recall", "ndcg")),
+            "tree/total_cost", "time/tree_build_s", "time/train_s", "time/infer_ms_per_user"]
+    return [c for c in dict.fromkeys(want) if c in cols]
+
+
+def _table(order: list[Group], cols: list[str], text: dict[tuple[int, str], str]) -> list[str]:
+    head = ["config", "seeds", *cols]
+    return (["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join([g.label, str(len(g.rows)), *(text[id(g), c] for c in cols)]) + " |" for g in order])
+
+
 def _fmt(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
@@ -373,42 +387,40 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
                       f"95% CI of {primary} over seeds.")
             md.append("")
         extra = ([f"95% CI {primary}"] + (["change vs ref"] if vs == "ref" else []) + [f"p vs {vs}"]) if best is not None else []
-        head = ["config", "seeds", *cols, *extra]
-        md.append("| " + " | ".join(head) + " |")
-        md.append("|" + "---|" * len(head))
+        text: dict[tuple[int, str], str] = {}  # (group, column) -> the cell as shown
         for g in order:
-            cells = [g.label, str(len(g.rows))]
             row_csv: dict[str, Any] = {"dataset": ds, "config": g.label, "seeds": " ".join(map(str, g.seeds)),
                                        "cell_ids": " ".join(r["cell_id"] for r in g.rows)}
             for c in cols:
                 m, s, ci = stats[id(g)][c]
                 txt = _fmt(m) + (f" ± {_fmt(s)}" if len(g.rows) > 1 and not math.isnan(m) else "")
                 mark = marks.get((id(g), c))
-                txt = f"**{txt}**" if mark == "best" else (f"_{txt}_" if mark == "second" else txt)
-                cells.append(txt)
+                text[id(g), c] = f"**{txt}**" if mark == "best" else (f"_{txt}_" if mark == "second" else txt)
                 row_csv[c] = m
                 row_csv[f"{c} std"] = s
                 row_csv[f"{c} ci95"] = ci
             if best is not None:
                 m, s, ci = stats[id(g)][primary]
-                cells.append("–" if math.isnan(ci) else f"[{_fmt(m - ci)}, {_fmt(m + ci)}]")
+                text[id(g), extra[0]] = "–" if math.isnan(ci) else f"[{_fmt(m - ci)}, {_fmt(m + ci)}]"
                 if vs == "ref":
                     change = change_vs(ref, g, primary)
-                    cells.append("ref" if g is ref else ("–" if math.isnan(change) else f"{change:+.1f}%"))
+                    text[id(g), "change vs ref"] = "ref" if g is ref else ("–" if math.isnan(change) else f"{change:+.1f}%")
                     row_csv["change_vs_ref_pct"] = "" if g is ref else change
                 if g is ref:
-                    cells.append(vs)
+                    text[id(g), extra[-1]] = vs
                     row_csv[f"p_vs_{vs}"] = ""
                 else:
                     p, n = paired_test(ref, g, metric)
-                    cells.append("–" if math.isnan(p) else (f"{p:.2g}" + (" *" if p < 0.05 else "")))
+                    text[id(g), extra[-1]] = "–" if math.isnan(p) else (f"{p:.2g}" + (" *" if p < 0.05 else ""))
                     row_csv[f"p_vs_{vs}"] = p
             row_csv["best"] = g is best
             if vs == "ref":
                 row_csv["ref"] = g is ref
-            md.append("| " + " | ".join(cells) + " |")
             csv_rows.append(row_csv)
-        md.append("")
+        summary = _summary_columns(cols, primary, ks)
+        if len(summary) < len(cols):  # the full table is too wide to read: the headline columns first
+            md += _table(order, summary + extra, text) + ["", "All columns:", ""]
+        md += _table(order, cols + extra, text) + [""]
         md += beam_width_table(gs, metric, ks)
     failed = [r for r in latest if r["status"] != "FINISHED"]
     if failed:

@@ -75,6 +75,20 @@ def test_leaderboard_ranks_tests_and_marks(tmp_path):
     assert not out.plots  # no tree axis in this grid
 
 
+def test_a_wide_leaderboard_leads_with_its_headline_columns(tmp_path):
+    """Dozens of columns do not read as a table: the headline ones (primary metric, recall / NDCG at
+    the smallest cut-offs, tree cost, build / train / serve time) come first, then every column."""
+    rows = [_row(tmp_path, name, 0, np.full(10, v), extra={"test/recall@10": v, "test/hit@10": v, "mem/peak_mb": 100.0})
+            for name, v in (("a", 0.5), ("b", 0.4))]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    md = write_leaderboard(tmp_path / "results.jsonl", results_dir=tmp_path / "res").markdown_path.read_text()
+    heads = [ln for ln in md.splitlines() if ln.startswith("| config |")]
+    assert heads == ["| config | seeds | test/ndcg@10 | test/recall@10 | time/train_s | 95% CI test/ndcg@10 | p vs best |",
+                     "| config | seeds | test/ndcg@10 | test/recall@10 | test/hit@10 | time/train_s | mem/peak_mb | 95% CI test/ndcg@10 | p vs best |"]
+    assert md.index(heads[0]) < md.index("All columns:") < md.index(heads[1])
+    assert [ln.split(" | ")[0] for ln in md.splitlines() if ln.startswith("| a |") or ln.startswith("| b |")] == ["| a", "| b"] * 2
+
+
 def test_leaderboard_against_a_reference_row(tmp_path):
     """--against: p and change against the named row (here not the best one); a glob matching no row or
     several rows is one clear error."""
@@ -343,7 +357,7 @@ def test_epoch_time_and_training_speed_columns_also_for_rows_written_before_they
     runfile = tmp_path / "results.jsonl"
     runfile.write_text("".join(json.dumps(r) + "\n" for r in (old, new, pop)))
     md = write_leaderboard(runfile, results_dir=tmp_path / "res").markdown_path.read_text()
-    header = next(ln for ln in md.splitlines() if ln.startswith("| config"))
+    header = [ln for ln in md.splitlines() if ln.startswith("| config")][-1]  # the full table, after the headline one
     cols = [c.strip() for c in header.strip("|").split("|")]
     assert cols.index("time/train_s") < cols.index("time/epoch_s") < cols.index("fit/samples_per_second") < cols.index("machine/other_cores")
     cells = {ln.split(" | ")[0][2:]: [c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines()
