@@ -211,6 +211,21 @@ def _columns(groups: list[Group], ks: list[int], primary: str) -> list[str]:
     return quality + [c for c in TREE_COLS if c in present] + tree_quality + decoding + [c for c in TIME_COLS if c in present]
 
 
+def terminal_view(md: str) -> str:
+    """A leaderboard as `run` prints it: without the all-columns tables and the plot links (the file has both)."""
+    out, skip = [], False
+    for line in md.splitlines():
+        if line.startswith("## "):
+            skip = line == "## Plots"
+        elif line.startswith("### "):
+            skip = False
+        elif line == "All columns:":
+            skip = True
+        if not skip:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _summary_columns(cols: list[str], primary: str, ks: list[int]) -> list[str]:
     """The headline columns of a leaderboard: the primary metric, recall and NDCG at the two
     smallest cut-offs, the tree's cost and the seconds it took to build, train and serve."""

@@ -94,10 +94,10 @@ def run(
     for e in summary.tracking_errors:
         typer.echo(f"  tracking: {e}", err=True)
     if leaderboard:
-        from bench.leaderboard import write_leaderboard
+        from bench.leaderboard import terminal_view, write_leaderboard
 
         out = write_leaderboard(summary.runfile, results_dir=results_dir, suite=summary.suite)
-        typer.echo(out.markdown_path.read_text())
+        typer.echo(terminal_view(out.markdown_path.read_text()))
         typer.echo(f"leaderboard: {out.markdown_path}", err=True)
     if summary.failed:
         raise typer.Exit(1)

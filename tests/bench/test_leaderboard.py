@@ -88,6 +88,11 @@ def test_a_wide_leaderboard_leads_with_its_headline_columns(tmp_path):
     assert md.index(heads[0]) < md.index("All columns:") < md.index(heads[1])
     assert [ln.split(" | ")[0] for ln in md.splitlines() if ln.startswith("| a |") or ln.startswith("| b |")] == ["| a", "| b"] * 2
 
+    from bench.leaderboard import terminal_view
+
+    shown = terminal_view(md)  # what `run` prints: the headline table, not the wide one
+    assert heads[0] in shown and heads[1] not in shown and "All columns" not in shown and "## Protocol card" in shown
+
 
 def test_leaderboard_against_a_reference_row(tmp_path):
     """--against: p and change against the named row (here not the best one); a glob matching no row or
