@@ -501,6 +501,7 @@ def cell_main(argv: list[str]) -> int:
     spec = json.loads(spec_path.read_text())
     cell = Cell.from_json(spec["cell"])
     started, load = time.time(), MachineLoad()
+    _start_progress(Path(spec["run_dir"]), cell.id, started)
     try:
         result = execute_cell(cell, Path(spec["run_dir"]), Path(spec["cache_dir"]), progress=spec.get("progress", True))
         if (busy := load.summary()) is not None:  # other cells and jobs slow this cell's times: say how much
@@ -519,6 +520,16 @@ def cell_main(argv: list[str]) -> int:
     tmp.write_text(json.dumps(row, default=_json_default))
     os.replace(tmp, result_path)
     return code
+
+
+def _start_progress(run_dir: Path, cell_id: str, started: float) -> None:
+    """Begin the cell's progress file with its start time: the grid opens the cell's MLflow run
+    (`LiveCurves`) at once, with the right start, and the curve points follow."""
+    from bench.tracking import progress_file
+
+    path = progress_file(run_dir, cell_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"started": started}) + "\n")
 
 
 def _json_default(x: Any) -> Any:

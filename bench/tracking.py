@@ -69,8 +69,9 @@ def progress_file(run_dir: str | Path, cell_id: str) -> Path:
 class LiveCurves:
     """Follows the progress files of running cells and streams their new curve points to MLflow.
 
-    A cell's run then appears in MLflow (RUNNING) at its first epoch and shows its curves as it
-    trains; the cell's row later completes that same run (`MLflowSink.push`). `poll()` reads what
+    A cell's run then appears in MLflow (RUNNING) as the cell starts (the file's first line holds
+    its start time) and shows its curves as it trains; the cell's row later completes that same
+    run (`MLflowSink.push`). `poll()` reads what
     the files hold now; `start()` polls every `interval_s` in a thread until `stop()`. A tracker
     error is reported once (`on_error`) and ends the streaming, never the grid."""
 
@@ -111,8 +112,9 @@ class LiveCurves:
         end = chunk.rfind(b"\n") + 1  # whole lines only: the cell may be writing the last one
         if end == 0:
             return
-        points = [json.loads(line) for line in chunk[:end].decode("utf-8").splitlines() if line.strip()]
-        self.sink.stream(cell_id, self.cells[cell_id], points)
+        lines = [json.loads(line) for line in chunk[:end].decode("utf-8").splitlines() if line.strip()]
+        started = next((x["started"] for x in lines if "started" in x), None)
+        self.sink.stream(cell_id, self.cells[cell_id], [x for x in lines if "metrics" in x], started)
         self._read[cell_id] = self._read.get(cell_id, 0) + end
 
     def finish(self, cell_id: str) -> None:
@@ -395,12 +397,14 @@ class MLflowSink:
             self._pushed = ids
         return self._pushed
 
-    def stream(self, cell_id: str, name: str, points: list[dict[str, Any]]) -> None:
+    def stream(self, cell_id: str, name: str, points: list[dict[str, Any]], started: float | None = None) -> None:
         """Curve points of a cell still running: its MLflow run is created (RUNNING, tag
-        ``seater.live``) at the first call and later completed by `push` of the cell's row."""
+        ``seater.live``, starting at `started`, unix seconds) at the first call and later completed
+        by `push` of the cell's row."""
         with self._lock:
             if cell_id not in self._live:
-                t = MLflowTracker(self.client, self.experiment_id, name, {"seater.cell_id": cell_id, "seater.live": "1"})
+                t = MLflowTracker(self.client, self.experiment_id, name, {"seater.cell_id": cell_id, "seater.live": "1"},
+                                  start_time_ms=int(started * 1000) if started is not None else None)
                 self._live[cell_id] = (t.run_id, 0)
             run_id, n = self._live[cell_id]
             t = MLflowTracker.attach(self.client, run_id)

@@ -47,6 +47,17 @@ def test_streamed_points_then_the_row_make_one_run_without_repeats(tmp_path):
     assert len(sink.client.search_runs([sink.experiment_id])) == 1
 
 
+def test_a_cell_run_opens_as_the_cell_starts(tmp_path):
+    """The progress file's first line is the cell's start time: the run appears before any epoch."""
+    sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
+    live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path)
+    live.path("c1").parent.mkdir()
+    live.path("c1").write_text(json.dumps({"started": 1700000000.25}) + "\n")
+    live.poll()
+    (run,) = sink.client.search_runs([sink.experiment_id])
+    assert run.info.status == "RUNNING" and run.info.start_time == 1700000000250 and not run.data.metrics
+
+
 def test_only_whole_lines_are_streamed(tmp_path):
     sink = MLflowSink(f"sqlite:///{tmp_path / 'm.db'}", "live")
     live = LiveCurves(sink, {"c1": "cell c1"}, tmp_path)
