@@ -71,9 +71,9 @@ class LiveCurves:
 
     A cell's run then appears in MLflow (RUNNING) as the cell starts (the file's first line holds
     its start time) and shows its curves as it trains; the cell's row later completes that same
-    run (`MLflowSink.push`). `poll()` reads what
-    the files hold now; `start()` polls every `interval_s` in a thread until `stop()`. A tracker
-    error is reported once (`on_error`) and ends the streaming, never the grid."""
+    run (`MLflowSink.push`). `poll()` reads what the files hold now; `start()` polls every
+    `interval_s` in a thread until `stop()`. A tracker error is reported once (`on_error`) and
+    ends the streaming, never the grid."""
 
     def __init__(self, sink: "MLflowSink", cells: dict[str, str], run_dir: Path, interval_s: float = 30.0,
                  on_error: Any = None):
