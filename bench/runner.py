@@ -338,7 +338,6 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         entry = retrievers().get(spec.name)
         ckpt = run_dir / "checkpoints" / _cell_id(cell)
         model = entry.factory(**_runtime_params(entry, spec.params, ckpt, progress), device=cell.device, seed=cell.seed)
-        (run_dir / "cells").mkdir(parents=True, exist_ok=True)
         rec = RecordingTracker(progress_path=progress_file(run_dir, cell.id))  # followed by the grid: live MLflow curves
         say(f"fit {spec.name}")
         extra = {"item_embeddings": x} if tree is not None and getattr(model, "uses_item_embeddings", False) else {}

@@ -41,6 +41,8 @@ class RecordingTracker:
         self.artifacts: list[str] = []
         self.status = "RUNNING"
         self.progress_path = Path(progress_path) if progress_path is not None else None
+        if self.progress_path is not None:
+            self.progress_path.parent.mkdir(parents=True, exist_ok=True)
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.params.update(params)
@@ -335,6 +337,11 @@ class MLflowTracker:
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
+    def log_curves(self, points: list[dict[str, Any]], timestamp_ms: int | None = None) -> None:
+        """Per-epoch points (``{"step", "metrics"}``, as `RecordingTracker.curves`) as ``epoch/<key>`` metrics."""
+        for c in points:
+            self.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"), timestamp_ms=timestamp_ms)
+
     def log_artifact(self, path: str | Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
 
@@ -407,9 +414,7 @@ class MLflowSink:
                                   start_time_ms=int(started * 1000) if started is not None else None)
                 self._live[cell_id] = (t.run_id, 0)
             run_id, n = self._live[cell_id]
-            t = MLflowTracker.attach(self.client, run_id)
-            for c in points:
-                t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"))
+            MLflowTracker.attach(self.client, run_id).log_curves(points)
             self._live[cell_id] = (run_id, n + len(points))
 
     def fail_abandoned(self, cell_ids: set[str]) -> int:
@@ -453,8 +458,7 @@ class MLflowSink:
         try:
             t.log_params(row.get("params", {}))
             t.log_metrics(row.get("metrics", {}), step=0, timestamp_ms=end)
-            for c in row.get("curves", [])[streamed:]:
-                t.log_metrics({f"epoch/{k}": v for k, v in c["metrics"].items()}, step=c.get("step"), timestamp_ms=start)
+            t.log_curves(row.get("curves", [])[streamed:], timestamp_ms=start)
             for name, path in row.get("artifacts", {}).items():
                 if path and Path(path).is_dir():
                     self.client.log_artifacts(t.run_id, str(path), artifact_path=name)
