@@ -39,10 +39,20 @@ def test_synth_writes_loadable_s3rec(tmp_path):
     inter = load_s3rec(out)
     assert inter.n_users == 60 and inter.n_items <= 30
     first = (out / "sequences.txt").read_text()
-    assert runner.invoke(bench.cli.app, args).exit_code == 0
+    r = runner.invoke(bench.cli.app, args)  # a dataset is there: not overwritten without --force
+    assert isinstance(r.exception, ConfigError) and "already holds a dataset (sequences.txt); pass --force" in str(r.exception)
+    assert runner.invoke(bench.cli.app, args + ["--force"]).exit_code == 0
     assert (out / "sequences.txt").read_text() == first  # same seed, same file
     r = runner.invoke(bench.cli.app, ["data", "stats", str(out), "--format", "s3rec"])
     assert _field(r.output, "users") == "60"
+
+
+def test_synth_bad_arguments_name_the_option(tmp_path):
+    base = ["data", "synth", "--out", str(tmp_path / "o")]
+    r = runner.invoke(bench.cli.app, base + ["--users", "0", "--items", "5"])
+    assert r.exit_code == 2 and "--users" in r.output
+    r = runner.invoke(bench.cli.app, base + ["--users", "5", "--items", "10", "--clusters", "11"])
+    assert isinstance(r.exception, ConfigError) and "--clusters 11: at most --items (10)" in str(r.exception)
 
 
 def test_stats_errors_are_seater_errors(tmp_path):

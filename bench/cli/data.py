@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from bench.cli import app, output_path
+from seater.errors import ConfigError
 
 data_app = typer.Typer(help="Inspect datasets and generate synthetic ones.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -46,12 +47,13 @@ def stats(
 
 @data_app.command("synth")
 def synth(
-    users: int = typer.Option(..., "--users", help="Number of users."),
-    items: int = typer.Option(..., "--items", help="Number of items."),
+    users: int = typer.Option(..., "--users", min=1, help="Number of users."),
+    items: int = typer.Option(..., "--items", min=1, help="Number of items."),
     out: Path = typer.Option(..., "--out", help="Output directory: sequences.txt + item2attributes.json (S3-Rec format), item_cluster.npy, item_latent.npy."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
-    clusters: int | None = typer.Option(None, "--clusters", help="Latent item clusters (default: round(sqrt(items)))."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed; the same seed gives the same files."),
+    clusters: int | None = typer.Option(None, "--clusters", min=1, help="Latent item clusters, at most --items (default: round(sqrt(items)))."),
     mean_length: float = typer.Option(12.0, "--mean-length", help="Mean sequence length (>= 3)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a dataset already in --out."),
 ) -> None:
     """Write a synthetic dataset with planted cluster and sequential structure."""
     import numpy as np
@@ -60,6 +62,10 @@ def synth(
     from seater.data.synthetic import make_synthetic
 
     output_path(out, "--out", folder=True)
+    if (out / "sequences.txt").exists() and not force:  # a typo must not overwrite real data
+        raise ConfigError(f"--out {out}: already holds a dataset (sequences.txt); pass --force to overwrite it")
+    if clusters is not None and clusters > items:
+        raise ConfigError(f"--clusters {clusters}: at most --items ({items})")
     inter = make_synthetic(users, items, n_clusters=clusters, mean_length=mean_length, seed=seed, name=out.name)
     write_s3rec(inter, out)
     np.save(out / "item_cluster.npy", inter.extra["item_cluster"])

@@ -49,20 +49,30 @@ from seater.errors import ConfigError, DataError
 
 FORMATS = ("s3rec", "comirec", "lightgcn", "yambda")
 YAMBDA_MIN_PLAYED = 50  # percent of a track played for a listen to count as an interaction
-_INTS = re.compile(r"-?\d+(?:[ \t]+-?\d+)*")
-_INT = re.compile(r"-?\d+")
+_INTS = re.compile(r"-?[0-9]+(?:[ \t]+-?[0-9]+)*")
+_INT = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take Arabic-Indic and other digits
 MAX_ID = 2**63 - 1  # ids and timestamps are stored as int64
 
 
 # --------------------------------------------------------------------------- parsing helpers
-def _read_lines(path: Path) -> list[str]:
+def _read_text(path: Path) -> str:
+    """UTF-8 text (a leading byte-order mark is dropped), whatever the locale."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a text file ({e.reason} at byte {e.start})") from None
-    lines = text.splitlines()
+        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    # lines end at "\n" only (and "\r\n"): str.splitlines would also split at form feeds, "\x1c".."\x1e",
+    # "\x85" and U+2028, so one line with such a byte would be read as two users
+    lines = [line.removesuffix("\r") for line in _read_text(path).split("\n")]
     if not any(line.strip() for line in lines):
         raise DataError(f"{path}: file is empty")
     return lines
@@ -180,23 +190,32 @@ def _from_lists(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _dataset_name(path: Path) -> str:
+    path = path.resolve()
     return (path.parent if path.is_file() else path).name or "dataset"
 
 
 # --------------------------------------------------------------------------- s3rec
+class _Pairs(list):
+    """A JSON object's (key, value) pairs, in file order."""
+
+
 def _read_attributes(path: Path) -> dict[int, list[int]]:
+    text = _read_text(path)
     try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        line = getattr(e, "lineno", "?")
-        raise DataError(f"{path}:{line}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
+        raw = json.loads(text, object_pairs_hook=_Pairs)  # pairs, so a repeated item id is seen
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not an item-to-attributes file (nested too deeply)") from None
+    if not isinstance(raw, _Pairs):
         raise DataError(f"{path}:1: expected an object mapping item id to a list of attribute ids")
     out: dict[int, list[int]] = {}
-    for key, value in raw.items():
-        if not _INT.fullmatch(str(key)) or int(key) < 0:
-            raise DataError(f"{path}: key {key!r}: item ids must be non-negative integers")
-        if not isinstance(value, list) or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= MAX_ID for a in value):
+    for key, value in raw:
+        if not _INT.fullmatch(str(key)) or int(key) < 0 or int(key) > MAX_ID:
+            raise DataError(f"{path}: key {key!r}: item ids must be integers in 0..2^63-1")
+        if int(key) in out:
+            raise DataError(f"{path}: key {key!r}: item {int(key)} is listed twice")
+        if type(value) is not list or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a <= MAX_ID for a in value):
             raise DataError(f"{path}: key {key!r}: expected a list of non-negative integer attribute ids (at most 2^63-1), got {value!r}")
         out[int(key)] = value
     return out
@@ -205,14 +224,19 @@ def _read_attributes(path: Path) -> dict[int, list[int]]:
 def load_s3rec(path: str | Path) -> Interactions:
     """S3-Rec/TIGER text data: a directory with ``sequences.txt`` [+ ``item2attributes.json``], or the file."""
     path = Path(path)
+    seq_file, *attr_file = _s3rec_files(path)
+    linenos, users, flat, lengths = _user_item_lines(seq_file, allow_empty=False)
+    _check_unique_users(seq_file, linenos, users)
+    attributes = _read_attributes(attr_file[0]) if attr_file else None
+    return _build(users, flat, lengths, _dataset_name(path), attributes, str(seq_file))
+
+
+def _s3rec_files(path: Path) -> list[Path]:
     if not path.exists():
         raise DataError(f"{path}: path not found")
     seq_file = path / "sequences.txt" if path.is_dir() else path
-    linenos, users, flat, lengths = _user_item_lines(seq_file, allow_empty=False)
-    _check_unique_users(seq_file, linenos, users)
     attr_file = seq_file.parent / "item2attributes.json"
-    attributes = _read_attributes(attr_file) if attr_file.is_file() else None
-    return _build(users, flat, lengths, _dataset_name(path), attributes, str(seq_file))
+    return [seq_file] + ([attr_file] if attr_file.exists() else [])
 
 
 # --------------------------------------------------------------------------- comirec / seater
@@ -244,6 +268,7 @@ def _read_comirec_file(path: Path, users: list[int], seqs: list[list[int]], wher
         return
     # interaction log: user,item[,timestamp]
     log_user, log_item, log_time = [], [], []
+    timed = None
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -253,6 +278,11 @@ def _read_comirec_file(path: Path, users: list[int], seqs: list[list[int]], wher
         values = [_int_tokens(p, path, lineno, "user, item and timestamp") for p in parts]
         if any(len(v) != 1 for v in values):
             raise DataError(f"{path}:{lineno}: expected 'user,item[,timestamp]', got {line.strip()!r}")
+        if timed is None:  # the first line decides: every line has a timestamp, or none has
+            timed = len(values) == 3
+        elif timed != (len(values) == 3):
+            raise DataError(f"{path}:{lineno}: {'no timestamp' if timed else 'a timestamp'} on this line, while the "
+                            f"first line {'has one' if timed else 'has none'}; give every line a timestamp or none")
         log_user.append(values[0][0])
         log_item.append(values[1][0])
         log_time.append(values[2][0] if len(values) == 3 else 0)
@@ -274,11 +304,7 @@ def _read_comirec_file(path: Path, users: list[int], seqs: list[list[int]], wher
 def load_comirec(path: str | Path) -> Interactions:
     """ComiRec interaction logs or SEATER ``.tsv`` rows (see the module docstring): a file or a directory."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: path not found")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".tsv", ".txt", ".csv")) if path.is_dir() else [path]
-    if not files:
-        raise DataError(f"{path}: no .tsv, .txt or .csv files in this directory")
+    files = _comirec_files(path)
     users: list[int] = []
     seqs: list[list[int]] = []
     where: dict[int, str] = {}
@@ -288,17 +314,21 @@ def load_comirec(path: str | Path) -> Interactions:
     return _build(np.asarray(users, dtype=np.int64), flat, lengths, _dataset_name(path), source=str(path))
 
 
+def _comirec_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise DataError(f"{path}: path not found")
+    files = sorted(p for p in path.iterdir() if p.suffix in (".tsv", ".txt", ".csv")) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"{path}: no .tsv, .txt or .csv files in this directory")
+    return files
+
+
 # --------------------------------------------------------------------------- lightgcn
 def load_lightgcn(path: str | Path) -> Interactions:
     """LightGCN data: a directory with ``train.txt`` [+ ``test.txt``]; sequence = train items then test items."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: path not found")
-    if not path.is_dir():
-        raise DataError(f"{path}: expected a directory holding train.txt and test.txt")
-    train_file, test_file = path / "train.txt", path / "test.txt"
     by_user: dict[int, list[int]] = {}
-    for f in [train_file] + ([test_file] if test_file.is_file() else []):
+    for f in _lightgcn_files(path):
         linenos, users, flat, lengths = _user_item_lines(f, allow_empty=True)
         _check_unique_users(f, linenos, users)
         ends = np.cumsum(lengths).tolist()
@@ -309,17 +339,39 @@ def load_lightgcn(path: str | Path) -> Interactions:
     return _build(np.asarray(keep, dtype=np.int64), flat, lengths, _dataset_name(path), source=str(path))
 
 
+def _lightgcn_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise DataError(f"{path}: path not found")
+    if not path.is_dir():
+        raise DataError(f"{path}: expected a directory holding train.txt and test.txt")
+    test_file = path / "test.txt"
+    return [path / "train.txt"] + ([test_file] if test_file.exists() else [])
+
+
 # --------------------------------------------------------------------------- yambda
 def _yambda_file(path: Path) -> Path:
     if not path.exists():
         raise DataError(f"{path}: path not found")
+    if path.is_dir() and path.suffix == ".parquet":
+        raise DataError(f"{path}: is a directory (a partitioned parquet dataset?); pass one parquet file")
     if path.is_dir():
-        if (path / "likes.parquet").is_file():
-            return path / "likes.parquet"
+        if (path / "likes.parquet").exists():
+            return _yambda_file(path / "likes.parquet")
         found = sorted(p.name for p in path.glob("*.parquet"))
         raise DataError(f"{path}: no likes.parquet here; pass one of the parquet files itself"
                         + (f" ({', '.join(found)})" if found else " (this directory has none)"))
     return path
+
+
+def _read_parquet(file: Path, columns: list[str]):
+    """`pq.read_table`, with a damaged or odd file reported as one `DataError` naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(file, columns=columns)
+    except (OSError, pa.ArrowException) as e:
+        raise DataError(f"{file}: not a readable parquet file ({e})") from None
 
 
 def _is_list(col) -> bool:
@@ -379,7 +431,10 @@ def load_yambda(path: str | Path) -> Interactions:
     if missing:
         raise DataError(f"{file}: missing column(s) {', '.join(missing)}; Yambda files have uid, timestamp, item_id")
     extra = [c for c in ("played_ratio_pct", "event_type") if c in schema.names]
-    table = pq.read_table(file, columns=["uid", "item_id", "timestamp", *extra])
+    twice = sorted({c for c in ("uid", "item_id", "timestamp", *extra) if schema.names.count(c) > 1})
+    if twice:
+        raise DataError(f"{file}: column(s) {', '.join(twice)} appear more than once")
+    table = _read_parquet(file, ["uid", "item_id", "timestamp", *extra])
     # sequential layout: one row per user, every other column a list as long as item_id's
     lengths = _yambda_lengths(table, "item_id", file) if _is_list(table.column("item_id")) else None
     uid = _yambda_column(table, "uid", file, None)  # one per row, in both layouts
@@ -396,7 +451,10 @@ def load_yambda(path: str | Path) -> Interactions:
             raise DataError(f"{file}: column {name!r} has a value too large ({values.max()}, max 2^63-1)")
     keep = np.ones(len(item), dtype=bool)
     if "event_type" in extra:
-        events = _yambda_column(table, "event_type", file, lengths).astype(str)
+        events = _yambda_column(table, "event_type", file, lengths)
+        if events.dtype.kind not in "OUS":
+            raise DataError(f"{file}: column 'event_type' holds {events.dtype}, expected strings (listen, like, ...)")
+        events = events.astype(str)
         keep &= np.isin(events, ("listen", "like"))
         is_listen = events == "listen"
     else:
@@ -437,6 +495,18 @@ def detect_format(path: str | Path) -> str:
         return "comirec"
     first = next((line for line in _read_lines(path) if line.strip()), "")
     return "comirec" if ("\t" in first or "," in first) else "s3rec"
+
+
+def dataset_files(path: str | Path, format: str = "auto") -> list[Path]:
+    """The files `load_dataset(path, format)` reads, so their contents can be fingerprinted."""
+    path = Path(path)
+    if format == "auto":
+        format = detect_format(path)
+    files = {"s3rec": _s3rec_files, "comirec": _comirec_files, "lightgcn": _lightgcn_files,
+             "yambda": lambda p: [_yambda_file(p)]}
+    if format not in files:
+        raise ConfigError(f"unknown dataset format {format!r}; known: auto, {', '.join(FORMATS)}")
+    return files[format](path)
 
 
 def load_dataset(path: str | Path, format: str = "auto") -> Interactions:

@@ -292,3 +292,113 @@ def test_yambda_malformed_columns(tmp_path):
     _parquet(tmp_path / "multi_event.parquet", uid=[1], timestamp=[1], item_id=[2], event_type=["like"],
              played_ratio_pct=pa.array([None]))
     assert _seqs(load_yambda(tmp_path / "multi_event.parquet")) == {1: [2]}
+
+
+# ------------------------------------------------------------------ odd but legitimate text, and odd input
+def test_byte_order_mark_and_crlf_are_read(tmp_path):
+    (tmp_path / "sequences.txt").write_bytes("\ufeff1 2 3\r\n2 3 4\r\n".encode())
+    (tmp_path / "item2attributes.json").write_bytes('\ufeff{"2": [7]}'.encode())
+    inter = load_s3rec(tmp_path)
+    assert _seqs(inter) == {1: [2, 3], 2: [3, 4]}
+    assert item_attribute_matrix(inter)[0].tolist() == [1.0]
+    assert load_comirec(_write(tmp_path / "log.csv", "\ufeff1,2,5\r\n1,3,4\r\n")).n_items == 2
+
+
+def test_lines_end_only_at_newlines(tmp_path):
+    # str.splitlines would read the form feed as a line break: two users out of one line
+    (tmp_path / "sequences.txt").write_text("1 2 3\x0c2 3 4\n")
+    with pytest.raises(DataError, match="sequences.txt:1: user and item ids must be integers"):
+        load_s3rec(tmp_path)
+
+
+def test_only_ascii_digits_are_ids(tmp_path):
+    (tmp_path / "sequences.txt").write_text("1 \u0661 2\n")  # ARABIC-INDIC DIGIT ONE, which int() reads as 1
+    with pytest.raises(DataError, match="sequences.txt:1: user and item ids must be integers, got '\u0661'"):
+        load_s3rec(tmp_path)
+
+
+def test_comirec_log_timestamps_on_every_line_or_none(tmp_path):
+    with pytest.raises(DataError, match="log.csv:2: no timestamp on this line, while the first line has one"):
+        load_comirec(_write(tmp_path / "log.csv", "1,10,5\n1,11\n"))
+    with pytest.raises(DataError, match="log.csv:3: a timestamp on this line, while the first line has none"):
+        load_comirec(_write(tmp_path / "log.csv", "1,10\n1,11\n1,12,3\n"))
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"1": [2], "01": [3]}', r"key '01': item 1 is listed twice"),
+        ('{"1": {}}', r"key '1': expected a list of non-negative integer attribute ids"),
+        ("[]", r"item2attributes.json:1: expected an object mapping item id"),
+        ("[" * 100_000, r"nested too deeply"),
+        (f'{{"{BIG}": [1]}}', rf"key '{BIG}': item ids must be integers in 0..2\^63-1"),
+    ],
+)
+def test_attribute_json_odd_input(tmp_path, content, message):
+    (tmp_path / "sequences.txt").write_text("1 2\n")
+    (tmp_path / "item2attributes.json").write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_s3rec(tmp_path)
+
+
+def test_a_directory_where_a_file_belongs(tmp_path):
+    (tmp_path / "sequences.txt").write_text("1 2\n")
+    (tmp_path / "item2attributes.json").mkdir()  # not silently ignored
+    with pytest.raises(DataError, match="item2attributes.json: is a directory, expected a file"):
+        load_s3rec(tmp_path)
+    lg = tmp_path / "lg"
+    (lg / "test.txt").mkdir(parents=True)
+    (lg / "train.txt").write_text("0 1\n")
+    with pytest.raises(DataError, match="test.txt: is a directory, expected a file"):
+        load_lightgcn(lg)
+    (tmp_path / "y" / "likes.parquet").mkdir(parents=True)
+    with pytest.raises(DataError, match="likes.parquet: is a directory"):
+        load_yambda(tmp_path / "y")
+
+
+def test_dataset_name_of_a_relative_file(tmp_path, monkeypatch):
+    (tmp_path / "beauty").mkdir()
+    _write(tmp_path / "beauty" / "log.csv", "1,2\n")
+    monkeypatch.chdir(tmp_path / "beauty")
+    assert load_dataset("log.csv").name == "beauty"
+
+
+def test_dataset_files_are_what_the_loader_reads(tmp_path):
+    from seater.data.loaders import dataset_files
+
+    (tmp_path / "s").mkdir()
+    _write(tmp_path / "s" / "sequences.txt", "1 2\n")
+    assert dataset_files(tmp_path / "s") == [tmp_path / "s" / "sequences.txt"]
+    _write(tmp_path / "s" / "item2attributes.json", "{}")
+    assert [p.name for p in dataset_files(tmp_path / "s")] == ["sequences.txt", "item2attributes.json"]
+    (tmp_path / "c").mkdir()
+    for name in ("b_test.csv", "a_train.csv", "notes.md"):
+        _write(tmp_path / "c" / name, "1,2\n")
+    assert [p.name for p in dataset_files(tmp_path / "c", "comirec")] == ["a_train.csv", "b_test.csv"]
+    (tmp_path / "l").mkdir()
+    _write(tmp_path / "l" / "train.txt", "0 1\n")
+    assert [p.name for p in dataset_files(tmp_path / "l")] == ["train.txt"]
+    _parquet(tmp_path / "likes.parquet", uid=[1], timestamp=[1], item_id=[2])
+    assert dataset_files(tmp_path / "likes.parquet") == [tmp_path / "likes.parquet"]
+
+
+def test_yambda_damaged_or_ambiguous_files(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "likes.parquet"
+    pq.write_table(pa.table({"uid": list(range(500)), "timestamp": list(range(500)), "item_id": list(range(500))}),
+                   path, compression="snappy")
+    raw = bytearray(path.read_bytes())
+    raw[8:40] = b"\xff" * 32  # inside the first column's data pages; the footer still reads
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"likes.parquet: not a readable parquet file"):
+        load_yambda(path)
+    twice = pa.Table.from_arrays([pa.array([1]), pa.array([1]), pa.array([2]), pa.array([3])],
+                                 names=["uid", "timestamp", "item_id", "item_id"])
+    pq.write_table(twice, tmp_path / "twice.parquet")
+    with pytest.raises(DataError, match=r"twice.parquet: column\(s\) item_id appear more than once"):
+        load_yambda(tmp_path / "twice.parquet")
+    _parquet(tmp_path / "multi_event.parquet", uid=[1], timestamp=[1], item_id=[2], event_type=[1])
+    with pytest.raises(DataError, match=r"column 'event_type' holds int64, expected strings"):
+        load_yambda(tmp_path / "multi_event.parquet")
