@@ -108,6 +108,25 @@ class EmbeddingSpec:
         return "model"
 
 
+def _dataset_format(r, source: str, fmt: str | None) -> str:
+    """The suite's format, ``auto`` resolved from the files (so a cell id names the format itself).
+    Left out, it is s3rec, as before ``auto`` existed: then files that look like another format
+    are an error here rather than a parse error on their first line when the cell runs."""
+    from seater.data.loaders import detect_format
+    from seater.errors import DataError
+
+    try:
+        found = detect_format(source)
+    except DataError as e:
+        if fmt == "auto":
+            raise r.err("format", f"auto: {e}") from None
+        return fmt or "s3rec"
+    if fmt is None and found != "s3rec":
+        raise r.err("format", f"not given, so s3rec, but {source} looks like {found} data; "
+                              f"set format = \"{found}\" (or \"auto\")")
+    return found if fmt == "auto" else fmt or "s3rec"
+
+
 def tree_name(label: str, k: int, params: dict[str, Any], swept) -> str:
     """``label:k=K[,swept=value...]``: a tree point's readable name (cells, leaderboards, plots)."""
     extra = ",".join(f"{p}={params[p]}" for p in swept)
@@ -504,9 +523,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
     for i, raw in enumerate(ds_list):
         r = _Reader(file, raw, f"datasets[{i}]", ("name", "source", "format", "protocol", "max_history", "synthetic"))
         source = r.get("source", str, required=True)
-        fmt = r.get("format", str, "s3rec")
-        if fmt not in FORMATS:
-            raise r.err("format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        fmt = r.get("format", str, None)
+        if fmt is not None and fmt not in ("auto", *FORMATS):
+            raise r.err("format", f"must be auto or one of {', '.join(FORMATS)}, got {fmt!r}")
         protocol = r.get("protocol", str, "leave_one_out")
         if protocol not in PROTOCOLS:
             close = difflib.get_close_matches(protocol, PROTOCOLS, n=1)
@@ -536,8 +555,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             if not p.exists():
                 raise r.err("source", f"dataset not found: {source} (relative paths: from the working directory or the suite file)")
             source = str(p.resolve())
+            fmt = _dataset_format(r, source, fmt)
         label = r.get("name", str, "synthetic" if source == "synthetic" else Path(source).name)
-        datasets.append(DatasetSpec(label, source, fmt, protocol, max_history, dict(synth)))
+        datasets.append(DatasetSpec(label, source, fmt or "s3rec", protocol, max_history, dict(synth)))
     labels = [d.name for d in datasets]
     if len(set(labels)) != len(labels):
         raise top.err("datasets", f"need unique names, got {labels}")

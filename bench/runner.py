@@ -168,8 +168,12 @@ def _peak_rss_mb() -> float:
 def _emb_key(cell: Cell) -> dict[str, Any]:
     from dataclasses import asdict
 
+    from bench.inputs import dataset_digest
+
     emb = cell.embeddings
     key: dict[str, Any] = {"dataset": asdict(cell.dataset), "source": emb.source, "params": emb.params}
+    if (files := dataset_digest(cell.dataset)) is not None:  # the data's bytes, not only its path
+        key["dataset_files"] = files
     if emb.kind == "model":  # only a trained model depends on the split and the seed
         key["seed"] = cell.seed
     if emb.kind == "file":
@@ -295,6 +299,7 @@ def _tree_quality(tree, x: np.ndarray) -> dict[str, float]:
 
 def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Run one cell in this process and return its row fields (status FINISHED); raises on failure."""
+    from bench.inputs import input_digests
     from bench.registry import retrievers
 
     out: dict[str, Any] = {"params": {}, "metrics": {}, "curves": [], "lineage": {}, "artifacts": {}, "data": {}}
@@ -309,6 +314,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
 
     t0 = time.perf_counter()
     inter = load_data(cell)
+    out["lineage"].update(input_digests(cell))  # a rerun after the files change runs the cell again
     split = None
     if need_split:
         from seater.data.splits import make_split
@@ -573,11 +579,13 @@ def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) 
     seed), so equal ids are the same experiment. The per-user metric files travel too (the paired
     tests need them). Cells already finished here are left alone. Returns the reused cell ids.
     """
+    from bench.inputs import changed_inputs
     from bench.tracking import JsonlTracker, iter_cells_done, latest_rows, per_user_dir, read_rows
 
     runfile = run_dir / "results.jsonl"
     have = set(iter_cells_done(read_rows(runfile))) if runfile.is_file() else set()
-    wanted = {c.id for c in cells} - have
+    by_id = {c.id: c for c in cells}
+    wanted = set(by_id) - have
     jsonl = JsonlTracker(runfile)
     reused: list[str] = []
     for src in sources:
@@ -585,7 +593,7 @@ def reuse_rows(cells: list[Cell], run_dir: Path, sources: Iterable[str | Path]) 
         if srcfile.resolve() == runfile.resolve():
             continue
         for cid, row in latest_rows(read_rows(srcfile)).items():
-            if cid not in wanted or row["status"] != "FINISHED":
+            if cid not in wanted or row["status"] != "FINISHED" or changed_inputs(row, by_id[cid]):
                 continue
             per_user = per_user_dir(row, srcfile)
             if per_user is not None:
@@ -615,13 +623,30 @@ def select_cells(cells: list[Cell], patterns: Iterable[str]) -> list[Cell]:
     return [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
 
 
+def stale_cells(cells: list[Cell], rows: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """The cells whose latest row is FINISHED but whose input files changed since (`bench.inputs`),
+    with the inputs that did: their results are not those of the files as they are now."""
+    from bench.inputs import changed_inputs
+    from bench.tracking import latest_rows
+
+    latest = latest_rows(rows)
+    out = {}
+    for c in cells:
+        row = latest.get(c.id)
+        if row is not None and row["status"] == "FINISHED" and (changed := changed_inputs(row, c)):
+            out[c.id] = changed
+    return out
+
+
 def cell_status(cells: list[Cell], run_dir: Path) -> dict[str, str]:
-    """Each cell's latest recorded status in ``run_dir/results.jsonl`` ("FINISHED", "FAILED"), or "TO RUN"."""
+    """Each cell's latest recorded status in ``run_dir/results.jsonl`` ("FINISHED", "FAILED"), "TO RUN",
+    or "STALE" (finished, but its input files changed since: `stale_cells`)."""
     from bench.tracking import latest_rows, read_rows
 
     runfile = run_dir / "results.jsonl"
-    latest = latest_rows(read_rows(runfile)) if runfile.is_file() else {}
-    return {c.id: latest[c.id]["status"] if c.id in latest else "TO RUN" for c in cells}
+    rows = read_rows(runfile) if runfile.is_file() else []
+    latest, stale = latest_rows(rows), stale_cells(cells, rows)
+    return {c.id: "STALE" if c.id in stale else latest[c.id]["status"] if c.id in latest else "TO RUN" for c in cells}
 
 
 def default_run_dir(suite: Suite) -> Path:
@@ -670,7 +695,14 @@ def run_suite(
     summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
 
     summary.reused = reuse_rows(cells, run_dir, reuse)
-    done = set(iter_cells_done(read_rows(runfile), include_failed=not retry_failed)) if runfile.is_file() else set()
+    rows = read_rows(runfile) if runfile.is_file() else []
+    done = set(iter_cells_done(rows, include_failed=not retry_failed))
+    stale = stale_cells(cells, rows)
+    if stale:
+        inputs = sorted({i.replace("_", " ") for changed in stale.values() for i in changed})
+        warnings.warn(f"{len(stale)} finished cell(s) of {run_dir} ran on {' and '.join(inputs)} that changed since; "
+                      "running them again (their earlier rows stay in results.jsonl)")
+        done -= set(stale)
     todo = [c for c in cells if c.id not in done]
     summary.skipped = [c.id for c in cells if c.id in done]
 

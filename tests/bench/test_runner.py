@@ -358,3 +358,60 @@ def test_run_folder_keeps_a_variants_merged_suite_which_loads_alone(tmp_path):
     kept = load_suite(tmp_path / "run" / "suite.toml")
     assert (kept.name, kept.ks, kept.metric) == ("var", (10,), "recall@10")
     assert [c.id for c in kept.cells()] == [c.id for c in suite.cells()] == [r["cell_id"] for r in s.ran]
+
+
+def test_cells_whose_input_files_changed_run_again(tmp_path):
+    """A cell id names its inputs by path: rewriting the data (or an embeddings file) in place must not
+    leave the old rows standing as this data's results, nor feed the old cached embeddings to new cells."""
+    from typer.testing import CliRunner
+
+    import bench.cli
+    from bench.runner import _emb_key
+    from seater.data.loaders import write_s3rec
+
+    def write_data(n_users, seed):
+        inter = make_synthetic(n_users=n_users, n_items=40, seed=seed)
+        write_s3rec(inter, tmp_path / "data")
+        np.save(tmp_path / "emb.npy", np.random.default_rng(seed).normal(size=(inter.n_items, 4)).astype(np.float32))
+
+    write_data(60, 3)
+    path = tmp_path / "files.toml"
+    path.write_text(SUITE.split("[[datasets]]")[0] + f"""
+[[datasets]]
+name = "files"
+source = "{tmp_path / 'data'}"
+max_history = 8
+
+[embeddings]
+source = "{tmp_path / 'emb.npy'}"
+
+[[trees]]
+builder = "random"
+k = 4
+
+[[retrievers]]
+name = "tree_popular"
+""")
+    kw = dict(cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
+    (cell,) = load_suite(path).cells()
+    first = run_suite(load_suite(path), run_dir=tmp_path / "r", **kw).ran[0]
+    assert set(first["lineage"]) >= {"dataset_files", "embeddings_file"}
+    key = _emb_key(cell)
+
+    bench.cli._register()
+    dry = ["run", str(path), "--run-dir", str(tmp_path / "r"), "--dry-run"]
+    assert CliRunner().invoke(bench.cli.app, dry).stdout.split()[0] == "FINISHED"
+    assert run_suite(load_suite(path), run_dir=tmp_path / "r", **kw).ran == []  # same files: nothing to do
+
+    write_data(80, 4)  # same paths, other contents
+    assert _emb_key(cell) != key
+    assert CliRunner().invoke(bench.cli.app, dry).stdout.split()[0] == "STALE"
+    (tmp_path / "b.toml").write_text(path.read_text().replace('"tiny"', '"other"'))
+    b = run_suite(load_suite(tmp_path / "b.toml"), run_dir=tmp_path / "b", reuse=[tmp_path / "r"], **kw)
+    assert b.reused == [] and len(b.ran) == 1  # a stale row is not copied either
+    with pytest.warns(UserWarning, match=r"1 finished cell\(s\) of .* ran on dataset files and embeddings file that changed since"):
+        again = run_suite(load_suite(path), run_dir=tmp_path / "r", **kw)
+    assert [r["cell_id"] for r in again.ran] == [first["cell_id"]]
+    assert again.ran[0]["data"]["n_users"] == 80 and first["data"]["n_users"] == 60
+    assert len(read_rows(tmp_path / "r" / "results.jsonl")) == 2  # the earlier row stays
+    assert CliRunner().invoke(bench.cli.app, dry).stdout.split()[0] == "FINISHED"
