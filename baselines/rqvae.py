@@ -47,6 +47,9 @@ from seater.trees.checks import check_embeddings
 from seater.trees.tree import Tree
 
 
+MAX_WIDTH = 1 << 16  # an MLP width beyond this is a typo, not a model (1e30 made torch fail deep inside)
+
+
 @dataclass
 class RQVAEConfig:
     hidden: tuple[int, ...] = (512, 256, 128)  # encoder MLP widths (TIGER); decoder mirrors them
@@ -65,6 +68,10 @@ class RQVAEConfig:
     device: str = "auto"  # "auto" = CUDA when present
 
     def __post_init__(self) -> None:
+        if not isinstance(self.hidden, (list, tuple)) or not self.hidden or not all(
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and 1 <= h <= MAX_WIDTH for h in self.hidden
+        ):
+            raise ConfigError(f"rqvae hidden must be a non-empty list of integer widths in 1..{MAX_WIDTH}, got {self.hidden!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
         for name in ("latent_dim", "n_levels", "codebook_size", "epochs", "batch_size", "kmeans_iters"):
             value = getattr(self, name)
@@ -72,12 +79,12 @@ class RQVAEConfig:
                 raise ConfigError(f"rqvae parameter {name} must be a positive integer, got {value!r}")
         if self.codebook_size < 2:
             raise ConfigError(f"rqvae codebook_size must be >= 2, got {self.codebook_size}")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ConfigError(f"rqvae hidden must be a non-empty list of positive widths, got {self.hidden}")
-        if not self.beta >= 0 or not self.lr > 0 or not 0 < self.ema_decay < 1 or not self.dead_code_threshold >= 0:
+        if (not self.beta >= 0 or not self.lr > 0 or not self.weight_decay >= 0 or not 0 < self.ema_decay < 1
+                or not self.dead_code_threshold >= 0):
             raise ConfigError(
-                f"rqvae needs beta >= 0, lr > 0, 0 < ema_decay < 1, dead_code_threshold >= 0; got beta={self.beta}, "
-                f"lr={self.lr}, ema_decay={self.ema_decay}, dead_code_threshold={self.dead_code_threshold}"
+                f"rqvae needs beta >= 0, lr > 0, weight_decay >= 0, 0 < ema_decay < 1, dead_code_threshold >= 0; got "
+                f"beta={self.beta}, lr={self.lr}, weight_decay={self.weight_decay}, ema_decay={self.ema_decay}, "
+                f"dead_code_threshold={self.dead_code_threshold}"
             )
         check_device_name(self.device)
 

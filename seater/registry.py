@@ -7,6 +7,7 @@ listing the known ones (no silent fallback).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -84,7 +85,9 @@ class Registry(Generic[F]):
             return self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "(none registered: modules register on import; bench.registry.load_all() imports them all)"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownNameError(f"unknown {self.kind} {name!r}{hint}; known: {known}") from None
 
     def params(self, name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """Defaults of `name` updated by `overrides`; an unknown key, or a value of another kind than its default, raises."""
@@ -113,7 +116,8 @@ class Registry(Generic[F]):
     def check_variants(self, labels: list[str], params: dict[str, dict[str, Any]], listed_as: str) -> None:
         """Rows named NAME or NAME@LABEL (variants of one entry side by side), with overrides per row:
         each row listed once, a label after every @, a registered NAME, overrides only for listed
-        rows and valid for their NAME. `listed_as` names the list in messages ("builders")."""
+        rows and valid for their NAME (types and ranges, before any row is built). `listed_as` names the
+        list in messages ("builders")."""
         if len(set(labels)) < len(labels):
             raise ConfigError(f"a name is listed twice in {','.join(labels)}; name variants NAME@LABEL")
         unknown = set(params) - set(labels)
@@ -123,7 +127,9 @@ class Registry(Generic[F]):
             name, at, tag = label.partition("@")
             if at and not tag:
                 raise ConfigError(f"{self.kind} variant {label!r}: give a label after @, e.g. {name}@refined")
-            self.params(name, params.get(label))  # unknown names and parameters raise
+            if not name:
+                raise ConfigError(f"{self.kind} variant {label!r}: give a name before @, e.g. greedy@{tag or 'refined'}")
+            self.check(name, self.params(name, params.get(label)))  # unknown names, parameters and ranges raise
 
     def identity_params(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """`params` as they identify a result: `added` parameters at their defaults left out."""

@@ -141,7 +141,7 @@ def run_tree_speed(
                 "total_cost": total_cost(ctree, x),
             }
             row["speedup_vs_constrained"] = crow["best_s"] / row["best_s"]
-            row["cost_ratio_vs_constrained"] = row["total_cost"] / crow["total_cost"]
+            row["cost_ratio_vs_constrained"] = cost_ratio(row["total_cost"], crow["total_cost"])
             rows.append(row)
             rows.append(crow)
         else:
@@ -203,6 +203,13 @@ def run_tree_quality(
     rows = []
     real = None
     files: dict[str, np.ndarray] = {}
+    for data in cfg.data:  # every source checked before the first (maybe hour-long) constrained build
+        if data.endswith(".npy"):
+            files[data] = _load_embeddings(Path(data))
+        elif data == "beauty" and not Path(cfg.beauty_path).exists():
+            raise DataError(f"--data beauty: {cfg.beauty_path} not found")
+        elif data not in ("synthetic", "beauty"):
+            raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
     for data in cfg.data:
         for n in cfg.sizes:
             ratios = []
@@ -213,12 +220,8 @@ def run_tree_quality(
                     if real is None:
                         real = cooccurrence_embeddings(Path(cfg.beauty_path), cfg.dim)
                     x = _subsample(real, n, seed)
-                elif data.endswith(".npy"):
-                    if data not in files:
-                        files[data] = _load_embeddings(Path(data))
-                    x = _subsample(files[data], n, seed)
                 else:
-                    raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
+                    x = _subsample(files[data], n, seed)
                 tb, b = _time_build(builders, "balanced", x, cfg.k, seed, {**cfg.params, "threads": cfg.threads})
                 cb, digest = total_cost(b, x), array_hash(x)
                 old = recorded.get((data, len(x), seed))
@@ -227,16 +230,23 @@ def run_tree_quality(
                 else:
                     tc, c = _time_build(builders, "constrained", x, cfg.k, seed, {})
                     cc, reused = total_cost(c, x), False
-                ratios.append(cb / cc)
+                ratios.append(cost_ratio(cb, cc))
                 rows.append({"data": data, "n_items": len(x), "seed": seed, "balanced_cost": cb, "constrained_cost": cc,
-                             "ratio": cb / cc, "balanced_s": tb, "constrained_s": tc, "constrained_reused": reused,
+                             "ratio": ratios[-1], "balanced_s": tb, "constrained_s": tc, "constrained_reused": reused,
                              "data_hash": digest})
-                log(f"{data} n={len(x)} seed={seed}: ratio {cb / cc:.4f} (balanced {tb:.1f} s, constrained {tc:.1f} s"
+                log(f"{data} n={len(x)} seed={seed}: ratio {ratios[-1]:.4f} (balanced {tb:.1f} s, constrained {tc:.1f} s"
                     + (", recorded)" if reused else ")"))
                 if on_rows is not None:
                     on_rows({"config": asdict(cfg), "rows": rows})
             rows.append({"data": data, "n_items": len(x), "seed": "median", "ratio": statistics.median(ratios)})
     return {"config": asdict(cfg), "rows": rows}
+
+
+def cost_ratio(cost: float, reference: float) -> float:
+    """cost / reference; 1 when both are 0 (at most k items, or all of them equal: every split is exact)."""
+    if reference > 0:
+        return cost / reference
+    return 1.0 if cost == 0 else float("inf")
 
 
 def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:

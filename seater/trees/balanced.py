@@ -401,6 +401,8 @@ def check_params(params: dict) -> None:
     for key in (*positive, "newton_steps", "newton_fast", "newton_hold", "warm_steps", "sample", "swap_work",
                 "swap_passes", "keep_best", "threads"):
         check_int(f"balanced builder parameter {key}", params[key], 1 if key in positive else 0)
+    if params["sample"] == 1:  # a sample of k items splits into k singletons: nothing to seed from
+        raise ConfigError("balanced builder parameter sample must be 0 (no sampling) or >= 2, got 1")
     if not 0.0 <= float(params["trial_eps"]) < 1.0:
         raise ConfigError(f"balanced builder parameter trial_eps must be in [0, 1) (0 = exact trial), got {params['trial_eps']!r}")
     if not float(params["warm_eps"]) > 0:

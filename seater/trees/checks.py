@@ -10,9 +10,12 @@ import numpy as np
 from seater.errors import ConfigError, DataError
 
 
+MAX_K = 1 << 16  # a tree keeps a (nodes, k) table of children; no identifier scheme uses wider nodes
+
+
 def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
     """Return `embeddings` as C-contiguous float32 ``(n_items, dim)`` or raise naming the problem."""
-    check_int("branching factor k", k, 2)
+    check_int("branching factor k", k, 2, MAX_K)
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array (n_items, dim), got shape {x.shape}")
@@ -33,10 +36,12 @@ def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
     return x
 
 
-def check_int(name: str, value, minimum: int) -> int:
-    """`value` as an int if it is an integer >= minimum (not a bool), else one clear error naming `name`."""
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """`value` as an int if it is an integer in minimum..maximum (not a bool), else one clear error naming `name`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:,}, got {value!r}")
     return int(value)
 
 

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from seater.errors import DataError, SeaterError, TreeBuildError
-from seater.trees.checks import read_array_file
+from seater.trees.checks import MAX_K, read_array_file
+
+MAX_CHILD_SLOTS = 1 << 30  # nodes x k: the children table's int64 entries (8 GiB)
 
 PAD = 0
 
@@ -61,8 +63,8 @@ class Tree:
             raise TreeBuildError(f"codes must be a non-empty 2-D array (n_items, depth), got shape {codes.shape}")
         if not np.issubdtype(codes.dtype, np.integer):
             raise TreeBuildError(f"codes must be integers, got {codes.dtype}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-            raise TreeBuildError(f"branching factor k must be an integer >= 2, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= MAX_K:
+            raise TreeBuildError(f"branching factor k must be an integer in 2..{MAX_K:,}, got {k!r}")
         codes = codes.astype(np.int64, copy=False)
         if codes.min() < -1 or codes.max() >= k:
             raise TreeBuildError(f"codes must lie in [0, {k}) with -1 as padding")
@@ -113,6 +115,9 @@ class Tree:
         self.n_nodes = offset
         self.node_size = np.bincount(item_path[item_path >= 0], minlength=self.n_nodes).astype(np.int64)
 
+        if self.n_nodes * self.k > MAX_CHILD_SLOTS:
+            raise TreeBuildError(f"{self.n_nodes:,} nodes with k = {self.k:,} would need a {self.n_nodes * self.k * 8 / 2**30:.0f} GiB "
+                                 "table of children; use a smaller k")
         children = np.full((self.n_nodes, self.k), -1, dtype=np.int64)
         clash = -1  # smallest node * k + slot that two different children claim
         items = np.arange(1, n + 1, dtype=np.int64)
@@ -196,7 +201,11 @@ class Tree:
     def build_seconds(self) -> float:
         """Seconds the build took: the harness's wall clock (``wall_seconds``) when it recorded one,
         else the builder's own ``seconds``, else nan."""
-        return float(self.build_info.get("wall_seconds", self.build_info.get("seconds", float("nan"))))
+        seconds = self.build_info.get("wall_seconds", self.build_info.get("seconds"))
+        try:
+            return float(seconds)
+        except (TypeError, ValueError):  # not recorded, or a tree file edited by hand
+            return float("nan")
 
     def items_under(self, node: int) -> np.ndarray:
         """Item ids (1-based) below `node`."""

@@ -106,3 +106,8 @@ def test_bad_input_raises_clear_errors():
         build_rqvae(x, k=8, epoch=3)
     with pytest.raises(ConfigError, match="epochs"):
         build_rqvae(x, k=8, epochs=0)
+    for hidden in (["a"], [[1]], [1e30], [1.5], [True], [0], []):
+        with pytest.raises(ConfigError, match=r"hidden must be a non-empty list of integer widths in 1\.\.65536"):
+            build_rqvae(x, k=8, hidden=hidden)
+    with pytest.raises(ConfigError, match="weight_decay=-1"):
+        build_rqvae(x, k=8, weight_decay=-1.0)

@@ -73,6 +73,18 @@ def test_quality_rejects_bad_data(tmp_path):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(junk),), k=4), log=lambda _: None)
     with pytest.raises(DataError, match="unknown data"):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("nope",), k=4), log=lambda _: None)
+    built = []
+    with pytest.raises(DataError, match="unknown data 'nope'"):  # before the synthetic rows are built
+        run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("synthetic", "nope"), k=4), log=built.append)
+    assert built == []
+
+
+def test_cost_ratios_when_constrained_splits_perfectly(tmp_path):
+    """At most k items (or all equal), every builder's cost is 0: the ratio is 1, not a ZeroDivisionError."""
+    result = run_tree_quality(TreeQualityConfig(sizes=(4,), seeds=(0,), data=("synthetic",), k=4), log=lambda _: None)
+    assert [r["ratio"] for r in result["rows"]] == [1.0, 1.0]  # the seed's row and the median
+    rows = run_tree_speed(TreeSpeedConfig(sizes=(4,), repeats=1, compare_constrained_at=4, k=4, threads=1), log=lambda _: None)["rows"]
+    assert rows[0]["cost_ratio_vs_constrained"] == 1.0
 
 
 def test_quality_reuses_recorded_constrained_costs_for_the_same_data(tmp_path):

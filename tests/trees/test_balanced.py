@@ -274,3 +274,10 @@ def test_sample_seeding_finds_planted_groups():
     truth = np.repeat(np.arange(4), 250)
     for j in range(4):
         assert len(set(truth[tree.codes[:, 0] == j])) == 1
+
+
+def test_a_sample_of_one_item_per_cluster_is_refused():
+    from seater.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sample must be 0 \\(no sampling\\) or >= 2, got 1"):
+        build(np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32), 4, sample=1)

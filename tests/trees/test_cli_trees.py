@@ -139,6 +139,9 @@ def test_compare_runs_variants_of_one_builder(emb, tmp_path):
     ("greedy@", None, "give a label"),
     ("nope@x", None, "known:"),
     ("greedy", "hybrid:threshold=5", "not among the builders"),
+    ("greedy,greedy@r", "greedy@r:niter=0", "niter"),  # ranges too, before greedy is built
+    ("@x", None, "give a name before @"),
+    ("greedyy", None, "did you mean 'greedy'?"),
 ])
 def test_compare_rejects_bad_variants(emb, builders, param, message):
     args = ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", builders]
@@ -156,6 +159,15 @@ def test_build_and_compare_know_every_registered_builder(emb, tmp_path):
     from bench.speed.tree_compare import plan_runs
 
     assert plan_runs(["rqvae", "greedy"], 300, None, None)[0] == [("rqvae", {}), ("greedy", {})]
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "rqvae", "--param", "rqvae:epochs=2",
+                              "--param", "rqvae:n_levels=2", "--param", "rqvae:kmeans_iters=2", "--param", "rqvae:hidden=[8]"])
+    assert res.exit_code == 0, res.output  # its tree is checked as well formed, not as balanced
+
+
+def test_compare_checks_the_embeddings_as_build_does(tmp_path):
+    np.save(tmp_path / "c.npy", np.ones((40, 3), dtype=np.complex64))
+    res = runner.invoke(app, ["trees", "compare", "--embeddings", str(tmp_path / "c.npy"), "--k", "4", "--builders", "greedy"])
+    assert isinstance(res.exception, DataError) and "embeddings must be real numbers, got dtype complex64" in str(res.exception)
 
 
 def _bad_files(tmp_path):
@@ -194,7 +206,8 @@ def test_unreadable_tree_files_name_the_problem(tmp_path, name, message):
     ({"k": np.array([4, 4])}, "k must be one integer"),
     ({"k": np.array(4.7)}, "k must be one integer"),
     ({"build_info": np.array("[1, 2]")}, "build_info must be a JSON object"),
-    ({"k": np.array(1)}, "t.npz: invalid tree: branching factor k must be an integer >= 2, got 1"),
+    ({"k": np.array(1)}, "t.npz: invalid tree: branching factor k must be an integer in 2..65,536, got 1"),
+    ({"k": np.array(10**12)}, "t.npz: invalid tree: branching factor k must be an integer in 2..65,536, got 1000000000000"),
     ({"codes": np.array([[0], [0]])}, "t.npz: invalid tree: identifiers collide"),
 ])
 def test_tree_files_with_bad_fields(tmp_path, fields, message):
@@ -202,6 +215,20 @@ def test_tree_files_with_bad_fields(tmp_path, fields, message):
     np.savez(path, **{"codes": np.array([[0], [1]]), "k": np.array(2), "build_info": np.array("{}"), **fields})
     with pytest.raises(DataError, match=message):
         Tree.load(path)
+
+
+def test_a_hand_edited_build_time_reads_as_unknown(tmp_path):
+    path = tmp_path / "t.npz"
+    np.savez(path, codes=np.array([[0], [1]]), k=np.array(2), build_info=np.array('{"wall_seconds": "abc"}'))
+    assert np.isnan(Tree.load(path).build_seconds())
+
+
+def test_a_child_table_too_large_is_refused_with_the_reason():
+    from seater.errors import TreeBuildError
+
+    codes = np.stack([np.arange(40_000) % 40_000, np.zeros(40_000, dtype=np.int64)], axis=1)  # 40,001 nodes
+    with pytest.raises(TreeBuildError, match=r"40,001 nodes with k = 40,000 would need a 12 GiB table of children"):
+        Tree(codes, 40_000)
 
 
 @pytest.mark.parametrize("args", [["--seed", "-1"], ["--param", "=3"]])

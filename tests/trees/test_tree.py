@@ -77,9 +77,9 @@ def test_build_seconds_prefers_the_harness_wall_clock():
 
 @pytest.mark.parametrize("codes,k,match", [
     ([[0, 1], [1]], 4, "codes must be a 2-D array"),  # ragged rows
-    ([[0], [1]], "4", "k must be an integer >= 2, got '4'"),
-    ([[0], [1]], 2.0, "k must be an integer >= 2, got 2.0"),
-    ([[0], [1]], True, "k must be an integer >= 2"),
+    ([[0], [1]], "4", "k must be an integer in 2..65,536, got '4'"),
+    ([[0], [1]], 2.0, "k must be an integer in 2..65,536, got 2.0"),
+    ([[0], [1]], True, "k must be an integer in 2..65,536"),
 ])
 def test_bad_codes_or_k_are_one_clear_error(codes, k, match):
     with pytest.raises(TreeBuildError, match=match):
