@@ -42,20 +42,27 @@ def trees(
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
     param: Optional[list[str]] = typer.Option(None, help="balanced builder parameter key=value (repeatable)"),
-    out: Path = typer.Option(Path("results/trees/balanced_speed.md"), help="markdown path (JSON beside it)"),
+    out: Path = typer.Option(Path("results/trees/balanced_speed.md"), help="markdown path (JSON beside it), or a folder"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Build seconds of `balanced` per size (and `constrained` at one size, same data, same run)."""
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
 
-    output_path(out, "--out")
+    _markdown_out(out)
     params = _balanced_params(param, own=("device", "threads", "max_iter"))
     cfg = TreeSpeedConfig(
         sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
     )
     measure(lambda on_rows: run_tree_speed(cfg, log=log_line, on_rows=on_rows), lambda result, info: write_results(result, out, info, "speed"))
+
+
+def _markdown_out(out: Path) -> None:
+    """--out is the markdown file (its JSON goes beside it) or a folder for the default file names."""
+    if out.suffix not in ("", ".md"):
+        raise ConfigError(f"--out {out}: give a .md path (the JSON is written beside it) or a folder")
+    output_path(out, "--out", folder=out.suffix != ".md")
 
 
 @speed_app.command("trees-quality")
@@ -70,13 +77,13 @@ def trees_quality(
     param: Optional[list[str]] = typer.Option(None, help="balanced builder parameter key=value (repeatable)"),
     reuse_constrained: Optional[Path] = typer.Option(
         None, help="JSON of an earlier trees-quality run: reuse its constrained costs for the same data, size and seed"),
-    out: Path = typer.Option(Path("results/trees/balanced_quality.md"), help="markdown path (JSON beside it)"),
+    out: Path = typer.Option(Path("results/trees/balanced_quality.md"), help="markdown path (JSON beside it), or a folder"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Total clustering cost of `balanced` / `constrained` on the same embeddings, median over seeds."""
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
 
-    output_path(out, "--out")
+    _markdown_out(out)
     params = _balanced_params(param, own=("threads",))
     datasets = tuple(d.strip() for d in data.split(",") if d.strip())
     if not datasets:

@@ -257,15 +257,15 @@ def _subsample(x: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def _load_embeddings(path: Path) -> np.ndarray:
-    """A float ``(N, d)`` .npy (no pickles), e.g. a cached SASRec item table."""
-    from seater.trees.checks import load_embeddings
+    """An ``(N, d)`` .npy (no pickles), e.g. a cached SASRec item table, checked as `trees build` checks it."""
+    from seater.trees.checks import check_embeddings, load_embeddings
 
-    if not path.is_file():  # this command's own wording, kept for its users
+    if not path.exists():  # this command's own wording, kept for its users
         raise DataError(f"embeddings file {path} does not exist")
-    x = load_embeddings(path)
-    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating):
-        raise DataError(f"{path}: expected a 2-D float array (items, dim), got {x.dtype} {x.shape}")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    try:
+        return check_embeddings(load_embeddings(path), 2)
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
 
 
 # --------------------------------------------------------------------------- output

@@ -64,6 +64,8 @@ def read_array_file(path: Path, what: str, archive: bool = False):
     (or the reverse) or some other file get one message naming it, not numpy's "pickled data" error.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a {what} file")
     if not path.is_file():
         raise DataError(f"{what} file not found: {path}")
     with open(path, "rb") as f:

@@ -65,7 +65,7 @@ def test_quality_rejects_bad_data(tmp_path):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(tmp_path / "missing.npy"),), k=4), log=lambda _: None)
     bad = tmp_path / "bad.npy"
     np.save(bad, np.arange(10))
-    with pytest.raises(DataError, match="2-D float"):
+    with pytest.raises(DataError, match=r"bad.npy: embeddings must be a 2-D array"):
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=(str(bad),), k=4), log=lambda _: None)
     junk = tmp_path / "junk.npy"
     junk.write_bytes(b"not an array")
@@ -77,6 +77,18 @@ def test_quality_rejects_bad_data(tmp_path):
     with pytest.raises(DataError, match="unknown data 'nope'"):  # before the synthetic rows are built
         run_tree_quality(TreeQualityConfig(sizes=(50,), seeds=(0,), data=("synthetic", "nope"), k=4), log=built.append)
     assert built == []
+
+
+def test_out_is_a_markdown_path_or_a_folder(tmp_path):
+    res = runner.invoke(app, [*SPEED, "--out", str(tmp_path / "t.json")])
+    assert isinstance(res.exception, ConfigError) and "give a .md path (the JSON is written beside it) or a folder" in str(res.exception)
+    assert not (tmp_path / "t.json").exists()
+    res = runner.invoke(app, [*QUALITY, "--data", "nope", "--out", str(tmp_path)])  # an existing folder is accepted
+    assert isinstance(res.exception, DataError) and "unknown data 'nope'" in str(res.exception)
+    (tmp_path / "afile").write_text("")
+    res = runner.invoke(app, [*SPEED, "--out", str(tmp_path / "afile" / "x.md")])  # checked before any build
+    assert isinstance(res.exception, ConfigError) and f"{tmp_path / 'afile'} is a file, not a folder" in str(res.exception)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
 def test_cost_ratios_when_constrained_splits_perfectly(tmp_path):

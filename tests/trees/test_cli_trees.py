@@ -270,7 +270,6 @@ def test_os_errors_on_given_paths_are_one_line(emb, tmp_path, monkeypatch, capsy
     (["trees", "build", "--builder", "random", "--k", "4"], "--out"),
     (["trees", "compare", "--builders", "random", "--k", "4"], "--json"),
     (["trees", "compare", "--builders", "random", "--k", "4"], "--markdown"),
-    (["speed", "trees", "--sizes", "100"], "--out"),
 ])
 def test_output_paths_are_checked_before_any_work(emb, tmp_path, command, option):
     afile = tmp_path / "afile"
