@@ -484,8 +484,8 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
     s = _Reader(file, top.get("suite", dict, {}), "suite",
                 ("name", "description", "seeds", "ks", "metric", "device", "eval_batch_size", "exact_users", "beam_sweep"))
     name = s.get("name", str, default_name)
-    if not name or "/" in name:
-        raise s.err("name", f"must be a non-empty name without '/', got {name!r}")
+    if not name or "/" in name or name in (".", ".."):  # it names folders under runs/ and results/
+        raise s.err("name", f"must be a non-empty name without '/' (and not '.' or '..'), got {name!r}")
     seeds = s.int_list("seeds", [0], minimum=0)
     ks = s.int_list("ks", [10, 20], minimum=1)
     metric = s.get("metric", str, f"ndcg@{ks[0]}")
@@ -557,6 +557,8 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             source = str(p.resolve())
             fmt = _dataset_format(r, source, fmt)
         label = r.get("name", str, "synthetic" if source == "synthetic" else Path(source).name)
+        if not label.strip() or "/" in label:  # the first part of every cell name
+            raise r.err("name", f"must be a non-empty name without '/', got {label!r}")
         datasets.append(DatasetSpec(label, source, fmt or "s3rec", protocol, max_history, dict(synth)))
     labels = [d.name for d in datasets]
     if len(set(labels)) != len(labels):
@@ -600,6 +602,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
 
     # trees
     trees: list[TreeSpec] = []
+    named: dict[str, tuple[int, TreeSpec]] = {}  # a tree's readable name is in its cells' names: one tree each
     for i, raw in enumerate(top.get("trees", list, [])):
         r = _Reader(file, raw, f"trees[{i}]", ("builder", "label", "k", "params", "sweep"))
         builder = r.get("builder", str, required=True)
@@ -637,7 +640,11 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
                     raise ConfigError(f"{file}: {where}: {e}") from None
             neutral = _neutral(builders, builder, params)
             for k in ks_tree:
-                trees.append(TreeSpec(label, builder, k, params, tuple(sorted(sweep)), neutral))
+                tree = TreeSpec(label, builder, k, params, tuple(sorted(sweep)), neutral)
+                if (other := named.setdefault(tree.short(), (i, tree))) != (i, tree) and other[1] != tree:
+                    raise ConfigError(f"{file}: trees[{other[0]}] and trees[{i}] both make a tree named {tree.short()!r}; "
+                                      f"give one of them another label (trees[{i}].label)")
+                trees.append(tree)
     tree_labels = {t.label for t in trees}
 
     # retrievers

@@ -719,6 +719,7 @@ def run_suite(
     prov = provenance(command)
 
     def on_result(row: dict[str, Any]) -> None:
+        nonlocal sink
         if (run_dir / "suite.toml").is_file():
             row["artifacts"]["config"] = str(run_dir / "suite.toml")
         jsonl.append(row)  # first the local file ...
@@ -728,7 +729,11 @@ def run_suite(
             try:
                 sink.push(row)
             except Exception as e:  # noqa: BLE001
-                _tracking_error(summary, row["name"], e, f"rerun `seater-bench import {runfile}`")
+                # no more pushes this grid: each would wait out MLflow's retries (minutes per row on a dead server)
+                _tracking_error(summary, row["name"], e, f"no more rows go to MLflow in this run; push them later with "
+                                f"`seater-bench import {runfile}`")
+                live.stop()
+                sink = None
 
     ctx = CellContext(run_dir=run_dir, cache_dir=cache_dir, provenance=prov)
     executor = executor or LocalExecutor(show_output=show_output, progress=progress)
@@ -747,8 +752,9 @@ LIVE_INTERVAL_S = 30.0  # how often the grid streams running cells' new curve po
 
 
 def _tracking_error(summary: RunSummary, what: str, e: Exception, then: str) -> None:
-    summary.tracking_errors.append(f"{what}: {type(e).__name__}: {e}")
-    warnings.warn(f"MLflow failed for {what} ({e}); {then}")
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    summary.tracking_errors.append(f"{what}: {first}")
+    warnings.warn(f"MLflow failed for {what} ({first}); {then}")
 
 
 def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
@@ -758,11 +764,11 @@ def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
 
     try:
         return MLflowSink(uri, experiment)
-    except SeaterError:
+    except ConfigError:  # a URI MLflow cannot use at all: the user's to fix first
         raise
     except Exception as e:  # noqa: BLE001 - a tracker outage must not stop the grid
-        summary.tracking_errors.append(f"cannot reach MLflow at {uri}: {type(e).__name__}: {e}")
-        warnings.warn(f"MLflow at {uri} is unavailable ({e}); results go to the JSON-lines file only")
+        _tracking_error(summary, f"the store at {uri}", e, "results go to the JSON-lines file only")
+        summary.tracking_uri = None
         return None
 
 

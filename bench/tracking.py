@@ -19,10 +19,11 @@ import logging
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from seater.errors import ConfigError, DataError
+from seater.errors import ConfigError, DataError, SeaterError, TrackingError
 
 STATUSES = ("RUNNING", "FINISHED", "FAILED")
 _PARAM_MAX = 500  # MLflow params are strings of bounded length; longer values are cut with a mark
@@ -205,7 +206,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a results file written by seater-bench (not UTF-8 text: {e.reason} at byte {e.start})") from None
-    rows = []
+    rows, torn = [], []
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -216,10 +217,15 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         problem = "not JSON" if row is None else _row_problem(row)
         if problem is None:
             rows.append(row)
-        elif row is None and line.lstrip().startswith("{") and not line.rstrip().endswith("}"):
-            continue  # torn by a kill; `JsonlTracker.append` starts the next row on a new line
+        elif row is None and line.lstrip().startswith("{"):
+            # torn by a kill (`JsonlTracker.append` starts the next row on a new line); where the cut fell
+            # can leave anything, a closing brace included, so any object that does not parse counts
+            torn.append(i)
         else:
             raise DataError(f"{path}:{i}: not a results row written by seater-bench ({problem})")
+    if torn:
+        warnings.warn(f"{path}: skipped {len(torn)} torn row(s) (a writer killed mid-line) at line(s) "
+                      f"{', '.join(map(str, torn))}; their cells count as not run", stacklevel=2)
     return rows
 
 
@@ -367,6 +373,29 @@ def _finite(v: Any) -> bool:
     return f == f and f not in (float("inf"), float("-inf"))
 
 
+PROBE_TIMEOUT_S = 5.0
+
+
+def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Raise `TrackingError` at once when an http(s) tracking server does not answer.
+
+    MLflow's own client retries a dead server with back-off for about four minutes per call, so
+    the grid would sit silent before its first cell (and `import` before its traceback). Any HTTP
+    answer counts as reachable: a proxy may not serve MLflow's /health."""
+    import urllib.error
+    import urllib.request
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as e:  # URLError, refused, timeout, a malformed address
+        reason = getattr(e, "reason", e)
+        raise TrackingError(f"cannot reach the MLflow server at {tracking_uri} ({reason})") from None
+
+
 class MLflowSink:
     """Pushes results rows into an MLflow experiment named after the suite, once per row id."""
 
@@ -378,6 +407,9 @@ class MLflowSink:
         from mlflow.exceptions import MlflowException
 
         self.uri = tracking_uri
+        check_reachable(tracking_uri)
+        # a server that dies mid-grid: a few retries, not MLflow's default seven with back-off (minutes per row)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         # a new sqlite store announces its table creation at INFO, twice, in the middle of our progress output
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         try:
@@ -480,6 +512,8 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     store to the sqlite file beside the results file.
     """
     runfile = Path(runfile)
+    if runfile.is_dir():  # a run folder, as `leaderboard` and `compare` take
+        runfile = runfile / "results.jsonl"
     if tracking_uri == "none":
         raise ConfigError("import pushes rows into MLflow, so --tracking-uri none leaves it nowhere to push: leave the option out (sqlite beside the file) or name a store")
     rows = read_rows(runfile)
@@ -491,12 +525,18 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
         by_suite.setdefault(experiment or r.get("suite") or "seater-bench", []).append(r)
     pushed = skipped = 0
     for exp, rs in by_suite.items():
-        sink = MLflowSink(uri, exp)
-        for r in rs:
-            if sink.push(r) is None:
-                skipped += 1
-            else:
-                pushed += 1
+        try:
+            sink = MLflowSink(uri, exp)
+            for r in rs:
+                if sink.push(r) is None:
+                    skipped += 1
+                else:
+                    pushed += 1
+        except SeaterError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a server error mid-way: one line, and rerunning resumes
+            raise TrackingError(f"MLflow at {uri} failed after {pushed} pushed runs ({type(e).__name__}: "
+                                f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}); rerun to push the rest") from None
     return pushed, skipped
 
 

@@ -20,5 +20,9 @@ class UnknownNameError(SeaterError, KeyError):
         return str(self.args[0])
 
 
+class TrackingError(SeaterError):
+    """An MLflow server cannot be reached, or refused a row (the results file keeps every row)."""
+
+
 class TreeBuildError(SeaterError):
     """A tree builder failed or produced an invalid tree."""

@@ -91,8 +91,10 @@ def run(
     if summary.tracking_uri:
         typer.echo(f"MLflow: {summary.tracking_uri} (experiment {s.name!r}); view with "
                    f"`mlflow ui --backend-store-uri {summary.tracking_uri}`", err=True)
-    for e in summary.tracking_errors:
-        typer.echo(f"  tracking: {e}", err=True)
+    if summary.tracking_errors:  # each was warned as it happened
+        typer.echo(f"MLflow missed rows of this run ({len(summary.tracking_errors)} error(s) above); every row is in "
+                   f"{summary.runfile}: push them with `seater-bench import {summary.runfile}"
+                   + (f" --tracking-uri {tracking_uri}`" if tracking_uri else "`"), err=True)
     if leaderboard:
         from bench.leaderboard import terminal_view, write_leaderboard
 
@@ -105,7 +107,7 @@ def run(
 
 @app.command("import")
 def import_cmd(
-    runfile: Path = typer.Argument(..., help="A results.jsonl written by `seater-bench run`."),
+    runfile: Path = typer.Argument(..., help="A results.jsonl written by `seater-bench run`, or its run folder."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI [default: sqlite beside the file]."),
     experiment: Optional[str] = typer.Option(None, help="Experiment name [default: the rows' suite]."),
 ) -> None:

@@ -9,7 +9,6 @@ import typer
 
 from bench.cli import measure, output_path
 from bench.cli.speed import log_line, speed_app
-from seater.trees.checks import MAX_K
 
 
 @speed_app.command("epoch")
@@ -19,7 +18,7 @@ def epoch(
     retrievers: str = typer.Option("seater,sasrec", help="comma-separated retrievers that train in epochs; NAME@LABEL is a variant row (seater,seater@norank)"),
     param: Optional[list[str]] = typer.Option(None, help="retriever:key=value override (repeatable), e.g. seater@norank:use_rank=false"),
     epochs: int = typer.Option(2, min=1, help="epochs per retriever"),
-    k: int = typer.Option(16, min=2, max=MAX_K, help="branching factor of the tree given to retrievers that need one"),
+    k: int = typer.Option(16, min=2, help="branching factor of the tree given to retrievers that need one"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, min=1, help="torch CPU threads"),
     seed: int = typer.Option(0, min=0),

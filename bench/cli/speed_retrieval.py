@@ -8,13 +8,12 @@ import typer
 
 from bench.cli import int_list, measure, output_path
 from bench.cli.speed import speed_app
-from seater.trees.checks import MAX_K
 
 
 @speed_app.command("retrieval")
 def retrieval(
     sizes: str = typer.Option("12101,361000,1000000", help="catalog sizes (comma-separated)"),
-    k: int = typer.Option(16, min=2, max=MAX_K, help="branching factor of the synthetic balanced trees"),
+    k: int = typer.Option(16, min=2, help="branching factor of the synthetic balanced trees"),
     beam: int = typer.Option(50, min=1, help="beam width of the catalog-size curve"),
     topk: int = typer.Option(50, min=1, help="items returned per user"),
     beams: str = typer.Option("10,20,50,100", help="beam widths of the beam curve (at the first size)"),

@@ -10,7 +10,6 @@ import typer
 from bench.cli import int_list, measure, output_path
 from bench.cli.speed import log_line, speed_app
 from seater.errors import ConfigError
-from seater.trees.checks import MAX_K
 
 
 def _balanced_params(items: list[str] | None, own: tuple[str, ...]) -> dict:
@@ -33,7 +32,7 @@ def _balanced_params(items: list[str] | None, own: tuple[str, ...]) -> dict:
 @speed_app.command("trees")
 def trees(
     sizes: str = typer.Option("20000,361245,1000000", help="catalog sizes (comma-separated)"),
-    k: int = typer.Option(16, min=2, max=MAX_K, help="branching factor"),
+    k: int = typer.Option(16, min=2, help="branching factor"),
     dim: int = typer.Option(64, help="embedding dimension of the synthetic clustered embeddings"),
     seed: int = typer.Option(0, min=0, help="seed of the data and the builders"),
     repeats: int = typer.Option(3, min=1, help="timed builds per size (best and median reported)"),
@@ -70,7 +69,7 @@ def trees_quality(
     sizes: str = typer.Option("5000,20000", help="catalog sizes (real data: random item subsamples; larger = all items)"),
     seeds: str = typer.Option("0,1,2", help="seeds (data draw/subsample and both builders)"),
     data: str = typer.Option("synthetic,beauty", help="synthetic, beauty (co-occurrence SVD of amazon-beauty) and/or paths to .npy item embeddings"),
-    k: int = typer.Option(16, min=2, max=MAX_K, help="branching factor"),
+    k: int = typer.Option(16, min=2, help="branching factor"),
     dim: int = typer.Option(64, help="embedding dimension"),
     beauty_path: Path = typer.Option(Path("../shared/data/amazon-beauty"), help="folder with sequences.txt"),
     threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),

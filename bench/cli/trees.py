@@ -11,7 +11,6 @@ import typer
 
 from bench.cli import app, int_list, measure, output_path
 from seater.errors import ConfigError
-from seater.trees.checks import MAX_K
 
 trees_app = typer.Typer(help="Build, inspect and compare identifier trees.", no_args_is_help=True)
 app.add_typer(trees_app, name="trees")
@@ -92,7 +91,7 @@ def _summary(q: dict, seconds: float) -> str:
 def build(
     embeddings: Path = typer.Option(..., help=".npy float matrix (n_items, d); row i = item i+1"),
     builder: str = typer.Option(..., help="registered builder name"),
-    k: int = typer.Option(16, min=2, max=MAX_K, help="branching factor"),
+    k: int = typer.Option(16, min=2, help="branching factor"),
     seed: int = typer.Option(0, min=0),
     param: Optional[list[str]] = typer.Option(None, help="builder parameter key=value (repeatable)"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or auto, for builders with a device parameter (balanced, rqvae)"),
@@ -147,7 +146,7 @@ def compare(
     synthetic: Optional[int] = typer.Option(None, help="use N seeded synthetic clustered embeddings"),
     dim: int = typer.Option(64, help="dimension of --synthetic embeddings"),
     data_seed: int = typer.Option(0, help="seed of --synthetic embeddings"),
-    k: int = typer.Option(16, min=2, max=MAX_K, help="branching factor"),
+    k: int = typer.Option(16, min=2, help="branching factor"),
     builders: str = typer.Option("constrained,greedy,hybrid", help="comma-separated builder names"),
     threshold_sweep: Optional[str] = typer.Option(None, help="hybrid thresholds, e.g. 100,1000,2000,50000"),
     seeds: str = typer.Option("0", help="comma-separated build seeds"),

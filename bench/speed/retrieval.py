@@ -24,7 +24,7 @@ import torch
 
 from bench.speed import ReportedRows
 from seater.errors import ConfigError
-from seater.trees.checks import check_int
+from seater.trees.checks import MAX_K, check_int
 from seater.trees.tree import Tree
 
 
@@ -40,7 +40,7 @@ def balanced_codes(perm: np.ndarray, k: int) -> np.ndarray:
     n mod k children one more); a child with one item is that item. Returns int64
     ``(n_items, depth)`` right-padded with -1 (items may end one level apart).
     """
-    check_int("branching factor k", k, 2)  # k = 1 would never split a node
+    check_int("branching factor k", k, 2, MAX_K)  # k = 1 would never split a node
     perm = np.asarray(perm, dtype=np.int64)
     n_items = len(perm)
     if n_items == 0:

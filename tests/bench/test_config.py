@@ -243,3 +243,15 @@ def test_dataset_format_auto_is_resolved_and_a_missing_format_is_checked(tmp_pat
         _load(tmp_path, with_format.replace("SRC", str(tmp_path / "empty")).replace("FMT", "auto"))
     with pytest.raises(ConfigError, match=r"datasets\[0\].format must be auto or one of s3rec, comirec"):
         _load(tmp_path, with_format.replace("SRC", str(tmp_path / "s3")).replace("FMT", "csv"))
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ('name = "t"', 'name = ".."', r"suite\.name must be a non-empty name without '/' \(and not '\.' or '\.\.'\)"),
+    ('name = "synth"', 'name = ""', r"datasets\[0\]\.name must be a non-empty name without '/'"),
+    ('sweep = { reverse = [false, true] }', '[[trees]]\nbuilder = "random"\nlabel = "split_tree"\nk = 4',
+     r"trees\[0\] and trees\[1\] both make a tree named 'split_tree:k=4'; give one of them another label \(trees\[1\]\.label\)"),
+])
+def test_names_that_would_collide_or_escape_their_folder(tmp_path, old, new, message):
+    assert old in BASE
+    with pytest.raises(ConfigError, match=message):
+        _load(tmp_path, BASE.replace(old, new, 1))

@@ -370,3 +370,18 @@ def test_epoch_time_and_training_speed_columns_also_for_rows_written_before_they
     at = cols.index("time/epoch_s")
     assert [cells[n][at].strip("*_") for n in ("old", "new", "pop")] == ["3", "1.5000", "–"]
     assert cells["new"][at + 1] == "**500**" and cells["old"][at + 1] == "_300_"  # higher is better
+
+
+def test_torn_rows_are_skipped_wherever_the_cut_fell(tmp_path):
+    from bench.tracking import read_rows
+    from seater.errors import DataError
+
+    a, b, c = (json.dumps(_row(tmp_path, name, 0, np.full(10, 0.5)), sort_keys=True) for name in "abc")
+    cut = b[: b.index("}") + 1]  # the cut fell just after a closing brace of a nested object
+    path = tmp_path / "results.jsonl"
+    path.write_text(f"{a}\n{cut}\n{c}\n{cut}")  # torn mid-file (a later row was appended) and at the end
+    with pytest.warns(UserWarning, match=r"skipped 2 torn row\(s\) \(a writer killed mid-line\) at line\(s\) 2, 4"):
+        assert [r["name"] for r in read_rows(path)] == [json.loads(a)["name"], json.loads(c)["name"]]
+    path.write_text(f"{a}\nnot a row\n")
+    with pytest.raises(DataError, match=r"results.jsonl:2: not a results row written by seater-bench \(not JSON\)"):
+        read_rows(path)

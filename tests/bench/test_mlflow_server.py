@@ -94,3 +94,45 @@ def test_run_against_mlflow_server(tmp_path, mlflow_server):
     assert res.exit_code == 0, res.output
     assert "pushed 0 runs, 1 already present" in res.output
     assert len(mlflow.search_runs(experiment_names=["served"])) == 1
+
+
+def test_a_server_that_does_not_answer_costs_one_warning_not_minutes(tmp_path):
+    """MLflow's client retries a dead server with back-off for minutes; the grid must neither wait
+    that out nor stop: its rows go to results.jsonl, and `import` fails with one line."""
+    from bench.cli import _register, app
+    from seater.errors import TrackingError
+
+    dead = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    _register()
+    suite = tmp_path / "served.toml"
+    suite.write_text(SUITE)
+    cli = CliRunner()
+    t0 = time.monotonic()
+    with pytest.warns(UserWarning, match=rf"MLflow failed for the store at {dead} \(cannot reach the MLflow server at {dead}"):
+        res = cli.invoke(app, ["run", str(suite), "--run-dir", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"),
+                               "--results-dir", str(tmp_path / "results"), "--tracking-uri", dead, "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert time.monotonic() - t0 < 120  # minutes of retries before the first cell without the probe
+    assert "MLflow missed rows of this run (1 error(s) above)" in res.output and f"MLflow: {dead}" not in res.output
+    assert '"status": "FINISHED"' in (tmp_path / "run" / "results.jsonl").read_text()
+    res = cli.invoke(app, ["import", str(tmp_path / "run"), "--tracking-uri", dead])  # a run folder is taken too
+    assert isinstance(res.exception, TrackingError) and str(res.exception).startswith(f"cannot reach the MLflow server at {dead}")
+
+
+def test_after_a_failed_push_the_grid_stops_pushing(tmp_path, monkeypatch):
+    from bench.config import load_suite
+    from bench.runner import run_suite
+    from bench.tracking import MLflowSink
+
+    pushes = []
+
+    def failing_push(self, row):
+        pushes.append(row["name"])
+        raise ConnectionError("server went away")
+
+    monkeypatch.setattr(MLflowSink, "push", failing_push)
+    suite = tmp_path / "two.toml"
+    suite.write_text(SUITE.replace("seeds = [0]", "seeds = [0, 1]"))
+    with pytest.warns(UserWarning, match="no more rows go to MLflow in this run"):
+        s = run_suite(load_suite(suite), run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, show_output=False)
+    assert len(s.ran) == 2 and len(pushes) == 1 and s.tracking_errors == ["synth/popular/s0: server went away"]
