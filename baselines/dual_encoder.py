@@ -304,6 +304,7 @@ class DualEncoder(EmbeddingModel):
         epoch_s = [h["time/epoch_s"] for h in res.history]
         self.fit_info_ = {
             "train_seconds": res.train_seconds,
+            "resumed_seconds": res.resumed_seconds,
             "epochs": float(res.epochs_run),
             "best_epoch": float(res.best_epoch),
             "samples_per_second": res.samples_per_second,

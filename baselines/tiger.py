@@ -307,6 +307,7 @@ class TIGER(Retriever):
         self.model_.eval()
         self.fit_info_ = {
             "train_seconds": result.train_seconds,
+            "resumed_seconds": result.resumed_seconds,
             "epochs": float(result.epochs_run),
             "best_epoch": float(result.best_epoch),
             "samples_per_second": result.samples_per_second,

@@ -112,7 +112,7 @@ def _dataset_format(r, source: str, fmt: str | None) -> str:
     """The suite's format, ``auto`` resolved from the files (so a cell id names the format itself).
     Left out, it is s3rec, as before ``auto`` existed: then files that look like another format
     are an error here rather than a parse error on their first line when the cell runs."""
-    from seater.data.loaders import detect_format
+    from seater.data.loaders import dataset_files, detect_format
     from seater.errors import DataError
 
     try:
@@ -120,11 +120,16 @@ def _dataset_format(r, source: str, fmt: str | None) -> str:
     except DataError as e:
         if fmt == "auto":
             raise r.err("format", f"auto: {e}") from None
-        return fmt or "s3rec"
+        found = fmt or "s3rec"
     if fmt is None and found != "s3rec":
         raise r.err("format", f"not given, so s3rec, but {source} looks like {found} data; "
                               f"set format = \"{found}\" (or \"auto\")")
-    return found if fmt == "auto" else fmt or "s3rec"
+    fmt = found if fmt == "auto" else fmt or "s3rec"
+    try:
+        dataset_files(source, fmt)  # the files the cells will read are there
+    except DataError as e:
+        raise r.err("source", f"is not {fmt} data: {e}") from None
+    return fmt
 
 
 def tree_name(label: str, k: int, params: dict[str, Any], swept) -> str:

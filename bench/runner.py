@@ -12,8 +12,9 @@ A cached tree reports the build time measured when it was built.
 
 Models that train with `seater.training.train_loop` checkpoint every epoch, the harness telling
 them where (``<run dir>/checkpoints/<cell id>``, or next to the embedding cache file): a killed
-cell's rerun resumes from its last finished epoch (``time/train_s`` then counts the resumed part
-only); the checkpoint is deleted once the cell has finished.
+cell's rerun resumes from its last finished epoch (its curves then start from the checkpoint's
+epochs, and ``time/train_s`` adds their recorded time, ``fit/resumed_seconds``, to this attempt's);
+the checkpoint is deleted once the cell has finished.
 
 Timing is recorded separately: ``time/embeddings_s`` (0 when cached), ``time/tree_build_s``,
 ``time/train_s`` (fit only, tree build excluded), ``time/infer_ms_per_user`` (test split,
@@ -350,7 +351,8 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         with _Timer(cuda) as t_fit:
             model.fit(split, tree=tree, tracker=rec, **extra)
         out["curves"] = rec.curves
-        out["metrics"]["time/train_s"] = t_fit.seconds
+        resumed = (getattr(model, "fit_info_", None) or {}).get("resumed_seconds", 0.0)  # epochs of a killed attempt
+        out["metrics"]["time/train_s"] = t_fit.seconds + resumed
         if (epoch_s := epoch_seconds(rec.curves)) is not None:
             out["metrics"]["time/epoch_s"] = epoch_s
         if t_fit.cuda_seconds is not None:

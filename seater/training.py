@@ -68,11 +68,13 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "patience", "batch_size"):
             check_int(f"training parameter {name}", getattr(self, name), 1)
-        if self.lr <= 0:
-            raise ConfigError(f"training parameter lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < math.inf:  # nan too
+            raise ConfigError(f"training parameter lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"training parameter weight_decay must be a finite number >= 0, got {self.weight_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"training parameter lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.grad_clip is not None and self.grad_clip <= 0:
+        if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"training parameter grad_clip must be > 0 or None, got {self.grad_clip}")
         if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"training parameter ema must be in [0, 1) (0 = off), got {self.ema!r}")
@@ -99,6 +101,7 @@ class TrainResult:
     samples_seen: int  # training rows processed (first dimension of every batch)
     history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
     stopped_early: bool = False
+    resumed_seconds: float = 0.0  # train_seconds of the epochs restored from a checkpoint (run by an earlier process)
 
     @property
     def samples_per_second(self) -> float:
@@ -270,6 +273,9 @@ def train_loop(
         bad_epochs, samples_seen, finished = ckpt["bad_epochs"], ckpt["samples_seen"], ckpt["finished"]
         best_metrics, best_state, history = ckpt["best_metrics"], ckpt["best_model"], ckpt["history"]
         _set_rng_state(ckpt["rng"])
+        for row in history:  # the tracker of this attempt gets the whole curve, not the resumed part only
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+    resumed_seconds = sum(h["time/epoch_s"] + h["time/valid_s"] for h in history)
 
     autocast = bf16_autocast if use_amp else contextlib.nullcontext
     for epoch in range(start_epoch, cfg.epochs):
@@ -376,4 +382,5 @@ def train_loop(
         samples_seen=samples_seen,
         history=history,
         stopped_early=finished,
+        resumed_seconds=resumed_seconds,
     )

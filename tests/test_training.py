@@ -126,9 +126,17 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, schedule,
     seed_everything(123)
     torch.rand(10)
     model_c, batches_c, step_loss_c, validate_c = _regression()
-    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, lr_schedule=schedule, ema=ema, checkpoint_dir=str(tmp_path)))
+    from bench.tracking import RecordingTracker
+
+    rec = RecordingTracker()
+    res_c = train_loop(model_c, batches_c, step_loss_c, validate_c, _cfg(patience=10, lr_schedule=schedule, ema=ema, checkpoint_dir=str(tmp_path)),
+                       tracker=rec)
     assert res_c.epochs_run == res_a.epochs_run == 6
     assert res_c.best_epoch == res_a.best_epoch
+    # the resumed attempt reports the whole curve and the time of the epochs it did not run itself
+    assert [c["step"] for c in rec.curves] == list(range(6))
+    assert [c["metrics"]["train/loss"] for c in rec.curves] == [h["train/loss"] for h in res_a.history]
+    assert res_c.resumed_seconds == pytest.approx(sum(h["time/epoch_s"] + h["time/valid_s"] for h in res_c.history[:3]))
     for key, val in model_a.state_dict().items():
         assert torch.equal(val, model_c.state_dict()[key])
 
@@ -262,3 +270,11 @@ def test_topk_pads_with_zero_when_too_few_items():
     _, ids = topk_inner_product(q, items, 5, exclude=torch.tensor([[1, 0], [0, 0]]), chunk=2)
     assert ids[0, :2].tolist() in ([2, 3], [3, 2]) and ids[0, 2:].tolist() == [0, 0, 0]
     assert sorted(ids[1, :3].tolist()) == [1, 2, 3] and ids[1, 3:].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("field, value", [("lr", float("nan")), ("lr", float("inf")), ("weight_decay", -1.0), ("grad_clip", float("nan"))])
+def test_training_numbers_that_torch_would_reject_deep_inside(field, value):
+    from seater.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"training parameter {field} must be"):
+        TrainConfig(**{field: value})

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import app
+from bench.cli import app, output_path
 from bench.paired import DEFAULT_METRICS
 
 
@@ -81,6 +81,12 @@ def run(
         for c in cells:
             typer.echo(f"{status[c.id]:<9} {c.id}  {c.name}")
         return
+    for path, option in ((run_dir, "--run-dir"), (cache_dir, "--cache-dir"), (results_dir, "--results-dir")):
+        output_path(path, option, folder=True)  # a file there would fail the grid at its first cell, or its end
+    if s.device.startswith("cuda"):
+        from seater.device import resolve_device
+
+        resolve_device(s.device)  # no CUDA here: one error now, not one FAILED row per model cell
     summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri, executor=executor,
                         retry_failed=retry_failed, reuse=reuse, only=only)
     reused = f" ({len(summary.reused)} copied from --reuse)" if summary.reused else ""

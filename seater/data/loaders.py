@@ -235,6 +235,8 @@ def _s3rec_files(path: Path) -> list[Path]:
     if not path.exists():
         raise DataError(f"{path}: path not found")
     seq_file = path / "sequences.txt" if path.is_dir() else path
+    if not seq_file.exists():
+        raise DataError(f"{seq_file}: file not found")
     attr_file = seq_file.parent / "item2attributes.json"
     return [seq_file] + ([attr_file] if attr_file.exists() else [])
 
@@ -344,8 +346,10 @@ def _lightgcn_files(path: Path) -> list[Path]:
         raise DataError(f"{path}: path not found")
     if not path.is_dir():
         raise DataError(f"{path}: expected a directory holding train.txt and test.txt")
-    test_file = path / "test.txt"
-    return [path / "train.txt"] + ([test_file] if test_file.exists() else [])
+    train_file, test_file = path / "train.txt", path / "test.txt"
+    if not train_file.exists():
+        raise DataError(f"{train_file}: file not found")
+    return [train_file] + ([test_file] if test_file.exists() else [])
 
 
 # --------------------------------------------------------------------------- yambda

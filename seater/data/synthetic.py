@@ -207,6 +207,9 @@ def _checked(n_users, n_items, n_clusters, mean_length, seed, latent_dim):
 def check_synthetic_params(params: dict) -> None:
     """A suite's ``datasets.synthetic`` table checked as `make_synthetic` would, without generating anything."""
     sig = inspect.signature(make_synthetic)
+    unknown = sorted(set(params) - set(sig.parameters))
+    if unknown:  # before bind, which would report the required parameter a typo left out instead
+        raise ConfigError(f"unknown synthetic parameter(s) {', '.join(unknown)}; known: {', '.join(sig.parameters)}")
     try:
         bound = sig.bind(**params)
     except TypeError as e:

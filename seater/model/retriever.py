@@ -167,7 +167,8 @@ class SEATERRetriever(Retriever):
         res = train_loop(self.model_, batches, step_loss, validate, cfg, tracker)
         self.train_result_ = res
         self.fit_info_ = {
-            "train_seconds": time.perf_counter() - t0,
+            "train_seconds": time.perf_counter() - t0 + res.resumed_seconds,
+            "resumed_seconds": res.resumed_seconds,
             "epochs": float(res.epochs_run),
             "best_epoch": float(res.best_epoch),
             "samples_per_second": float(res.samples_per_second),
@@ -236,5 +237,5 @@ class SEATERRetriever(Retriever):
         out = np.zeros((len(h), k), dtype=np.int64)
         for s in range(0, len(h), users_per_call):
             lp = self.model_.catalog_log_prob(h[s : s + users_per_call])  # (b, n)
-            out[s : s + len(lp)] = (lp.topk(min(k, n), dim=1).indices + 1).cpu().numpy()
+            out[s : s + len(lp), : min(k, n)] = (lp.topk(min(k, n), dim=1).indices + 1).cpu().numpy()  # 0-padded, as recommend
         return out

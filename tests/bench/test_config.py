@@ -101,7 +101,8 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
         ('source = "synthetic"\nsynthetic = { n_users = 50, n_items = 30 }', 'source = "no/such/dir"', r"datasets\[0\]\.source dataset not found: no/such/dir"),
         # values the models and the data generator check themselves, found while the suite loads
         ("n_items = 30", "n_items = -3", r"datasets\[0\]\.synthetic: n_items must be a positive integer"),
-        ("n_items = 30", "n_items = 30, bogus = 1", r"datasets\[0\]\.synthetic: bad synthetic parameters .*'bogus'"),
+        ("n_items = 30", "n_items = 30, bogus = 1", r"datasets\[0\]\.synthetic: unknown synthetic parameter\(s\) bogus; known: n_users"),
+        ("n_users = 50", "n_userz = 50", r"datasets\[0\]\.synthetic: unknown synthetic parameter\(s\) n_userz"),
         ("ks = [5, 10]", 'ks = [5, 10]\ndevice = "cuda:x"', r"suite\.device must be auto, cpu, cuda or cuda:N, got 'cuda:x'"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nparams = { epochs = -1 }', r"retrievers\[1\]\.params: training parameter epochs must be an integer >= 1, got -1"),
         ('name = "tree_popular"\nsweep = { epochs = [1, 2] }', 'name = "seater"\nsweep = { decode_mode = ["beam", "x"] }', r"retrievers\[1\]\.params: seater decode_mode must be beam, greedy or sample"),
@@ -241,6 +242,10 @@ def test_dataset_format_auto_is_resolved_and_a_missing_format_is_checked(tmp_pat
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"datasets\[0\].format auto: .*cannot tell the format"):
         _load(tmp_path, with_format.replace("SRC", str(tmp_path / "empty")).replace("FMT", "auto"))
+    (tmp_path / "nodata").mkdir()
+    (tmp_path / "nodata" / "train.csv").write_text("1,2\n")
+    with pytest.raises(ConfigError, match=r"datasets\[0\].source is not s3rec data: .*nodata/sequences.txt: file not found"):
+        _load(tmp_path, with_format.replace("SRC", str(tmp_path / "nodata")).replace("FMT", "s3rec"))
     with pytest.raises(ConfigError, match=r"datasets\[0\].format must be auto or one of s3rec, comirec"):
         _load(tmp_path, with_format.replace("SRC", str(tmp_path / "s3")).replace("FMT", "csv"))
 

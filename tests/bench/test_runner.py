@@ -415,3 +415,23 @@ name = "tree_popular"
     assert again.ran[0]["data"]["n_users"] == 80 and first["data"]["n_users"] == 60
     assert len(read_rows(tmp_path / "r" / "results.jsonl")) == 2  # the earlier row stays
     assert CliRunner().invoke(bench.cli.app, dry).stdout.split()[0] == "FINISHED"
+
+
+def test_run_checks_its_folders_and_the_device_before_any_cell(tmp_path):
+    import torch
+    from typer.testing import CliRunner
+
+    import bench.cli
+
+    bench.cli._register()
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    (tmp_path / "afile").write_text("")
+    base = ["run", str(path), "--run-dir", str(tmp_path / "r"), "--tracking-uri", "none", "--quiet"]
+    for option in ("--cache-dir", "--results-dir"):
+        res = CliRunner().invoke(bench.cli.app, [*base, option, str(tmp_path / "afile")])
+        assert isinstance(res.exception, ConfigError) and f"{option} {tmp_path / 'afile'}: is a file, expected a folder" in str(res.exception)
+    if not torch.cuda.is_available():
+        res = CliRunner().invoke(bench.cli.app, [*base, "--device", "cuda"])
+        assert isinstance(res.exception, ConfigError) and "CUDA is not available here" in str(res.exception)
+    assert not (tmp_path / "r").exists()  # no cell ran

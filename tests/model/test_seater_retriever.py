@@ -124,3 +124,13 @@ def test_init_from_embeddings_starts_from_the_planted_vectors(split, cluster_tre
         recall[init] = evaluate_retriever(r, split.test, ks=(10,), n_items=split.n_items).metrics["recall@10"]
     # observed (seed 0, CPU): 0.265 from the planted vectors vs 0.148 random (most-popular 0.062)
     assert recall[True] > 1.4 * recall[False]
+
+
+def test_a_catalog_smaller_than_k_pads_both_decoders_alike():
+    tiny = leave_one_out(make_synthetic(n_users=30, n_items=3, n_clusters=1, seed=0))
+    r = SEATERRetriever(device="cpu", seed=0, epochs=1, batch_size=32, d_model=8, d_ff=16, val_users=10, progress=False)
+    r.fit(tiny, balanced_random_tree(tiny.n_items, 2))
+    h = tiny.test.histories[:4]
+    beam, exact = r.recommend(h, 10), r.recommend_exact(h, 10)
+    assert beam.shape == exact.shape == (4, 10) and (exact[:, 3:] == 0).all()
+    assert [sorted(row[:3]) for row in exact.tolist()] == [[1, 2, 3]] * 4
