@@ -11,6 +11,8 @@ Every recursive builder (constrained, greedy, hybrid, kmeans, random) is one fun
 * stops at nodes with ``n <= k`` items: those items become the node's children, slots
   ``0 .. n-1`` in item order (no split function call, no randomness);
 * turns a child group of one item into a leaf directly (its identifier ends there);
+* shows a progress bar of each level's splits on an interactive terminal (a constrained build
+  of a large catalog runs for an hour);
 * optionally checks that every split is balanced (sizes ``n // k`` or ``n // k + 1``) and
   raises `TreeBuildError` naming the node otherwise: a builder must never return a silently
   wrong tree.
@@ -28,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from seater.errors import TreeBuildError
 from seater.trees.checks import check_int, check_seconds
@@ -136,13 +139,17 @@ def build_recursive(
                 for j, (path, idx) in enumerate(to_split):
                     if len(idx) >= _MIN_ITEMS_FOR_POOL:
                         futures[j] = pool.submit(_run_split, split, x[idx], k, seed, path, params)
-            for j, (path, idx) in enumerate(to_split):
-                if j not in futures:
-                    results[j] = _run_split(split, x[idx], k, seed, path, params)
+            # disable=None: drawn only when stderr is a terminal (not in tests, logs or cells' pipes)
+            with tqdm(total=len(to_split), desc=f"{builder or 'tree'} level {level}", unit="split", disable=None, leave=False) as bar:
+                for j, (path, idx) in enumerate(to_split):
+                    if j not in futures:
+                        results[j] = _run_split(split, x[idx], k, seed, path, params)
+                        _check_time(t_start, time_limit, builder, level)
+                        bar.update()
+                for j, fut in futures.items():
+                    results[j] = fut.result()
                     _check_time(t_start, time_limit, builder, level)
-            for j, fut in futures.items():
-                results[j] = fut.result()
-                _check_time(t_start, time_limit, builder, level)
+                    bar.update()
             next_frontier: list[tuple[tuple[int, ...], np.ndarray]] = []
             for (path, idx), (labels, node_notes) in zip(to_split, results):
                 n_splits += 1

@@ -246,3 +246,21 @@ def test_greedy_refine_iters_fixes_centroids_fitted_to_unequal_clusters():
     BUILDERS.get("hybrid").factory(x, 8, seed=0, refine_iters=2, threshold=500).validate(balanced=True)
     with pytest.raises(ConfigError, match="refine_iters"):
         build(x, 8, refine_iters=-1)
+
+
+def test_recursive_builds_show_their_splits_on_a_terminal_only(monkeypatch):
+    import io
+    import sys
+
+    from seater.trees.recursive import build_recursive
+    from seater.trees.random_tree import random_split
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    x = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
+    for stream, shown in ((io.StringIO(), False), (Terminal(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        build_recursive(x, 4, random_split, builder="random")
+        assert ("random level 0" in stream.getvalue()) == shown
