@@ -77,9 +77,14 @@ def make_config(cls: type, name: str, params: dict[str, Any]) -> Any:
         raise ConfigError(f"{name}: loss must be 'ce' or 'sampled', got {cfg.loss!r}")
     if cfg.negative_sampling not in ("uniform", "popularity"):
         raise ConfigError(f"{name}: negative_sampling must be 'uniform' or 'popularity', got {cfg.negative_sampling!r}")
-    for key in ("dim", "max_len", "batch_size", "n_negatives", "eval_batch_size"):
-        if int(getattr(cfg, key)) < 1:
-            raise ConfigError(f"{name}: {key} must be >= 1, got {getattr(cfg, key)!r}")
+    for key in ("dim", "max_len", "batch_size", "n_negatives", "eval_batch_size", "n_heads", "n_blocks", "n_layers"):
+        value = getattr(cfg, key, 1)  # the last three: the model's own fields, where it has them
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}: {key} must be an integer >= 1, got {value!r}")
+    if cfg.dim % getattr(cfg, "n_heads", 1):
+        raise ConfigError(f"{name}: dim ({cfg.dim}) must be divisible by n_heads ({cfg.n_heads})")
+    if isinstance(cfg.valid_users, bool) or not isinstance(cfg.valid_users, int) or cfg.valid_users < 0:
+        raise ConfigError(f"{name}: valid_users must be an integer >= 0 (0 = all), got {cfg.valid_users!r}")
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{name}: dropout must lie in [0, 1), got {cfg.dropout!r}")
     check_metric_name(cfg.val_metric, name)
@@ -366,7 +371,7 @@ class DualEncoder(EmbeddingModel):
         self._check_fitted()
         was_training = self.encoder_.training
         self.encoder_.eval()
-        hist = torch.as_tensor(np.asarray(histories, dtype=np.int64), device=self.device_)
+        hist = torch.as_tensor(check_histories(histories, self.n_items_, f"{self.name}.user_embeddings"), device=self.device_)
         out = torch.cat([self.encode_histories(hist[i : i + self.cfg.eval_batch_size]) for i in range(0, len(hist), self.cfg.eval_batch_size)])
         self.encoder_.train(was_training)
         return out.float().cpu().numpy()

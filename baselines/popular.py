@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from seater.data.types import Split
-from seater.retriever import RETRIEVERS, Retriever, check_topk
+from seater.errors import ConfigError
+from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import Tracker
 from seater.trees.tree import Tree
 
@@ -23,10 +24,14 @@ class MostPopular(Retriever):
         # ties broken by item id so the ranking is deterministic
         self.ranking_ = np.lexsort((np.arange(len(counts)), -counts))
         self.ranking_ = self.ranking_[self.ranking_ != 0]
+        self.n_items_ = split.n_items
         return self
 
     def recommend(self, histories: np.ndarray, k: int) -> np.ndarray:
         k = check_topk(k, "popular.recommend")
+        if not hasattr(self, "ranking_"):
+            raise ConfigError("popular: call fit() before recommend()")
+        histories = check_histories(histories, self.n_items_, "popular.recommend")  # unused, but the contract is shared
         top = np.zeros(k, dtype=np.int64)
         n = min(k, len(self.ranking_))
         top[:n] = self.ranking_[:n]

@@ -54,6 +54,7 @@ from seater.data.types import Split
 from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
+from seater.metrics import evaluate
 from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import NullTracker, Tracker
 from seater.training import train_config, train_loop
@@ -299,7 +300,7 @@ class TIGER(Retriever):
         def validate() -> dict[str, float]:
             if len(v_truth) == 0:
                 return {"ndcg@10": 0.0, "recall@10": 0.0}
-            return _ndcg_recall(self.recommend(v_hist, 10), v_truth, 10)
+            return evaluate(self.recommend(v_hist, 10), v_truth, ks=(10,))  # the metrics every retriever is scored by
 
         tcfg = train_config(cfg, val_metric="ndcg@10", device=str(self.device_), seed=self.seed)
         t0 = time.perf_counter()
@@ -330,6 +331,9 @@ class TIGER(Retriever):
         items: 0 for an ID that matches no item (unconstrained only) or an empty beam.
         """
         model, k, depth, N = self.model_, self.k_, self.depth_, self.n_items_
+        histories = check_histories(histories, N, "tiger")
+        if len(histories) == 0:  # as every retriever answers an empty batch
+            return np.zeros((0, width), dtype=np.int64), np.zeros((0, width))
         model.eval()
         out_items, out_scores = [], []
         children = self.children_.to(self.device_)
@@ -408,6 +412,8 @@ class TIGER(Retriever):
         Decodes with ``max(beam_size, max(ks))`` beams regardless of `constrained` (which never
         produces invalid IDs). Returns ``{"invalid_rate@10": ..., ...}``.
         """
+        if not hasattr(self, "model_"):
+            raise ConfigError("tiger: call fit before invalid_rate")
         width = max(self.cfg.beam_size, max(ks))
         items, _ = self._beam(np.asarray(histories), width, constrained=False)
         return {f"invalid_rate@{K}": float((items[:, :K] == 0).mean()) for K in ks}
@@ -421,17 +427,6 @@ def _first_valid(items: np.ndarray, k: int) -> np.ndarray:
     rows, cols = np.nonzero(valid & (rank < k))
     out[rows, rank[rows, cols]] = items[rows, cols]
     return out
-
-
-def _ndcg_recall(pred: np.ndarray, truth: list[np.ndarray], k: int) -> dict[str, float]:
-    """NDCG@k (ideal DCG over min(|truth|, k) hits) and Recall@k, averaged over users."""
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    ndcg, recall = np.zeros(len(truth)), np.zeros(len(truth))
-    for u, t in enumerate(truth):
-        hit = np.isin(pred[u, :k], t) & (pred[u, :k] > 0)
-        ndcg[u] = (hit * disc).sum() / disc[: min(len(t), k)].sum()
-        recall[u] = hit.sum() / len(t)
-    return {f"ndcg@{k}": float(ndcg.mean()), f"recall@{k}": float(recall.mean())}
 
 
 __all__ = ["TIGER", "TIGERConfig", "TIGERModel"]

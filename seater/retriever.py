@@ -29,7 +29,10 @@ def check_topk(k: int, who: str) -> int:
 
 def check_histories(histories: np.ndarray, n_items: int, who: str) -> np.ndarray:
     """Histories as int64 ``(B, L)``; one clear error for a wrong shape, non-integer entries or ids outside 0..n_items."""
-    raw = np.asarray(histories)
+    try:
+        raw = np.asarray(histories)
+    except ValueError:  # rows of different lengths
+        raise DataError(f"{who}: histories must be a 2-D array (B, L) of left-padded rows, got rows of different lengths") from None
     if raw.size and not np.issubdtype(raw.dtype, np.integer):  # a float 3.5 would silently become item 3
         raise DataError(f"{who}: histories must hold integer item ids, got dtype {raw.dtype}")
     h = raw.astype(np.int64, copy=False)

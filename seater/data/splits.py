@@ -151,6 +151,8 @@ def user_split(
     """Disjoint train/valid/test users; eval users keep 80% as context, 20% as truth set."""
     length = _check_max_history(max_history)
     r_train, r_valid, _ = _check_ratios(ratios, context_fraction)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"user_split seed must be an integer >= 0, got {seed!r}")
     flat, starts, lengths = _flatten(inter.sequences)
     eligible = np.flatnonzero(lengths >= 2)
     order = np.random.default_rng(seed).permutation(eligible)

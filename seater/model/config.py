@@ -28,11 +28,11 @@ class SEATERConfig:
     use_rank: bool = True  # False = "w/o ranking" ablation
 
     def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         for name in ("d_model", "n_heads", "d_ff", "enc_layers", "dec_layers", "max_history", "depth", "n_items"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SEATER {name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"SEATER dropout must lie in [0, 1), got {self.dropout}")
         if self.tau <= 0:

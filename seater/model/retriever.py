@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 50,
     "patience": 4,
     "grad_clip": 5.0,
-    "val_users": 2000,  # validation subsample (beam search is the costly part)
+    "val_users": 2000,  # validation subsample (beam search is the costly part); 0 = all
     "val_metric": "ndcg@10",
     "amp": True,  # bf16 autocast on CUDA only
     "checkpoint_dir": None,
@@ -152,14 +152,15 @@ class SEATERRetriever(Retriever):
 
         valid = split.valid
         rng = np.random.default_rng(self.seed)
-        n_val = min(len(valid), int(self.p["val_users"]))
-        val_rows = np.sort(rng.choice(len(valid), n_val, replace=False)) if n_val else np.zeros(0, dtype=np.int64)
+        n_val = len(valid) if self.p["val_users"] == 0 else min(len(valid), int(self.p["val_users"]))  # 0 = all, as elsewhere
+        if n_val == 0:
+            raise DataError("the split has no validation users: SEATER selects its epoch on them")
+        val_rows = np.sort(rng.choice(len(valid), n_val, replace=False))
+        val_k = int(self.p["val_metric"].partition("@")[2])  # the cut-off early stopping asks for, not only 10
 
         def validate() -> dict[str, float]:
-            if n_val == 0:
-                return {self.p["val_metric"]: 0.0}
-            pred = self.recommend(valid.histories[val_rows], 10)
-            return evaluate(pred, [valid.truth[i] for i in val_rows], ks=(10,))
+            pred = self.recommend(valid.histories[val_rows], max(10, val_k))
+            return evaluate(pred, [valid.truth[i] for i in val_rows], ks=sorted({10, val_k}))
 
         cfg = train_config(self.p, batch_size=bs, device=str(dev), seed=self.seed)
         tracker.log_params({f"seater/{k}": v for k, v in asdict(self.config_).items()})
@@ -222,14 +223,19 @@ class SEATERRetriever(Retriever):
         beam = max(int(self.p["beam_size"]), k)
         bs = int(self.p["eval_batch_size"])
         out = np.zeros((len(h), k), dtype=np.int64)
+        # sampling draws from a generator seeded by the model's seed: the same call gives the same lists
+        gen = torch.Generator(device=h.device).manual_seed(self.seed) if self.p["decode_mode"] == "sample" else None
         for s in range(0, len(h), bs):
-            items, _ = self.model_.recommend(h[s : s + bs], beam_size=beam, topk=k, mode=self.p["decode_mode"], temperature=self.p["temperature"])
+            items, _ = self.model_.recommend(h[s : s + bs], beam_size=beam, topk=k, mode=self.p["decode_mode"],
+                                             temperature=self.p["temperature"], generator=gen)
             out[s : s + bs, : items.shape[1]] = items.cpu().numpy()
         return out
 
     @torch.no_grad()
     def recommend_exact(self, histories: np.ndarray, k: int, users_per_call: int = 32) -> np.ndarray:
         """Top-k by the exact log-probability of every item's identifier (no beam pruning)."""
+        if not hasattr(self, "model_"):
+            raise ConfigError("SEATERRetriever.recommend_exact called before fit")
         k = check_topk(k, "seater.recommend_exact")
         h = self._histories(histories)
         self.model_.eval()

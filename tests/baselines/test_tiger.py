@@ -9,10 +9,11 @@ from torch import nn
 
 from baselines.popular import MostPopular
 from baselines.rqvae import build_rqvae
-from baselines.tiger import TIGER, TIGERConfig, _first_valid, _ndcg_recall
+from baselines.tiger import TIGER, TIGERConfig, _first_valid
 from seater.data.splits import leave_one_out
 from seater.data.synthetic import make_synthetic
 from seater.errors import ConfigError, DataError
+from seater.metrics import evaluate
 from seater.retriever import RETRIEVERS
 from seater.trees import Tree
 
@@ -91,8 +92,8 @@ def test_learns_above_most_popular(synthetic_split):
     tree = build_rqvae(inter.extra["item_latent"], k=8, seed=0, epochs=10, batch_size=64, hidden=[64, 32], latent_dim=8)
     model = TIGER(device="cpu", seed=0, epochs=4, patience=4, valid_users=100, **TINY).fit(split, tree)
     pop = MostPopular().fit(split)
-    ours = _ndcg_recall(model.recommend(split.test.histories, 10), split.test.truth, 10)
-    base = _ndcg_recall(pop.recommend(split.test.histories, 10), split.test.truth, 10)
+    ours = evaluate(model.recommend(split.test.histories, 10), split.test.truth, ks=(10,))
+    base = evaluate(pop.recommend(split.test.histories, 10), split.test.truth, ks=(10,))
     # observed: TIGER ndcg@10 0.172 (recall@10 0.353) vs most-popular 0.068 (0.127)
     assert ours["ndcg@10"] > 1.8 * base["ndcg@10"]
     info = model.fit_info_
