@@ -117,14 +117,26 @@ def _per_user(row: dict[str, Any], runfile: Path, name: str) -> np.ndarray:
     return values
 
 
-def compare_runs(run_a: Path, run_b: Path, metrics=DEFAULT_METRICS, match: str = "cell") -> list[Comparison]:
-    """Every metric of every group of cells that both runs finished, over the seeds both have."""
+def _default_metrics(pairs: dict[str, dict[int, tuple[dict, dict]]]) -> list[str]:
+    """`DEFAULT_METRICS` at the cut-offs every paired cell was evaluated at (a suite with ks = [10, 20]
+    has no @5), else NDCG and recall at the two smallest cut-offs they share."""
+    rows = [r for by_seed in pairs.values() for ab in by_seed.values() for r in ab]
+    common = set.intersection(*(set(r["cell"].get("ks", [])) for r in rows))
+    wanted = [m for m in DEFAULT_METRICS if int(m.partition("@")[2]) in common]
+    return wanted or [f"{name}@{k}" for k in sorted(common)[:2] for name in ("ndcg", "recall")]
+
+
+def compare_runs(run_a: Path, run_b: Path, metrics=None, match: str = "cell") -> list[Comparison]:
+    """Every metric of every group of cells that both runs finished, over the seeds both have.
+    `metrics` None: `DEFAULT_METRICS` where the cells have them (`_default_metrics`)."""
     if match not in MATCHES:
         raise ConfigError(f"--match must be one of {', '.join(MATCHES)}, got {match!r}")
-    if not metrics:
+    if metrics is not None and not metrics:
         raise ConfigError("no metrics to compare")
+    pairs = _pairs(run_a, run_b, match)
+    metrics = _default_metrics(pairs) if metrics is None else metrics
     out = []
-    for group, by_seed in sorted(_pairs(run_a, run_b, match).items()):
+    for group, by_seed in sorted(pairs.items()):
         seeds = sorted(by_seed)
         n_users = {}
         for s in seeds:

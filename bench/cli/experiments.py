@@ -39,9 +39,9 @@ def list_components(as_json: bool = typer.Option(False, "--json", help="Print JS
 @app.command("run")
 def run(
     suite: str = typer.Argument(..., help="Suite TOML file, or the name of one under bench/suites/."),
-    run_dir: Optional[Path] = typer.Option(None, help="Where results.jsonl, mlflow.db and logs go [default: runs/<suite>]."),
+    run_dir: Optional[Path] = typer.Option(None, help="Where results.jsonl, mlflow.db and logs go \\[default: runs/<suite>]."),
     cache_dir: Path = typer.Option(Path("cache"), help="Cache of item embeddings and trees."),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI [default: sqlite under the run folder]; 'none' = JSON lines only."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI \\[default: sqlite under the run folder]; 'none' = JSON lines only."),
     results_dir: Path = typer.Option(Path("results"), help="Leaderboards are written to <results-dir>/<suite>/."),
     timeout: Optional[float] = typer.Option(None, help="Kill and record as FAILED a cell running longer than this (seconds)."),
     device: Optional[str] = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
@@ -114,8 +114,8 @@ def run(
 @app.command("import")
 def import_cmd(
     runfile: Path = typer.Argument(..., help="A results.jsonl written by `seater-bench run`, or its run folder."),
-    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI [default: sqlite beside the file]."),
-    experiment: Optional[str] = typer.Option(None, help="Experiment name [default: the rows' suite]."),
+    tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI \\[default: sqlite beside the file]."),
+    experiment: Optional[str] = typer.Option(None, help="Experiment name \\[default: the rows' suite]."),
 ) -> None:
     """Push the rows of a results file into MLflow (rows already there are skipped)."""
     from bench.tracking import import_runfile
@@ -130,7 +130,7 @@ def leaderboard_cmd(
         ..., help="A results.jsonl, a run folder, a suite TOML or a suite name; several = one merged table (needs --name)."),
     results_dir: Path = typer.Option(Path("results"), help="Write to <results-dir>/<suite>/."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
-    name: Optional[str] = typer.Option(None, help="Folder name under --results-dir [default: the rows' suite]."),
+    name: Optional[str] = typer.Option(None, help="Folder name under --results-dir \\[default: the rows' suite]."),
     against: Optional[str] = typer.Option(
         None, help="Glob over row labels naming each dataset's reference row (e.g. '*balanced*'): p-values and "
                    "the change of the primary metric against it instead of the best row."),
@@ -161,7 +161,7 @@ def compare_cmd(
     run_b: str = typer.Argument(..., help="Run B, the same forms."),
     match: str = typer.Option("cell", help="Pair cells by 'cell' (same dataset / retriever / tree name and seed) or by 'seed' "
                                           "(dataset and seed alone: each cell of one run against the other run's one cell, e.g. SEATER trees vs SASRec)."),
-    metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Comma-separated test metrics, as in the per-user files."),
+    metrics: Optional[str] = typer.Option(None, help=f"Comma-separated test metrics, as in the per-user files \\[default: {','.join(DEFAULT_METRICS)} at the cut-offs both runs have]."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where `run` put the run folders (used with a suite name)."),
     out: Optional[Path] = typer.Option(None, help="Also write the table, with its provenance, to this markdown file."),
 ) -> None:
@@ -178,7 +178,7 @@ def compare_cmd(
 
     output_path(out, "--out")
     a, b = find_runfile(run_a, runs_dir), find_runfile(run_b, runs_dir)
-    rows = compare_runs(a, b, [m.strip() for m in metrics.split(",") if m.strip()], match)
+    rows = compare_runs(a, b, None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()], match)
     table = markdown_table(rows)
     typer.echo(f"A = {a}\nB = {b}\n" + "\n".join(table))
     if out is not None:

@@ -112,3 +112,14 @@ def test_a_per_user_file_of_the_wrong_length_is_named(tmp_path):
     np.save(tmp_path / "b" / "per_user" / "d-sasrec-0" / "test_ndcg@10.npy", np.ones(4))
     with pytest.raises(DataError, match="d/sasrec seed 0: test_ndcg@10.npy does not hold one value per test user"):
         compare_runs(a, b, ["ndcg@10"])
+
+
+def test_default_metrics_are_those_at_the_cut_offs_both_runs_have():
+    from bench.paired import _default_metrics
+
+    def pairs(*ks_lists):
+        return {"g": {s: ({"cell": {"ks": ks}}, {"cell": {"ks": [5, 10, 20]}}) for s, ks in enumerate(ks_lists)}}
+
+    assert _default_metrics(pairs([5, 10])) == ["ndcg@10", "recall@10", "ndcg@5", "recall@5"]
+    assert _default_metrics(pairs([10, 20], [5, 10])) == ["ndcg@10", "recall@10"]  # the quick suite has no @5
+    assert _default_metrics(pairs([20, 50])) == ["ndcg@20", "recall@20"]
