@@ -96,6 +96,34 @@ def _cache_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _run_lock(run_dir: Path):
+    """Hold ``<run dir>/.lock`` while a grid runs there: a second `run` on the same folder (launched
+    twice by mistake) would run the same cells at once, sharing their checkpoints and progress files.
+    The lock goes with the process, so a killed grid never leaves it behind."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with open(run_dir / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ConfigError(f"{run_dir} is in use by another `seater-bench run` ({holder}): wait for it, "
+                              "or give this one another --run-dir") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def load_data(cell: Cell):
     """The cell's `Interactions`: generated (synthetic) or loaded from its path."""
     ds = cell.dataset
@@ -685,69 +713,70 @@ def run_suite(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir.resolve()
-    cache_dir = Path(cache_dir).resolve() if cache_dir is not None else Path("cache").resolve()
-    runfile = run_dir / "results.jsonl"
-    if Path(suite.path).is_file():
-        kept, record = run_dir / "suite.toml", suite_record(suite.path)
-        if kept.is_file() and runfile.is_file() and kept.read_bytes() != record:
-            warnings.warn(f"{run_dir} holds rows of another version of this suite ({kept} differs from {suite.path}): "
-                          "rows of cells no longer in it stay in results.jsonl and in the leaderboard; use a new --run-dir to start clean")
-        kept.write_bytes(record)
-    uri = None if tracking_uri == "none" else (tracking_uri or default_tracking_uri(run_dir))
-    summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
+    with _run_lock(run_dir):  # one grid per run folder at a time
+        cache_dir = Path(cache_dir).resolve() if cache_dir is not None else Path("cache").resolve()
+        runfile = run_dir / "results.jsonl"
+        if Path(suite.path).is_file():
+            kept, record = run_dir / "suite.toml", suite_record(suite.path)
+            if kept.is_file() and runfile.is_file() and kept.read_bytes() != record:
+                warnings.warn(f"{run_dir} holds rows of another version of this suite ({kept} differs from {suite.path}): "
+                              "rows of cells no longer in it stay in results.jsonl and in the leaderboard; use a new --run-dir to start clean")
+            kept.write_bytes(record)
+        uri = None if tracking_uri == "none" else (tracking_uri or default_tracking_uri(run_dir))
+        summary = RunSummary(suite.name, run_dir, runfile, tracking_uri=uri)
 
-    summary.reused = reuse_rows(cells, run_dir, reuse)
-    rows = read_rows(runfile) if runfile.is_file() else []
-    done = set(iter_cells_done(rows, include_failed=not retry_failed))
-    stale = stale_cells(cells, rows)
-    if stale:
-        inputs = sorted({i.replace("_", " ") for changed in stale.values() for i in changed})
-        warnings.warn(f"{len(stale)} finished cell(s) of {run_dir} ran on {' and '.join(inputs)} that changed since; "
-                      "running them again (their earlier rows stay in results.jsonl)")
-        done -= set(stale)
-    todo = [c for c in cells if c.id not in done]
-    summary.skipped = [c.id for c in cells if c.id in done]
+        summary.reused = reuse_rows(cells, run_dir, reuse)
+        rows = read_rows(runfile) if runfile.is_file() else []
+        done = set(iter_cells_done(rows, include_failed=not retry_failed))
+        stale = stale_cells(cells, rows)
+        if stale:
+            inputs = sorted({i.replace("_", " ") for changed in stale.values() for i in changed})
+            warnings.warn(f"{len(stale)} finished cell(s) of {run_dir} ran on {' and '.join(inputs)} that changed since; "
+                          "running them again (their earlier rows stay in results.jsonl)")
+            done -= set(stale)
+        todo = [c for c in cells if c.id not in done]
+        summary.skipped = [c.id for c in cells if c.id in done]
 
-    for c in todo:  # curve points of an earlier, killed attempt
-        progress_file(run_dir, c.id).unlink(missing_ok=True)
-    sink = _open_sink(uri, suite.name, summary)
-    live = None
-    if sink is not None:
-        _sync(sink, read_rows(runfile) if runfile.is_file() else [], summary, {c.id for c in todo})
-        live = LiveCurves(sink, {c.id: c.name for c in todo}, run_dir, LIVE_INTERVAL_S,
-                          on_error=lambda e: _tracking_error(summary, "live curves", e, "curves reach MLflow when each cell ends"))
+        for c in todo:  # curve points of an earlier, killed attempt
+            progress_file(run_dir, c.id).unlink(missing_ok=True)
+        sink = _open_sink(uri, suite.name, summary)
+        live = None
+        if sink is not None:
+            _sync(sink, read_rows(runfile) if runfile.is_file() else [], summary, {c.id for c in todo})
+            live = LiveCurves(sink, {c.id: c.name for c in todo}, run_dir, LIVE_INTERVAL_S,
+                              on_error=lambda e: _tracking_error(summary, "live curves", e, "curves reach MLflow when each cell ends"))
 
-    jsonl = JsonlTracker(runfile)
-    prov = provenance(command)
+        jsonl = JsonlTracker(runfile)
+        prov = provenance(command)
 
-    def on_result(row: dict[str, Any]) -> None:
-        nonlocal sink
-        if (run_dir / "suite.toml").is_file():
-            row["artifacts"]["config"] = str(run_dir / "suite.toml")
-        jsonl.append(row)  # first the local file ...
-        summary.ran.append(row)
-        if sink is not None:  # ... then MLflow; an outage only costs a later `seater-bench import`
-            live.finish(row["cell_id"])
-            try:
-                sink.push(row)
-            except Exception as e:  # noqa: BLE001
-                # no more pushes this grid: each would wait out MLflow's retries (minutes per row on a dead server)
-                _tracking_error(summary, row["name"], e, f"no more rows go to MLflow in this run; push them later with "
-                                f"`seater-bench import {runfile}`")
-                live.stop()
-                sink = None
+        def on_result(row: dict[str, Any]) -> None:
+            nonlocal sink
+            if (run_dir / "suite.toml").is_file():
+                row["artifacts"]["config"] = str(run_dir / "suite.toml")
+            jsonl.append(row)  # first the local file ...
+            summary.ran.append(row)
+            if sink is not None:  # ... then MLflow; an outage only costs a later `seater-bench import`
+                live.finish(row["cell_id"])
+                try:
+                    sink.push(row)
+                except Exception as e:  # noqa: BLE001
+                    # no more pushes this grid: each would wait out MLflow's retries (minutes per row on a dead server)
+                    _tracking_error(summary, row["name"], e, f"no more rows go to MLflow in this run; push them later with "
+                                    f"`seater-bench import {runfile}`")
+                    live.stop()
+                    sink = None
 
-    ctx = CellContext(run_dir=run_dir, cache_dir=cache_dir, provenance=prov)
-    executor = executor or LocalExecutor(show_output=show_output, progress=progress)
-    if todo:
-        if live is not None:
-            live.start()
-        try:
-            executor.submit(todo, ctx, on_result)
-        finally:
+        ctx = CellContext(run_dir=run_dir, cache_dir=cache_dir, provenance=prov)
+        executor = executor or LocalExecutor(show_output=show_output, progress=progress)
+        if todo:
             if live is not None:
-                live.stop()
-    return summary
+                live.start()
+            try:
+                executor.submit(todo, ctx, on_result)
+            finally:
+                if live is not None:
+                    live.stop()
+        return summary
 
 
 LIVE_INTERVAL_S = 30.0  # how often the grid streams running cells' new curve points to MLflow

@@ -435,3 +435,17 @@ def test_run_checks_its_folders_and_the_device_before_any_cell(tmp_path):
         res = CliRunner().invoke(bench.cli.app, [*base, "--device", "cuda"])
         assert isinstance(res.exception, ConfigError) and "CUDA is not available here" in str(res.exception)
     assert not (tmp_path / "r").exists()  # no cell ran
+
+
+def test_a_second_grid_on_the_same_run_folder_is_refused(tmp_path):
+    from bench.runner import _run_lock
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE)
+    (tmp_path / "r").mkdir()
+    kw = dict(cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
+    with _run_lock(tmp_path / "r"):  # as a first `run` holds it
+        with pytest.raises(ConfigError, match=rf"{tmp_path / 'r'} is in use by another `seater-bench run` \(pid {os.getpid()}\)"):
+            run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*"], **kw)
+    assert not (tmp_path / "r" / "results.jsonl").exists()
+    assert len(run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*"], **kw).ran) == 1  # released
