@@ -20,6 +20,7 @@ import fnmatch
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,9 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             order = sorted(gs, key=lambda g: stats[id(g)][cost][0] if cost and not math.isnan(stats[id(g)][cost][0]) else math.inf)
         best = order[0] if has_primary else None
         use_ref = against is not None and bool(has_primary)
+        if against is not None and not has_primary:
+            warnings.warn(f"--against {against!r} not used for dataset {ds}: no row has values of {primary} "
+                          "(a tree-only grid, or no finished cell)")
         ref = reference_row(gs, against, primary) if use_ref else best
         vs = "ref" if use_ref else "best"
         marks: dict[tuple[int, str], str] = {}

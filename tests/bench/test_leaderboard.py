@@ -135,6 +135,11 @@ def test_leaderboard_against_a_reference_row(tmp_path):
         write_leaderboard(runfile, results_dir=tmp_path / "res", against="nope")
     with pytest.raises(ConfigError, match="matches 4 rows"):
         write_leaderboard(runfile, results_dir=tmp_path / "res", against="*")
+    for r in rows:  # no test values of the primary metric (a tree-only grid): said, not silently dropped
+        r["metrics"] = {"time/train_s": 1.0}
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(UserWarning, match=r"--against 'ref\*' not used for dataset d: no row has values of test/ndcg@10"):
+        write_leaderboard(runfile, results_dir=tmp_path / "res2", against="ref*")
 
 
 def test_build_time_plot_when_sizes_vary(tmp_path):
