@@ -32,11 +32,12 @@ from seater.data.types import EvalSet, Split
 from seater.dropout import Dropout
 from seater.device import resolve_device
 from seater.errors import ConfigError, DataError
-from seater.metrics import check_metric_name
+from seater.metrics import check_metric_name, metric_cutoff
 from seater.retriever import EmbeddingModel, check_histories, check_topk
 from seater.topk import topk_inner_product
 from seater.tracking import NullTracker, Tracker
 from seater.training import seed_everything, train_config, train_loop
+from seater.trees.checks import check_int
 from seater.trees.tree import Tree
 
 
@@ -78,13 +79,10 @@ def make_config(cls: type, name: str, params: dict[str, Any]) -> Any:
     if cfg.negative_sampling not in ("uniform", "popularity"):
         raise ConfigError(f"{name}: negative_sampling must be 'uniform' or 'popularity', got {cfg.negative_sampling!r}")
     for key in ("dim", "max_len", "batch_size", "n_negatives", "eval_batch_size", "n_heads", "n_blocks", "n_layers"):
-        value = getattr(cfg, key, 1)  # the last three: the model's own fields, where it has them
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name}: {key} must be an integer >= 1, got {value!r}")
+        check_int(f"{name}: {key}", getattr(cfg, key, 1), 1)  # the last three: the model's own fields, where it has them
     if cfg.dim % getattr(cfg, "n_heads", 1):
         raise ConfigError(f"{name}: dim ({cfg.dim}) must be divisible by n_heads ({cfg.n_heads})")
-    if isinstance(cfg.valid_users, bool) or not isinstance(cfg.valid_users, int) or cfg.valid_users < 0:
-        raise ConfigError(f"{name}: valid_users must be an integer >= 0 (0 = all), got {cfg.valid_users!r}")
+    check_int(f"{name}: valid_users (0 = all)", cfg.valid_users, 0)
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{name}: dropout must lie in [0, 1), got {cfg.dropout!r}")
     check_metric_name(cfg.val_metric, name)
@@ -301,7 +299,7 @@ class DualEncoder(EmbeddingModel):
                 yield batch
 
         def validate() -> dict[str, float]:
-            return self._evaluate(valid, ks=sorted({5, 10, 20, int(cfg.val_metric.split("@")[-1])}))
+            return self._evaluate(valid, ks=sorted({5, 10, 20, metric_cutoff(cfg.val_metric)}))
 
         tcfg = train_config(cfg, device=str(dev), seed=self.seed)
         res = train_loop(self.encoder_, batches, self.step_loss, validate, tcfg, tracker=tracker)

@@ -112,16 +112,16 @@ def _dataset_format(r, source: str, fmt: str | None) -> str:
     """The suite's format, ``auto`` resolved from the files (so a cell id names the format itself).
     Left out, it is s3rec, as before ``auto`` existed: then files that look like another format
     are an error here rather than a parse error on their first line when the cell runs."""
-    from seater.data.loaders import dataset_files, detect_format
+    from seater.data.loaders import dataset_files, detect_format, format_from_names
     from seater.errors import DataError
 
-    try:
-        found = detect_format(source)
+    try:  # left out, only what the file names say counts: a lone s3rec file may hold tabs
+        found = detect_format(source) if fmt == "auto" else format_from_names(source)
     except DataError as e:
         if fmt == "auto":
             raise r.err("format", f"auto: {e}") from None
-        found = fmt or "s3rec"
-    if fmt is None and found != "s3rec":
+        found = None
+    if fmt is None and found not in (None, "s3rec"):
         raise r.err("format", f"not given, so s3rec, but {source} looks like {found} data; "
                               f"set format = \"{found}\" (or \"auto\")")
     fmt = found if fmt == "auto" else fmt or "s3rec"

@@ -62,9 +62,11 @@ def changed_inputs(row: dict[str, Any], cell) -> list[str]:
 
     An input the row has no digest of (an older row), or whose files cannot be read now (the cell
     would fail on them with its own message), is not reported."""
+    recorded = row.get("lineage") or {}
+    if not {"dataset_files", "embeddings_file"} & set(recorded):  # nothing to compare: no hashing
+        return []
     try:
         now = input_digests(cell)
     except (OSError, SeaterError):
         return []
-    recorded = row.get("lineage") or {}
     return [k for k, v in now.items() if k in recorded and recorded[k] != v]

@@ -498,7 +498,9 @@ def beam_widths(g: Group, names: list[str]) -> dict[int, dict[str, list[float]]]
 def beam_width_table(groups: list[Group], metric: str, ks: list[int]) -> list[str]:
     """Quality (at the smallest cut-off, which every width reaches, and at the primary metric's) and
     users/s against the beam width, for the groups whose cells ran a `beam_sweep`."""
-    cuts = dict.fromkeys([min(ks), int(metric.partition("@")[2])])
+    from seater.metrics import metric_cutoff
+
+    cuts = dict.fromkeys([min(ks), metric_cutoff(metric)])
     names = [f"{m}@{k}" for k in cuts for m in ("ndcg", "recall")]
     md = ["### Beam width", "",
           "The same trained models decode the test users again at each width (suite `beam_sweep`); "

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from seater.errors import ConfigError, DataError
+from seater.metrics import metric_cutoff
 
 MATCHES = ("cell", "seed")
 DEFAULT_METRICS = ("ndcg@10", "recall@10", "ndcg@5", "recall@5")
@@ -122,7 +123,9 @@ def _default_metrics(pairs: dict[str, dict[int, tuple[dict, dict]]]) -> list[str
     has no @5), else NDCG and recall at the two smallest cut-offs they share."""
     rows = [r for by_seed in pairs.values() for ab in by_seed.values() for r in ab]
     common = set.intersection(*(set(r["cell"].get("ks", [])) for r in rows))
-    wanted = [m for m in DEFAULT_METRICS if int(m.partition("@")[2]) in common]
+    wanted = [m for m in DEFAULT_METRICS if metric_cutoff(m) in common]
+    if not wanted and not common:
+        raise DataError("the paired cells share no evaluation cut-off (rows without ks?): pass --metrics")
     return wanted or [f"{name}@{k}" for k in sorted(common)[:2] for name in ("ndcg", "recall")]
 
 

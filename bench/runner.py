@@ -36,6 +36,7 @@ import json
 import os
 import resource
 import shutil
+import socket
 import sys
 import time
 import traceback
@@ -50,7 +51,7 @@ import numpy as np
 
 from bench.config import Cell, Suite, canonical, suite_record
 from bench.provenance import MachineLoad
-from seater.errors import ConfigError, DataError, SeaterError
+from seater.errors import ConfigError, DataError, SeaterError, TrackingError
 
 # ---------------------------------------------------------------------------------- one cell
 
@@ -114,9 +115,13 @@ def _run_lock(run_dir: Path):
             holder = fh.read().strip() or "another process"
             raise ConfigError(f"{run_dir} is in use by another `seater-bench run` ({holder}): wait for it, "
                               "or give this one another --run-dir") from None
+        except OSError as e:  # a file system without locks (some network mounts): run unguarded, as before
+            warnings.warn(f"cannot lock {run_dir} ({e.strerror}): nothing stops a second run on this folder")
+            yield
+            return
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()}")
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
         fh.flush()
         try:
             yield
@@ -197,12 +202,8 @@ def _peak_rss_mb() -> float:
 def _emb_key(cell: Cell) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from bench.inputs import dataset_digest
-
     emb = cell.embeddings
     key: dict[str, Any] = {"dataset": asdict(cell.dataset), "source": emb.source, "params": emb.params}
-    if (files := dataset_digest(cell.dataset)) is not None:  # the data's bytes, not only its path
-        key["dataset_files"] = files
     if emb.kind == "model":  # only a trained model depends on the split and the seed
         key["seed"] = cell.seed
     if emb.kind == "file":
@@ -221,9 +222,31 @@ def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, An
         return _item_embeddings(cell, inter, split, path, out, progress)
 
 
+def _cached_inputs_match(path: Path, digests: dict[str, str]) -> bool:
+    """Whether the cache file `path` was made from the input files as they are now.
+
+    Its key names the inputs by path (`_emb_key`), so ``<path>.inputs.json`` beside it records the
+    digests of their bytes (`bench.inputs`); a cache file from before these records is taken as
+    current, and gets one."""
+    record = path.with_name(path.name + ".inputs.json")
+    if not record.is_file():
+        _atomic_write_json(record, digests)
+        return True
+    return json.loads(record.read_text()) == digests
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
+
+
 def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], progress: bool) -> np.ndarray:
     emb = cell.embeddings
-    if path.is_file():
+    from bench.inputs import input_digests
+
+    digests = input_digests(cell)  # a dataset rewritten in place retrains the model
+    if path.is_file() and _cached_inputs_match(path, digests):
         x = np.load(path, allow_pickle=False)
         out["metrics"]["time/embeddings_s"] = 0.0
         out["params"]["embeddings.cached"] = True
@@ -253,6 +276,7 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
         if x.ndim != 2 or x.shape[0] != inter.n_items:
             raise DataError(f"embeddings from {emb.source}: expected shape ({inter.n_items}, d), got {x.shape}")
         _atomic_save_npy(path, np.ascontiguousarray(x, dtype=np.float32))
+        _atomic_write_json(path.with_name(path.name + ".inputs.json"), digests)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -342,8 +366,8 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
     need_split = cell.retriever is not None or (cell.tree is not None and cell.embeddings.kind == "model")
 
     t0 = time.perf_counter()
+    out["lineage"].update(input_digests(cell))  # before loading: the row names the bytes it read (a changed file reruns the cell)
     inter = load_data(cell)
-    out["lineage"].update(input_digests(cell))  # a rerun after the files change runs the cell again
     split = None
     if need_split:
         from seater.data.splits import make_split
@@ -750,7 +774,6 @@ def run_suite(
         prov = provenance(command)
 
         def on_result(row: dict[str, Any]) -> None:
-            nonlocal sink
             if (run_dir / "suite.toml").is_file():
                 row["artifacts"]["config"] = str(run_dir / "suite.toml")
             jsonl.append(row)  # first the local file ...
@@ -760,11 +783,21 @@ def run_suite(
                 try:
                     sink.push(row)
                 except Exception as e:  # noqa: BLE001
-                    # no more pushes this grid: each would wait out MLflow's retries (minutes per row on a dead server)
-                    _tracking_error(summary, row["name"], e, f"no more rows go to MLflow in this run; push them later with "
-                                    f"`seater-bench import {runfile}`")
-                    live.stop()
-                    sink = None
+                    _push_failed(e, row)
+
+        def _push_failed(e: Exception, row: dict[str, Any]) -> None:
+            nonlocal sink
+            from bench.tracking import check_reachable
+
+            try:
+                check_reachable(sink.uri)
+            except TrackingError:  # the server is gone: each later push would wait out MLflow's retries
+                _tracking_error(summary, row["name"], e, "the server does not answer, so no more rows go to MLflow in this "
+                                f"run; push them later with `seater-bench import {runfile}`")
+                live.stop()
+                sink = None
+                return
+            _tracking_error(summary, row["name"], e, f"push it later with `seater-bench import {runfile}`")
 
         ctx = CellContext(run_dir=run_dir, cache_dir=cache_dir, provenance=prov)
         executor = executor or LocalExecutor(show_output=show_output, progress=progress)
@@ -783,9 +816,10 @@ LIVE_INTERVAL_S = 30.0  # how often the grid streams running cells' new curve po
 
 
 def _tracking_error(summary: RunSummary, what: str, e: Exception, then: str) -> None:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    summary.tracking_errors.append(f"{what}: {first}")
-    warnings.warn(f"MLflow failed for {what} ({first}); {then}")
+    from bench.tracking import first_line
+
+    summary.tracking_errors.append(f"{what}: {first_line(e)}")
+    warnings.warn(f"MLflow failed for {what} ({first_line(e)}); {then}")
 
 
 def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
@@ -810,7 +844,7 @@ def _sync(sink, rows: list[dict[str, Any]], summary: RunSummary, todo: set[str])
             sink.push(r)
         sink.fail_abandoned(todo)
     except Exception as e:  # noqa: BLE001
-        summary.tracking_errors.append(f"sync: {type(e).__name__}: {e}")
+        _tracking_error(summary, "the rows of earlier runs", e, f"push them later with `seater-bench import {summary.runfile}`")
 
 
 if __name__ == "__main__":

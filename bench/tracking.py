@@ -219,14 +219,32 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
             rows.append(row)
         elif row is None and line.lstrip().startswith("{"):
             # torn by a kill (`JsonlTracker.append` starts the next row on a new line); where the cut fell
-            # can leave anything, a closing brace included, so any object that does not parse counts
+            # can leave anything, a closing brace included, so any object that does not parse counts. A
+            # whole row glued after the torn part (files concatenated by hand) is kept.
             torn.append(i)
+            if (whole := _row_after_torn_part(line)) is not None:
+                rows.append(whole)
         else:
             raise DataError(f"{path}:{i}: not a results row written by seater-bench ({problem})")
     if torn:
-        warnings.warn(f"{path}: skipped {len(torn)} torn row(s) (a writer killed mid-line) at line(s) "
-                      f"{', '.join(map(str, torn))}; their cells count as not run", stacklevel=2)
+        warnings.warn(f"{path}: skipped the torn part of {len(torn)} line(s) (a writer killed mid-row) at line(s) "
+                      f"{', '.join(map(str, torn))}; a cell with no other row counts as not run", stacklevel=2)
     return rows
+
+
+def _row_after_torn_part(line: str) -> dict[str, Any] | None:
+    """The whole results row that ends `line` after a torn one, if there is one."""
+    decoder = json.JSONDecoder()
+    start = line.find('{"', 1)
+    while start != -1:
+        try:
+            row, end = decoder.raw_decode(line, start)
+        except json.JSONDecodeError:
+            row, end = None, -1
+        if end == len(line.rstrip()) and _row_problem(row) is None:
+            return row
+        start = line.find('{"', start + 1)
+    return None
 
 
 ROW_STATUSES = ("FINISHED", "FAILED")  # a results row is written when its cell has ended
@@ -380,20 +398,26 @@ def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None
     """Raise `TrackingError` at once when an http(s) tracking server does not answer.
 
     MLflow's own client retries a dead server with back-off for about four minutes per call, so
-    the grid would sit silent before its first cell (and `import` before its traceback). Any HTTP
-    answer counts as reachable: a proxy may not serve MLflow's /health."""
-    import urllib.error
-    import urllib.request
-
+    the grid would sit silent before its first cell (and `import` before its traceback). The probe
+    goes through MLflow's own request code with the same credentials and TLS settings as the client
+    (certificate bundles, insecure TLS, tokens), once and without retries; any HTTP answer counts as
+    reachable (a proxy may not serve MLflow's /health)."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
     try:
-        urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout).close()
-    except urllib.error.HTTPError:
-        return
-    except (OSError, ValueError) as e:  # URLError, refused, timeout, a malformed address
-        reason = getattr(e, "reason", e)
-        raise TrackingError(f"cannot reach the MLflow server at {tracking_uri} ({reason})") from None
+        http_request(get_default_host_creds(tracking_uri), "/health", "GET", max_retries=0, timeout=timeout, raise_on_status=False)
+    except MlflowException as e:  # connection refused, name not resolved, TLS failure, timeout
+        raise TrackingError(f"cannot reach the MLflow server at {tracking_uri} ({first_line(e)[:300]})") from None
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's message, first line only (MLflow's carry pages of server output), or its type."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 class MLflowSink:
@@ -408,14 +432,16 @@ class MLflowSink:
 
         self.uri = tracking_uri
         check_reachable(tracking_uri)
-        # a server that dies mid-grid: a few retries, not MLflow's default seven with back-off (minutes per row)
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        if tracking_uri.startswith(("http://", "https://")):
+            # a server that dies mid-grid: a few retries, not MLflow's default seven with back-off (minutes
+            # per row); read per request, so it also holds for `import` (a user's own setting stays)
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         # a new sqlite store announces its table creation at INFO, twice, in the middle of our progress output
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         try:
             self.client = MlflowClient(tracking_uri=tracking_uri)
         except MlflowException as e:  # a URI MLflow cannot use at all (an unknown scheme); an outage raises below
-            raise ConfigError(f"MLflow tracking URI {tracking_uri!r} cannot be used: {str(e).strip().splitlines()[0]}") from None
+            raise ConfigError(f"MLflow tracking URI {tracking_uri!r} cannot be used: {first_line(e)}") from None
         exp = self.client.get_experiment_by_name(experiment)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(
             experiment, artifact_location=local_artifact_root(tracking_uri))
@@ -449,15 +475,17 @@ class MLflowSink:
             MLflowTracker.attach(self.client, run_id).log_curves(points)
             self._live[cell_id] = (run_id, n + len(points))
 
-    def fail_abandoned(self, cell_ids: set[str]) -> int:
-        """Mark FAILED the streamed runs of these cells that a killed grid left RUNNING (the cells
-        never wrote a row; they are about to run again, into new runs). Returns how many."""
+    def fail_abandoned(self, cell_ids: set[str], why: str = "the grid stopped before the cell finished") -> int:
+        """Mark FAILED the streamed runs of these cells left RUNNING: by a killed grid (the cells never
+        wrote a row; they are about to run again, into new runs), or by a grid that lost the server
+        (`import` then pushes their rows as new runs). Returns how many."""
         with self._lock:
             runs = self.client.search_runs([self.experiment_id], "tags.`seater.live` = '1' and attributes.status = 'RUNNING'",
                                            max_results=1000)
-            stale = [r.info.run_id for r in runs if r.data.tags.get("seater.cell_id") in cell_ids]
+            stale = [r.info.run_id for r in runs if r.data.tags.get("seater.cell_id") in cell_ids and r.info.run_id not in
+                     {run_id for run_id, _ in self._live.values()}]
             for run_id in stale:
-                self.client.set_tag(run_id, "seater.error", "the grid stopped before the cell finished")
+                self.client.set_tag(run_id, "seater.error", why)
                 self.client.set_terminated(run_id, status="FAILED")
             return len(stale)
 
@@ -527,16 +555,20 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     for exp, rs in by_suite.items():
         try:
             sink = MLflowSink(uri, exp)
+            new = set()
             for r in rs:
                 if sink.push(r) is None:
                     skipped += 1
                 else:
                     pushed += 1
+                    new.add(r["cell_id"])
+            # runs these cells streamed into before their grid lost the server: their rows are now new runs
+            sink.fail_abandoned(new, why="the grid lost the tracking server; the cell's row was imported as another run")
         except SeaterError:
             raise
         except Exception as e:  # noqa: BLE001 - a server error mid-way: one line, and rerunning resumes
-            raise TrackingError(f"MLflow at {uri} failed after {pushed} pushed runs ({type(e).__name__}: "
-                                f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}); rerun to push the rest") from None
+            raise TrackingError(f"MLflow at {uri} failed after {pushed} pushed runs ({type(e).__name__}: {first_line(e)}); "
+                                "rerun to push the rest") from None
     return pushed, skipped
 
 

@@ -131,6 +131,11 @@ def evaluate(
     return summarize(per_user_metrics(pred, truth, ks, comirec_ndcg=comirec_ndcg))
 
 
+def metric_cutoff(metric: str) -> int:
+    """K of a metric name such as ``ndcg@10``."""
+    return int(str(metric).partition("@")[2])
+
+
 def check_metric_name(metric: str, who: str) -> str:
     """`metric` if it names a ranking metric the evaluation computes (recall@K, hit@K, ndcg@K), for
     early stopping; checked when a model is configured, not after its first training epoch."""

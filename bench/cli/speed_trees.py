@@ -58,8 +58,9 @@ def trees(
 
 
 def _markdown_out(out: Path) -> None:
-    """--out is the markdown file (its JSON goes beside it) or a folder for the default file names."""
-    if out.suffix not in ("", ".md"):
+    """--out is the markdown file (its JSON goes beside it) or a folder for the default file names
+    (as `write_results` reads it: anything but a .md path is a folder, ``results/2024.06`` too)."""
+    if out.suffix in (".json", ".csv", ".txt", ".png", ".html"):
         raise ConfigError(f"--out {out}: give a .md path (the JSON is written beside it) or a folder")
     output_path(out, "--out", folder=out.suffix != ".md")
 

@@ -479,6 +479,17 @@ def load_yambda(path: str | Path) -> Interactions:
 def detect_format(path: str | Path) -> str:
     """Guess the format of `path` from file names (and the first line of a lone file)."""
     path = Path(path)
+    found = format_from_names(path)
+    if found is not None:
+        return found
+    first = _first_line(path)
+    return "comirec" if ("\t" in first or "," in first) else "s3rec"
+
+
+def format_from_names(path: str | Path) -> str | None:
+    """The format that file names tell (a folder's files; a file's name or suffix), or None for a
+    lone file whose name says nothing (then only its first line hints at one)."""
+    path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: path not found")
     if path.is_dir():
@@ -497,8 +508,20 @@ def detect_format(path: str | Path) -> str:
         return "yambda"
     if path.suffix in (".tsv", ".csv"):
         return "comirec"
-    first = next((line for line in _read_lines(path) if line.strip()), "")
-    return "comirec" if ("\t" in first or "," in first) else "s3rec"
+    return None
+
+
+def _first_line(path: Path, limit: int = 1 << 16) -> str:
+    """The first non-blank line of a text file, reading no more than its head."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                return line
+            if fh.tell() > limit:
+                break
+    return ""
 
 
 def dataset_files(path: str | Path, format: str = "auto") -> list[Path]:

@@ -113,7 +113,7 @@ class SEATERRetriever(Retriever):
     def fit(
         self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None, item_embeddings: np.ndarray | None = None
     ) -> "SEATERRetriever":
-        from seater.metrics import evaluate
+        from seater.metrics import evaluate, metric_cutoff
         from seater.training import train_config, train_loop
 
         if tree is None:
@@ -156,7 +156,7 @@ class SEATERRetriever(Retriever):
         if n_val == 0:
             raise DataError("the split has no validation users: SEATER selects its epoch on them")
         val_rows = np.sort(rng.choice(len(valid), n_val, replace=False))
-        val_k = int(self.p["val_metric"].partition("@")[2])  # the cut-off early stopping asks for, not only 10
+        val_k = metric_cutoff(self.p["val_metric"])  # the cut-off early stopping asks for, not only 10
 
         def validate() -> dict[str, float]:
             pred = self.recommend(valid.histories[val_rows], max(10, val_k))

@@ -239,6 +239,8 @@ def test_dataset_format_auto_is_resolved_and_a_missing_format_is_checked(tmp_pat
     assert _load(tmp_path, files.replace("SRC", str(tmp_path / "s3"))).datasets[0].format == "s3rec"
     with pytest.raises(ConfigError, match=r'datasets\[0\].format not given, so s3rec, but .*log.csv looks like comirec data; set format = "comirec"'):
         _load(tmp_path, files.replace("SRC", str(tmp_path / "log.csv")))
+    (tmp_path / "tabs.txt").write_text("1\t2\t3\n")  # a lone s3rec file with tabs: its name says nothing, so s3rec
+    assert _load(tmp_path, files.replace("SRC", str(tmp_path / "tabs.txt"))).datasets[0].format == "s3rec"
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"datasets\[0\].format auto: .*cannot tell the format"):
         _load(tmp_path, with_format.replace("SRC", str(tmp_path / "empty")).replace("FMT", "auto"))

@@ -385,7 +385,10 @@ def test_torn_rows_are_skipped_wherever_the_cut_fell(tmp_path):
     cut = b[: b.index("}") + 1]  # the cut fell just after a closing brace of a nested object
     path = tmp_path / "results.jsonl"
     path.write_text(f"{a}\n{cut}\n{c}\n{cut}")  # torn mid-file (a later row was appended) and at the end
-    with pytest.warns(UserWarning, match=r"skipped 2 torn row\(s\) \(a writer killed mid-line\) at line\(s\) 2, 4"):
+    with pytest.warns(UserWarning, match=r"skipped the torn part of 2 line\(s\) \(a writer killed mid-row\) at line\(s\) 2, 4"):
+        assert [r["name"] for r in read_rows(path)] == [json.loads(a)["name"], json.loads(c)["name"]]
+    path.write_text(f"{a}\n{cut}{c}\n")  # a torn file and another concatenated: the glued whole row is kept
+    with pytest.warns(UserWarning, match=r"torn part of 1 line\(s\)"):
         assert [r["name"] for r in read_rows(path)] == [json.loads(a)["name"], json.loads(c)["name"]]
     path.write_text(f"{a}\nnot a row\n")
     with pytest.raises(DataError, match=r"results.jsonl:2: not a results row written by seater-bench \(not JSON\)"):
