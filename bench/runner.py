@@ -838,11 +838,12 @@ def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
 
 
 def _sync(sink, rows: list[dict[str, Any]], summary: RunSummary, todo: set[str]) -> None:
-    """Push the rows a killed grid wrote but never pushed, and fail the runs it left streaming."""
+    """Push the rows a killed grid wrote but never pushed, and fail the runs it left open: those of the
+    cells about to run, and those of cells whose rows are in the file (killed after the row was written)."""
     try:
         for r in rows:
             sink.push(r)
-        sink.fail_abandoned(todo)
+        sink.fail_abandoned(todo | {r["cell_id"] for r in rows})
     except Exception as e:  # noqa: BLE001
         _tracking_error(summary, "the rows of earlier runs", e, f"push them later with `seater-bench import {summary.runfile}`")
 

@@ -455,7 +455,8 @@ class MLflowSink:
             token = None
             while True:
                 page = self.client.search_runs([self.experiment_id], max_results=1000, page_token=token)
-                ids.update(r.data.tags["seater.row_id"] for r in page if "seater.row_id" in r.data.tags)
+                # a RUNNING run with a row id was cut off mid-push (the grid killed): not pushed, push again
+                ids.update(r.data.tags["seater.row_id"] for r in page if "seater.row_id" in r.data.tags and r.info.status != "RUNNING")
                 token = page.token
                 if not token:
                     break
@@ -476,12 +477,12 @@ class MLflowSink:
             self._live[cell_id] = (run_id, n + len(points))
 
     def fail_abandoned(self, cell_ids: set[str], why: str = "the grid stopped before the cell finished") -> int:
-        """Mark FAILED the streamed runs of these cells left RUNNING: by a killed grid (the cells never
-        wrote a row; they are about to run again, into new runs), or by a grid that lost the server
-        (`import` then pushes their rows as new runs). Returns how many."""
+        """Mark FAILED the runs of these cells left RUNNING: streamed by a killed grid (the cells never
+        wrote a row, or wrote it just before the kill; they run again, or their rows are pushed, into new
+        runs), cut off mid-push, or streamed by a grid that lost the server (`import` then pushes their
+        rows as new runs). Runs this sink streams now are left alone. Returns how many."""
         with self._lock:
-            runs = self.client.search_runs([self.experiment_id], "tags.`seater.live` = '1' and attributes.status = 'RUNNING'",
-                                           max_results=1000)
+            runs = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
             stale = [r.info.run_id for r in runs if r.data.tags.get("seater.cell_id") in cell_ids and r.info.run_id not in
                      {run_id for run_id, _ in self._live.values()}]
             for run_id in stale:
@@ -526,8 +527,11 @@ class MLflowSink:
                     self.client.log_artifact(t.run_id, str(path), artifact_path=name)
             self.client.log_text(t.run_id, json.dumps(row, indent=1, sort_keys=True, default=_jsonable), "row.json")
             t.set_status(row["status"] if row["status"] in ROW_STATUSES else "FAILED", end_time_ms=end)
-        except Exception:
-            self.client.delete_run(t.run_id)  # half-written: let a later push (import) redo it
+        except BaseException:  # an error, or the grid interrupted between the row's file write and here
+            try:
+                self.client.delete_run(t.run_id)  # half-written: let a later push (import) redo it
+            except Exception:  # noqa: BLE001 - the next grid's `fail_abandoned` closes it instead
+                pass
             raise
         self.pushed_row_ids().add(row["row_id"])
         return t.run_id

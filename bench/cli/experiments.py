@@ -87,8 +87,14 @@ def run(
         from seater.device import resolve_device
 
         resolve_device(s.device)  # no CUDA here: one error now, not one FAILED row per model cell
-    summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri, executor=executor,
-                        retry_failed=retry_failed, reuse=reuse, only=only)
+    try:
+        summary = run_suite(s, run_dir=run_dir, cache_dir=cache_dir, tracking_uri=tracking_uri, executor=executor,
+                            retry_failed=retry_failed, reuse=reuse, only=only)
+    except (KeyboardInterrupt, SystemExit) as e:  # Ctrl-C, or SIGTERM (the executor raises SystemExit(143))
+        if isinstance(e, KeyboardInterrupt) or e.code == 143:
+            typer.echo(f"\ninterrupted: the rows of finished cells are in {(run_dir or default_run_dir(s)) / 'results.jsonl'}; "
+                       "run the same command again to finish the rest (training resumes from its last epoch)", err=True)
+        raise
     reused = f" ({len(summary.reused)} copied from --reuse)" if summary.reused else ""
     typer.echo(f"ran {len(summary.ran)} cells ({len(summary.failed)} failed), skipped {len(summary.skipped)} finished{reused}; "
                f"results: {summary.runfile}", err=True)

@@ -115,3 +115,25 @@ def test_runs_a_killed_grid_left_streaming_are_marked_failed(tmp_path):
     runs = {r.data.tags["seater.cell_id"]: r for r in again.client.search_runs([again.experiment_id])}
     assert runs["c1"].info.status == "FAILED" and "stopped before the cell finished" in runs["c1"].data.tags["seater.error"]
     assert runs["c2"].info.status == "RUNNING"
+
+
+def test_a_push_cut_off_by_the_kill_of_its_grid_is_redone_once(tmp_path, monkeypatch):
+    """The grid writes a cell's row to the file, then pushes it; a kill in between leaves no half-run
+    standing: the cut-off run is removed (or, when it cannot be, closed by the next grid's sync) and
+    the row pushed again as one finished run."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    first = MLflowSink(uri, "live")
+    first.stream("c1", "cell c1", [{"step": 0, "metrics": {"train/loss": 1.0}}])
+    monkeypatch.setattr(first.client, "log_text", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(first.client, "delete_run", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        first.push(_row("c1", [{"step": 0, "metrics": {"train/loss": 1.0}}]))
+    (cut,) = first.client.search_runs([first.experiment_id])
+    assert cut.info.status == "RUNNING" and cut.data.tags["seater.row_id"] == "c1-r"
+
+    again = MLflowSink(uri, "live")  # the next grid's sync: push the file's rows, close what is still open
+    assert "c1-r" not in again.pushed_row_ids()  # a RUNNING run does not count as pushed
+    again.push(_row("c1", [{"step": 0, "metrics": {"train/loss": 1.0}}]))
+    assert again.fail_abandoned({"c1"}) == 1
+    runs = sorted(again.client.search_runs([again.experiment_id]), key=lambda r: r.info.status)
+    assert [r.info.status for r in runs] == ["FAILED", "FINISHED"]
