@@ -443,6 +443,9 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
             out["metrics"]["mem/cuda_peak_mb"] = max(peaks)
         shutil.rmtree(ckpt, ignore_errors=True)  # the cell is done: its rerun never resumes
     out["metrics"]["mem/peak_mb"] = _peak_rss_mb()
+    import torch
+
+    out["params"]["torch_threads"] = torch.get_num_threads()  # timings (and float sums) depend on it
     return out
 
 

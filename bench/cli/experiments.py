@@ -46,7 +46,7 @@ def run(
     timeout: Optional[float] = typer.Option(None, help="Kill and record as FAILED a cell running longer than this (seconds)."),
     device: Optional[str] = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not forward the cells' own output."),
-    workers: int = typer.Option(1, help="Cells run at once, each on cpu_count // workers threads (all of them when the grid has one cell; output then only in the cells' logs)."),
+    workers: int = typer.Option(1, help="Cells run at once, each on usable cores // workers threads (all of them when the grid has one cell; output then only in the cells' logs)."),
     retry_failed: bool = typer.Option(True, help="Rerun cells recorded as FAILED (finished cells are always skipped)."),
     leaderboard: bool = typer.Option(True, help="Write and print the leaderboard at the end."),
     reuse: list[Path] = typer.Option([], help="Another run folder whose finished cells of this suite are copied in, not rerun (repeatable)."),

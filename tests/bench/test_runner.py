@@ -198,7 +198,7 @@ def test_parallel_cells_share_the_cores_and_a_lone_cell_gets_them_all(tmp_path, 
     from bench.executor import LocalExecutor
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))  # the cores this process may use
     ex = LocalExecutor(show_output=False, progress=False, workers=4)
     seen = []
 
@@ -225,6 +225,9 @@ def test_killed_cell_resumes_from_its_checkpoint(tmp_path):
     second = run_suite(suite, **kw)
     assert [r["status"] for r in second.ran] == ["FINISHED"] and second.ran[0]["metrics"]["fit/resumed"] == 1.0
     assert not ckpt.exists()  # removed once the cell finished
+    log = (tmp_path / "run" / "logs" / f"{suite.cells()[0].id}.log").read_text()
+    assert log.count("=== attempt started") == 2  # the first attempt's output, which its FAILED row points to, stays
+    assert second.ran[0]["params"]["torch_threads"] >= 1
 
 
 def test_reuse_copies_finished_cells_of_another_run_instead_of_rerunning_them(tmp_path):
