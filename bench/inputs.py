@@ -5,8 +5,9 @@ A cell id hashes the suite's description of its inputs (a dataset's path and for
 file's path), not their bytes: regenerate a dataset in place and the id stays the same. So each row
 records the digests of its input files (``lineage.dataset_files``, ``lineage.embeddings_file``); a
 rerun compares them with the files as they are now and runs a cell whose files changed again
-(`changed_inputs`), and the embedding cache is keyed by them. Rows older than these digests are
-taken as they are.
+(`changed_inputs`), and a cached embedding table keeps them beside it (`bench.runner`), so a
+rewritten dataset trains its model again. Rows and tables older than these digests are taken as
+they are.
 """
 
 from __future__ import annotations

@@ -242,9 +242,9 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], progress: bool) -> np.ndarray:
-    emb = cell.embeddings
     from bench.inputs import input_digests
 
+    emb = cell.embeddings
     digests = input_digests(cell)  # a dataset rewritten in place retrains the model
     if path.is_file() and _cached_inputs_match(path, digests):
         x = np.load(path, allow_pickle=False)
@@ -443,10 +443,14 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
             out["metrics"]["mem/cuda_peak_mb"] = max(peaks)
         shutil.rmtree(ckpt, ignore_errors=True)  # the cell is done: its rerun never resumes
     out["metrics"]["mem/peak_mb"] = _peak_rss_mb()
-    import torch
-
-    out["params"]["torch_threads"] = torch.get_num_threads()  # timings (and float sums) depend on it
+    out["params"]["torch_threads"] = _torch_threads()  # timings (and float sums) depend on it
     return out
+
+
+def _torch_threads() -> int:
+    import torch  # imported by every cell already; the grid's own process stays without it
+
+    return torch.get_num_threads()
 
 
 def _beam_sweep(model, evalset, cell: Cell, metrics: dict[str, float], say, progress: bool, n_items: int) -> None:

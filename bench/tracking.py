@@ -415,7 +415,7 @@ def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None
 
 
 def first_line(e: BaseException) -> str:
-    """An exception's message, first line only (MLflow's carry pages of server output), or its type."""
+    """An exception's message, first line only (MLflow's errors carry pages of server output), or its type."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
