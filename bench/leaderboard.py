@@ -186,6 +186,9 @@ def paired_test(ref: Group, other: Group, metric: str) -> tuple[float, int]:
         a, b = per_user_values(r, metric), per_user_values(o, metric)
         if a is None or b is None or len(a) != len(b):
             continue
+        ua, ub = per_user_values(r, "users"), per_user_values(o, "users")
+        if ua is not None and ub is not None and not np.array_equal(ua, ub):  # another split: nothing to pair
+            continue
         ok = ~(np.isnan(a) | np.isnan(b))
         a_parts.append(a[ok])
         b_parts.append(b[ok])
@@ -391,12 +394,12 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             if len({v for v, _ in vals}) < 2:
                 continue
             ranked = sorted(vals, key=lambda t: t[0] if _lower_better(c) else -t[0])
-            marks[(ranked[0][1], c)] = "best"
             second = next((t for t in ranked[1:] if t[0] != ranked[0][0]), None)
-            if second is not None:
-                for v, gid in ranked:
-                    if v == second[0]:
-                        marks[(gid, c)] = "second"
+            for v, gid in ranked:  # ties share a mark
+                if v == ranked[0][0]:
+                    marks[(gid, c)] = "best"
+                elif second is not None and v == second[0]:
+                    marks[(gid, c)] = "second"
         md += [f"## {ds}", ""]
         if best is not None:
             whom = (f"the best row `{best.label}`" if vs == "best" else

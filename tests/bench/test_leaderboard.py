@@ -393,3 +393,21 @@ def test_torn_rows_are_skipped_wherever_the_cut_fell(tmp_path):
     path.write_text(f"{a}\nnot a row\n")
     with pytest.raises(DataError, match=r"results.jsonl:2: not a results row written by seater-bench \(not JSON\)"):
         read_rows(path)
+
+
+def test_tied_best_rows_share_the_mark_and_other_splits_are_not_paired(tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.random(100)
+    rows = [_row(tmp_path, "a", 0, base + 0.2), _row(tmp_path, "b", 0, base + 0.2), _row(tmp_path, "c", 0, base)]
+    other = _row(tmp_path, "d", 0, base + 0.1)
+    np.save(Path(other["artifacts"]["per_user"]) / "test_users.npy", np.arange(100) + 1000)  # another split's users
+    for r in rows[:3]:
+        np.save(Path(r["artifacts"]["per_user"]) / "test_users.npy", np.arange(100))
+    runfile = tmp_path / "results.jsonl"
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in [*rows, other]))
+    md = write_leaderboard(runfile, results_dir=tmp_path / "res").markdown_path.read_text()
+    lines = {ln.split(" | ")[0]: ln for ln in md.splitlines() if ln.startswith("| ") and "seeds" not in ln}
+    assert "**" in lines["| a"].split(" | ")[2] and "**" in lines["| b"].split(" | ")[2]  # a tie for best: both bold
+    assert "_" in lines["| d"].split(" | ")[2] and "_" not in lines["| c"].split(" | ")[2]  # the next value is second
+    p = {name: lines[f"| {name}"].split(" | ")[-1].rstrip(" |") for name in "cd"}
+    assert p["d"] == "–" and p["c"] == "0 *"  # d scored other users: no paired p against a
