@@ -37,6 +37,8 @@ def int_list(text: str, name: str, minimum: int = 0) -> tuple[int, ...]:
         raise ConfigError(f"--{name} must be a comma-separated list of integers, got {text!r}") from None
     if not vals or min(vals) < minimum:
         raise ConfigError(f"--{name} must list integers >= {minimum}, got {text!r}")
+    if len(set(vals)) < len(vals):  # a repeated size or seed would be one more row of the same thing
+        raise ConfigError(f"--{name} lists a value twice: {text!r}")
     return vals
 
 
@@ -57,6 +59,28 @@ def output_path(path, option: str, folder: bool = False):
                 raise ConfigError(f"{option} {p}: {parent} is a file, not a folder")
             break
     return path
+
+
+def fits_in_memory(nbytes: int, what: str) -> None:
+    """One error before any work when `what` alone needs more than this machine's memory, instead of a
+    MemoryError traceback after the smaller sizes ran."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return
+    if nbytes > total:
+        raise ConfigError(f"{what} need {nbytes / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.1f} GiB of memory")
+
+
+def markdown_out(out, option: str = "--out") -> None:
+    """A benchmark's --out: its markdown file (the JSON goes beside it, so it cannot be a .json path), or
+    a folder for the default file names (anything but a .md path is a folder, ``results/2024.06`` too)."""
+    from pathlib import Path
+
+    out = Path(out)
+    if out.suffix in (".json", ".csv", ".txt", ".png", ".html"):
+        raise ConfigError(f"{option} {out}: give a .md path (the JSON is written beside it) or a folder")
+    output_path(out, option, folder=out.suffix != ".md")
 
 
 def measure(run, write) -> None:

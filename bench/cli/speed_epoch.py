@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import measure, output_path
+from bench.cli import markdown_out, measure
 from bench.cli.speed import log_line, speed_app
 
 
@@ -22,7 +22,7 @@ def epoch(
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, min=1, help="torch CPU threads"),
     seed: int = typer.Option(0, min=0),
-    out: Path = typer.Option(Path("results/seater/speed_epoch.md"), help="markdown path (JSON beside it)"),
+    out: Path = typer.Option(Path("results/seater/speed_epoch.md"), help="markdown path (JSON beside it), or a folder"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
 ) -> None:
     """Epoch time, training samples/s and the share of each epoch spent making batches, per retriever."""
@@ -31,7 +31,7 @@ def epoch(
     from seater.device import resolve_device
     from seater.errors import ConfigError
 
-    output_path(out, "--out")
+    markdown_out(out)
     names = tuple(r.strip() for r in retrievers.split(","))
     if not all(names) or len(set(names)) < len(names):
         raise ConfigError(f"--retrievers must be distinct comma-separated names, got {retrievers!r}")

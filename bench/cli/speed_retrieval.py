@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from bench.cli import int_list, measure, output_path
+from bench.cli import fits_in_memory, int_list, measure, output_path
 from bench.cli.speed import speed_app
+from seater.errors import ConfigError
 
 
 @speed_app.command("retrieval")
@@ -33,10 +34,16 @@ def retrieval(
     from bench.speed.retrieval import RetrievalSpeedConfig, run_retrieval_speed, write_results
     from seater.device import resolve_device
 
+    if out.suffix in (".md", ".json", ".png"):
+        raise ConfigError(f"--out {out}: a folder (speed_retrieval.md, .json and .png are written in it)")
     output_path(out, "--out", folder=True)
+    size_list = int_list(sizes, "sizes", minimum=1)
+    fits_in_memory(max(size_list) * RetrievalSpeedConfig.d_model * 4, f"--sizes {max(size_list):,} items' d = {RetrievalSpeedConfig.d_model} tables")
+    if beam < topk:
+        raise ConfigError(f"--beam {beam} is below --topk {topk}: a beam of W returns W items, so the size curve would not be top-{topk}")
     dev = resolve_device(device)
     cfg = RetrievalSpeedConfig(
-        sizes=int_list(sizes, "sizes", minimum=1), k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
+        sizes=size_list, k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
         batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
         attentions=_attentions(attention), compile=_compile_modes(compile),
     )
@@ -47,8 +54,8 @@ def retrieval(
 def _attentions(text: str) -> tuple[str, ...]:
     names = tuple(a.strip() for a in text.split(",") if a.strip())
     bad = [a for a in names if a not in ("math", "auto")]
-    if not names or bad:
-        raise typer.BadParameter(f"--attention takes auto and/or math, comma-separated; got {text!r}")
+    if not names or bad or len(set(names)) < len(names):
+        raise typer.BadParameter(f"--attention takes auto and/or math, comma-separated, each once; got {text!r}")
     return names
 
 
@@ -57,6 +64,6 @@ def _compile_modes(text: str) -> tuple[str, ...]:
 
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     bad = [m for m in modes if m not in COMPILE_MODES]
-    if bad:
-        raise typer.BadParameter(f"--compile takes {', '.join(COMPILE_MODES)}, comma-separated; got {text!r}")
+    if bad or len(set(modes)) < len(modes) or (text.strip() and not modes):
+        raise typer.BadParameter(f"--compile takes {', '.join(COMPILE_MODES)}, comma-separated, each once; got {text!r}")
     return modes

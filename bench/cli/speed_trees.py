@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from bench.cli import int_list, measure, output_path
+from bench.cli import fits_in_memory, int_list, markdown_out, measure
 from bench.cli.speed import log_line, speed_app
 from seater.errors import ConfigError
 
@@ -48,21 +48,17 @@ def trees(
     from bench.speed.trees import TreeSpeedConfig, run_tree_speed, write_results
     from seater.device import resolve_device
 
-    _markdown_out(out)
+    markdown_out(out)
     params = _balanced_params(param, own=("device", "threads", "max_iter"))
+    size_list = int_list(sizes, "sizes", minimum=1)
+    if compare_constrained_at and compare_constrained_at not in size_list:
+        raise ConfigError(f"--compare-constrained-at {compare_constrained_at} is not one of --sizes {sizes} (0 = no constrained build)")
+    fits_in_memory(max(size_list) * dim * 4, f"--sizes {max(size_list):,} x --dim {dim} float32 embeddings")
     cfg = TreeSpeedConfig(
-        sizes=int_list(sizes, "sizes", minimum=1), k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
+        sizes=size_list, k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
         device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
     )
     measure(lambda on_rows: run_tree_speed(cfg, log=log_line, on_rows=on_rows), lambda result, info: write_results(result, out, info, "speed"))
-
-
-def _markdown_out(out: Path) -> None:
-    """--out is the markdown file (its JSON goes beside it) or a folder for the default file names
-    (as `write_results` reads it: anything but a .md path is a folder, ``results/2024.06`` too)."""
-    if out.suffix in (".json", ".csv", ".txt", ".png", ".html"):
-        raise ConfigError(f"--out {out}: give a .md path (the JSON is written beside it) or a folder")
-    output_path(out, "--out", folder=out.suffix != ".md")
 
 
 @speed_app.command("trees-quality")
@@ -83,7 +79,7 @@ def trees_quality(
     """Total clustering cost of `balanced` / `constrained` on the same embeddings, median over seeds."""
     from bench.speed.trees import TreeQualityConfig, run_tree_quality, write_results
 
-    _markdown_out(out)
+    markdown_out(out)
     params = _balanced_params(param, own=("threads",))
     datasets = tuple(d.strip() for d in data.split(",") if d.strip())
     if not datasets:

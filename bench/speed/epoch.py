@@ -43,6 +43,9 @@ def check_retrievers(cfg: EpochSpeedConfig) -> None:
     if cfg.epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
     retrievers().check_variants(list(cfg.retrievers), cfg.params, "retrievers")
+    for label, params in cfg.params.items():
+        if own := sorted({"epochs", "patience"} & set(params)):  # the command sets them: the table would misreport
+            raise ConfigError(f"--param {label}:{own[0]}: set by the command (--epochs; patience = epochs), not per retriever")
     for label in cfg.retrievers:
         name = label.partition("@")[0]
         if "epochs" not in retrievers().get(name).defaults:
@@ -103,9 +106,11 @@ def run_epoch_speed(cfg: EpochSpeedConfig, log=print, on_rows=None) -> dict[str,
 
 
 def write_results(result: dict[str, Any], out: Path, info: dict[str, Any]) -> list[Path]:
-    """Markdown table at `out`, the full result (every epoch) as JSON beside it."""
+    """Markdown table at `out` (a .md path, or ``speed_epoch.md`` in the folder `out`), the full result
+    (every epoch) as JSON beside it."""
     from bench.provenance import markdown_header
 
+    out = Path(out) if Path(out).suffix == ".md" else Path(out) / "speed_epoch.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     js = out.with_suffix(".json")
     js.write_text(json.dumps({"provenance": info, **result}, indent=2) + "\n")

@@ -129,6 +129,9 @@ def run_tree_speed(
             "total_cost": total_cost(tree, x, cfg.device),
         }
         log(f"balanced n={n}: validated in {t1 - t0:.1f} s; total cost {row['total_cost']:.4f} in {time.perf_counter() - t1:.1f} s")
+        rows.append(row)
+        if on_rows is not None:  # before a constrained build that may take an hour
+            on_rows({"config": asdict(cfg), "rows": rows})
         if n == cfg.compare_constrained_at:
             ctimes, ctree = [], None
             for _ in range(cfg.constrained_repeats):
@@ -142,12 +145,9 @@ def run_tree_speed(
             }
             row["speedup_vs_constrained"] = crow["best_s"] / row["best_s"]
             row["cost_ratio_vs_constrained"] = cost_ratio(row["total_cost"], crow["total_cost"])
-            rows.append(row)
             rows.append(crow)
-        else:
-            rows.append(row)
-        if on_rows is not None:
-            on_rows({"config": asdict(cfg), "rows": rows})
+            if on_rows is not None:
+                on_rows({"config": asdict(cfg), "rows": rows})
     return {"config": asdict(cfg), "rows": rows}
 
 
@@ -206,8 +206,10 @@ def run_tree_quality(
     for data in cfg.data:  # every source checked before the first (maybe hour-long) constrained build
         if data.endswith(".npy"):
             files[data] = _load_embeddings(Path(data))
-        elif data == "beauty" and not Path(cfg.beauty_path).exists():
-            raise DataError(f"--data beauty: {cfg.beauty_path} not found")
+        elif data == "beauty":
+            from seater.data.loaders import dataset_files
+
+            dataset_files(cfg.beauty_path, "s3rec")  # sequences.txt there, or one error naming it
         elif data not in ("synthetic", "beauty"):
             raise DataError(f"unknown data {data!r}; known: synthetic, beauty, or a path to an .npy file of item embeddings")
     for data in cfg.data:
@@ -286,7 +288,8 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any], kind:
         if kind == "speed" else f"{', '.join(cfg['data'])}; d={cfg['dim']}, k={cfg['k']}"
     )
     lines = [f"# balanced builder: {kind}", "", markdown_header(info, data), ""]
-    lines.append(f"- device: {cfg.get('device', 'cpu')}; torch CPU threads: {cfg.get('threads') or 'torch default'}")
+    lines.append(f"- device: {cfg.get('device', 'cpu')}; torch CPU threads of the balanced builds: {cfg.get('threads') or 'torch default'}"
+                 + ("; constrained (k-means-constrained, OR-Tools) uses its libraries' own threads, one build per size" if kind == "speed" else ""))
     given = ", ".join(f"{k}={v}" for k, v in cfg.get("params", {}).items())
     lines.append(f"- balanced builder parameters: {given or 'defaults'}" + (f" (k = {cfg['k']})" if kind == "speed" else ""))
     for note in cfg.get("notes", []):

@@ -57,11 +57,17 @@ def test_epochs_of_each_retriever_are_timed_and_written(dataset, tmp_path):
     (["--retrievers", "sasrec", "--param", "seater:epochs=3"], ConfigError, "--param for seater, which is not among the retrievers"),
     (["--retrievers", "sasrec", "--param", "sasrec:nope=3"], ConfigError, "nope"),
     (["--retrievers", "sasrec", "--param", "sasrec"], ConfigError, "expected retriever:key=value"),
+    (["--retrievers", "sasrec", "--param", "sasrec:epochs=3"], ConfigError, "--param sasrec:epochs: set by the command (--epochs"),
 ])
 def test_bad_options_fail_before_any_training(dataset, tmp_path, args, error, message):
     res = runner.invoke(app, ["speed", "epoch", "--data", str(dataset[0]), *args, "--out", str(tmp_path / "ep.md")])
     assert isinstance(res.exception, error) and message in str(res.exception), res.output
     assert not (tmp_path / "ep.md").exists()
+
+
+def test_out_cannot_be_the_json_it_writes_beside_the_table(dataset, tmp_path):
+    res = runner.invoke(app, ["speed", "epoch", "--data", str(dataset[0]), "--retrievers", "sasrec", "--out", str(tmp_path / "ep.json")])
+    assert isinstance(res.exception, ConfigError) and "give a .md path (the JSON is written beside it) or a folder" in str(res.exception)
 
 
 def test_a_missing_dataset_is_named(tmp_path):

@@ -111,3 +111,29 @@ def test_a_run_that_dies_mid_way_keeps_the_rows_it_measured(tmp_path, monkeypatc
     assert res.exit_code == 0, res.output
     assert "incomplete" not in (tmp_path / "speed_retrieval.md").read_text()
     assert "incomplete" not in json.loads((tmp_path / "speed_retrieval.json").read_text())["provenance"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--beam", "2", "--topk", "4"], "--beam 2 is below --topk 4"),
+    (["--attention", "auto,auto"], "each once"),
+    (["--compile", ","], "each once"),
+    (["--sizes", "40,40"], "--sizes lists a value twice"),
+    (["--sizes", "1e13"], "more than this machine's"),
+    (["--out", "r.md"], "a folder (speed_retrieval.md, .json and .png are written in it)"),
+])
+def test_options_that_would_mislead_the_tables_are_refused(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, [*BASE, "--out", str(tmp_path / "out"), *args])
+    assert res.exit_code != 0 and message in (str(res.exception) + _flat(res.output)), res.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "r.md").exists()
+
+
+def test_the_size_curve_has_its_first_size_when_the_beam_is_not_among_the_widths(tmp_path):
+    import json
+
+    res = runner.invoke(app, [*BASE, "--sizes", "40,60", "--beams", "2", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "out" / "speed_retrieval.md").read_text()
+    assert "| 40 | " in md.split("Beam width curve")[0] and "| 60 | " in md.split("Beam width curve")[0]
+    rows = json.loads((tmp_path / "out" / "speed_retrieval.json").read_text())["rows"]
+    assert sorted(r["beam"] for r in rows if r["kind"] == "beam" and r["n_items"] == 40) == [2, 4]

@@ -180,3 +180,32 @@ def test_quality_rejects_a_bad_reuse_file(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as err:
         run_tree_quality(cfg, log=lambda _: None)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sizes", "40,40"], "--sizes lists a value twice"),
+    (["--sizes", "40", "--compare-constrained-at", "50"], "--compare-constrained-at 50 is not one of --sizes 40"),
+    (["--sizes", "40,1e12"], "more than this machine's"),
+])
+def test_speed_trees_refuses_options_before_any_build(tmp_path, args, message):
+    res = runner.invoke(app, [*SPEED, *args, "--out", str(tmp_path / "t.md")])
+    assert isinstance(res.exception, ConfigError) and message in str(res.exception), res.output
+    assert not (tmp_path / "t.md").exists()
+
+
+def test_the_balanced_row_is_reported_before_the_constrained_build(monkeypatch):
+    import bench.speed.trees as speed_trees
+
+    real = speed_trees._time_build
+
+    def constrained_dies(builders, name, *args):
+        if name == "constrained":
+            raise KeyboardInterrupt  # killed during an hour-long constrained build
+        return real(builders, name, *args)
+
+    monkeypatch.setattr(speed_trees, "_time_build", constrained_dies)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        run_tree_speed(TreeSpeedConfig(sizes=(40,), repeats=1, compare_constrained_at=40, k=4, dim=4, threads=1),
+                       log=lambda _: None, on_rows=seen.append)
+    assert [r["builder"] for r in seen[-1]["rows"]] == ["balanced"]
