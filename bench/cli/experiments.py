@@ -43,7 +43,7 @@ def run(
     cache_dir: Path = typer.Option(Path("cache"), help="Cache of item embeddings and trees."),
     tracking_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI \\[default: sqlite under the run folder]; 'none' = JSON lines only."),
     results_dir: Path = typer.Option(Path("results"), help="Leaderboards are written to <results-dir>/<suite>/."),
-    timeout: Optional[float] = typer.Option(None, help="Kill and record as FAILED a cell running longer than this (seconds)."),
+    timeout: Optional[float] = typer.Option(None, help="Kill and record as FAILED a cell running longer than this (seconds; with --workers, time spent waiting for embeddings or a tree another cell is computing counts too)."),
     device: Optional[str] = typer.Option(None, help="Override the suite's device (auto, cpu, cuda)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not forward the cells' own output."),
     workers: int = typer.Option(1, help="Cells run at once, each on usable cores // workers threads (all of them when the grid has one cell; output then only in the cells' logs)."),
