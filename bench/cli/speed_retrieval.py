@@ -25,7 +25,7 @@ def retrieval(
     train_steps: int = typer.Option(10, min=1, help="timed training steps"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, min=1, help="torch CPU threads"),
-    attention: str = typer.Option("auto", help="attention kernels, comma-separated: auto (torch's choice, the default) and/or math (plain matmuls + softmax); the first is used throughout, the others are timed beside it"),
+    attention: str = typer.Option("default", help="attention kernels, comma-separated: default (what a run uses: decoding math on CUDA, torch's choice on CPU), auto (torch's choice) and/or math (plain matmuls + softmax); the first is used throughout, the others are timed beside it"),
     compile: str = typer.Option("", help="torch.compile modes, comma-separated (default, reduce-overhead = + CUDA graphs, max-autotune, ...): for each, also time training with the loss compiled (first size; the compile is timed apart)"),
     out: Path = typer.Option(Path("results/seater"), help="output folder (markdown, JSON, PNG)"),
     note: list[str] = typer.Option([], help="free-text note(s) written into the markdown"),
@@ -53,9 +53,9 @@ def retrieval(
 
 def _attentions(text: str) -> tuple[str, ...]:
     names = tuple(a.strip() for a in text.split(",") if a.strip())
-    bad = [a for a in names if a not in ("math", "auto")]
+    bad = [a for a in names if a not in ("default", "math", "auto")]
     if not names or bad or len(set(names)) < len(names):
-        raise typer.BadParameter(f"--attention takes auto and/or math, comma-separated, each once; got {text!r}")
+        raise typer.BadParameter(f"--attention takes default, auto and/or math, comma-separated, each once; got {text!r}")
     return names
 
 

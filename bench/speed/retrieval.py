@@ -90,8 +90,10 @@ class RetrievalSpeedConfig:
     d_model: int = 64
     device: str = "cpu"
     # attention kernels (SEATER.recommend's `attention`): the first for every timing, the others
-    # beside it at the curve's beam width and for training
-    attentions: tuple[str, ...] = ("auto",)
+    # beside it at the curve's beam width and for training; "default" = what the model does unasked
+    # (decoding: math on CUDA, torch's choice on CPU; training: torch's choice), so the main tables
+    # time the path a run takes
+    attentions: tuple[str, ...] = ("default",)
     # torch.compile modes ("default", "reduce-overhead" = + CUDA graphs, ...): for each, training is
     # also timed with the loss compiled (first size, first attention; static shapes, so one graph;
     # the compile timed apart). CPU: no gain measured (a Beauty-size step 165 vs 167 ms, 1 thread);
@@ -139,7 +141,8 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> d
         for beam, att in runs:
             def decode():
                 for s in range(0, n_users, cfg.batch):
-                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam), attention=att)
+                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam),
+                                    attention=None if att == "default" else att)
             sec = _time(decode, dev)
             rows.append({"kind": "beam", "n_items": n, "k": cfg.k, "depth": tree.depth, "beam": beam, "topk": min(cfg.topk, beam),
                          "attention": att, "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
@@ -182,7 +185,7 @@ def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig
     from seater.training import bf16_autocast
 
     def step():
-        with bf16_autocast(dev), attention_kernels(att):
+        with bf16_autocast(dev), attention_kernels("auto" if att == "default" else att):  # training's default is torch's choice
             loss = loss_fn(th, tt)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -226,7 +229,8 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
         lines.append(f"- {note}")
     atts = cfg.get("attentions", ["auto"])
     rows = [r for r in rows if r.get("attention", atts[0]) == atts[0]]  # the main tables: the first attention
-    lines += ["", f"Attention kernels: {atts[0]} (SEATER.recommend's `attention`)."]
+    lines += ["", f"Attention kernels: {atts[0]} (SEATER.recommend's `attention`"
+              + ("; default = the model's own choice: math on CUDA, torch's on CPU, torch's for training" if atts[0] == "default" else "") + ")."]
     lines += ["", "| n_items | depth | beam users/s (W=%d) | exact top-K users/s | beam / exact |" % cfg["beam"], "|---:|---:|---:|---:|---:|"]
     for n in cfg["sizes"]:
         b = [r for r in rows if r["kind"] == "beam" and r["n_items"] == n and r["beam"] == cfg["beam"]]

@@ -55,3 +55,20 @@ def test_profile_script_prints_operator_tables(capsys):
     main(["--device", "cpu", "--beam-items", "60", "--train-items", "60", "--users", "4", "--train-batch", "8", "--rows", "3"])
     out = capsys.readouterr().out
     assert out.count("### beam search") == 2 and "### training step" in out and out.count("Self CPU time total") == 3
+
+
+def test_by_default_the_speed_run_decodes_as_a_run_does(monkeypatch):
+    """"default" leaves the kernels to SEATER.recommend (math on CUDA): the main table times the path runs take."""
+    from seater.model.seater import SEATER
+
+    seen = []
+    real = SEATER.recommend
+
+    def spy(self, hist, *args, attention=None, **kw):
+        seen.append(attention)
+        return real(self, hist, *args, attention=attention, **kw)
+
+    monkeypatch.setattr(SEATER, "recommend", spy)
+    cfg = RetrievalSpeedConfig(sizes=(60,), k=4, beam=5, topk=5, beams=(5,), users=4, batch=4, train_batch=4, train_steps=1, d_model=16)
+    result = run_retrieval_speed(cfg, log=lambda *_: None)
+    assert set(seen) == {None} and {r["attention"] for r in result["rows"] if "attention" in r} == {"default"}
