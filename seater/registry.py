@@ -98,6 +98,7 @@ class Registry(Generic[F]):
             raise ConfigError(
                 f"unknown parameter(s) {', '.join(unknown)} for {self.kind} {name!r}; "
                 f"known: {', '.join(sorted(entry.defaults)) or '(none)'}"
+                + ("; the seed is set apart (--seed, or a suite's seeds)" if "seed" in unknown else "")
             )
         for key, value in overrides.items():
             default = entry.defaults[key]

@@ -87,3 +87,14 @@ def test_seater_sampling_is_seeded(split):
 def test_user_split_seed_is_checked():
     with pytest.raises(ConfigError, match="user_split seed must be an integer >= 0, got -1"):
         user_split(make_synthetic(n_users=20, n_items=10, seed=0), seed=-1)
+
+
+def test_integer_sizes_are_integers_and_the_seed_is_pointed_to():
+    from seater.trees import BUILDERS
+
+    with pytest.raises(ConfigError, match="seater beam_size must be an integer >= 1, got 2.5"):
+        SEATERRetriever(beam_size=2.5)
+    with pytest.raises(ConfigError, match=r"sasrec: dim must be an integer >= 1, got 16.0"):
+        SASRec(dim=16.0)
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) seed .*; the seed is set apart \(--seed, or a suite's seeds\)"):
+        BUILDERS.params("greedy", {"seed": 3})

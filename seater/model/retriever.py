@@ -28,6 +28,7 @@ from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
 from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import NullTracker, Tracker
+from seater.trees.checks import check_int
 from seater.trees.tree import Tree
 
 DEFAULTS: dict[str, Any] = {
@@ -100,12 +101,10 @@ class SEATERRetriever(Retriever):
         check_metric_name(p["val_metric"], "seater")
         if p["decode_mode"] not in ("beam", "greedy", "sample"):
             raise ConfigError(f"seater decode_mode must be beam, greedy or sample, got {p['decode_mode']!r}")
-        for key in ("beam_size", "batch_size", "eval_batch_size"):
-            if p[key] < 1:
-                raise ConfigError(f"seater {key} must be >= 1, got {p[key]!r}")
-        if p["temperature"] <= 0 or p["val_users"] < 0 or p["weight_decay"] < 0:
-            raise ConfigError("seater temperature must be > 0, val_users and weight_decay >= 0, got "
-                              f"{p['temperature']!r}, {p['val_users']!r}, {p['weight_decay']!r}")
+        for key in ("beam_size", "batch_size", "eval_batch_size", "val_users"):
+            check_int(f"seater {key}", p[key], 0 if key == "val_users" else 1)
+        if not p["temperature"] > 0:
+            raise ConfigError(f"seater temperature must be > 0, got {p['temperature']!r}")
 
     def _config(self, split: Split, tree: Tree) -> SEATERConfig:
         return SEATERConfig(n_items=tree.n_items, n_tokens=tree.n_tokens, depth=tree.depth, max_history=split.max_history, **{k: self.p[k] for k in self._MODEL_KEYS})
