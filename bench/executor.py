@@ -45,11 +45,18 @@ class Executor(Protocol):
     def submit(self, cells: Sequence[Cell], context: CellContext, on_result: OnResult | None = None) -> list[dict[str, Any]]: ...
 
 
+ATTEMPT = "=== attempt started"  # the line that opens each attempt's part of a cell's log
+
+
 def _tail(path: Path, n: int = 8) -> str:
+    """The last lines of the latest attempt in a cell's log (earlier attempts' output is kept above it)."""
     try:
-        lines = [ln for ln in path.read_text(errors="replace").replace("\r", "\n").splitlines() if ln.strip()]
+        text = path.read_text(errors="replace")
     except OSError:
         return ""
+    if ATTEMPT in text:  # from the latest attempt's header line on, without it
+        text = text.rpartition(ATTEMPT)[2].partition("\n")[2]
+    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
     return " | ".join(lines[-n:])
 
 
@@ -192,7 +199,7 @@ class LocalExecutor:
         env = self._cell_env()
         started = time.time()
         with open(log_path, "ab") as log:  # appended: an earlier attempt's traceback stays (its row points here)
-            log.write(f"=== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
+            log.write(f"{ATTEMPT} {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n".encode())
             proc = subprocess.Popen([sys.executable, "-m", "bench.runner", str(spec_path), str(result_path)],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                     preexec_fn=_die_with_parent)

@@ -116,7 +116,11 @@ def _run_lock(run_dir: Path):
             raise ConfigError(f"{run_dir} is in use by another `seater-bench run` ({holder}): wait for it, "
                               "or give this one another --run-dir") from None
         except OSError as e:  # a file system without locks (some network mounts): run unguarded, as before
-            warnings.warn(f"cannot lock {run_dir} ({e.strerror}): nothing stops a second run on this folder")
+            unlockable = e.strerror
+        else:
+            unlockable = None
+        if unlockable is not None:  # the grid runs outside the handler: its own errors are not chained to this one
+            warnings.warn(f"cannot lock {run_dir} ({unlockable}): nothing stops a second run on this folder")
             yield
             return
         fh.seek(0)
@@ -235,6 +239,16 @@ def _cached_inputs_match(path: Path, digests: dict[str, str]) -> bool:
     return json.loads(record.read_text()) == digests
 
 
+def _fresh_checkpoint(ckpt: Path, digests: dict[str, str]) -> None:
+    """The checkpoint folder of an embedding model about to train, for these input files: one a killed
+    training left on other files (a dataset rewritten since) is removed, not resumed."""
+    record = ckpt / "inputs.json"
+    if record.is_file() and json.loads(record.read_text()) != digests:
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    _atomic_write_json(record, digests)
+
+
 def _atomic_write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(obj, sort_keys=True))
@@ -266,6 +280,7 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
             from bench.registry import retrievers
 
             ckpt = path.with_name(path.stem + ".ckpt")
+            _fresh_checkpoint(ckpt, digests)
             entry = retrievers().get(emb.source)
             model = entry.factory(**_runtime_params(entry, emb.params, ckpt, progress), device=cell.device, seed=cell.seed)
             model.fit(split)
@@ -850,7 +865,8 @@ def _sync(sink, rows: list[dict[str, Any]], summary: RunSummary, todo: set[str])
     try:
         for r in rows:
             sink.push(r)
-        sink.fail_abandoned(todo | {r["cell_id"] for r in rows})
+        ended = {r["cell_id"]: r.get("ended", time.time()) for r in rows if r["cell_id"] not in todo}
+        sink.fail_abandoned(todo | set(ended), started_before=ended)
     except Exception as e:  # noqa: BLE001
         _tracking_error(summary, "the rows of earlier runs", e, f"push them later with `seater-bench import {summary.runfile}`")
 

@@ -401,7 +401,7 @@ def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None
     the grid would sit silent before its first cell (and `import` before its traceback). The probe
     goes through MLflow's own request code with the same credentials and TLS settings as the client
     (certificate bundles, insecure TLS, tokens), once and without retries; any HTTP answer counts as
-    reachable (a proxy may not serve MLflow's /health)."""
+    reachable (a proxy may not serve MLflow's /health) except a server error (5xx)."""
     if not tracking_uri.startswith(("http://", "https://")):
         return
     from mlflow.exceptions import MlflowException
@@ -409,9 +409,11 @@ def check_reachable(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None
     from mlflow.utils.rest_utils import http_request
 
     try:
-        http_request(get_default_host_creds(tracking_uri), "/health", "GET", max_retries=0, timeout=timeout, raise_on_status=False)
+        resp = http_request(get_default_host_creds(tracking_uri), "/health", "GET", max_retries=0, timeout=timeout, raise_on_status=False)
     except MlflowException as e:  # connection refused, name not resolved, TLS failure, timeout
         raise TrackingError(f"cannot reach the MLflow server at {tracking_uri} ({first_line(e)[:300]})") from None
+    if resp.status_code >= 500:  # a proxy answering for a server that is down: each call would wait out the retries
+        raise TrackingError(f"the MLflow server at {tracking_uri} answers HTTP {resp.status_code}")
 
 
 def first_line(e: BaseException) -> str:
@@ -476,15 +478,20 @@ class MLflowSink:
             MLflowTracker.attach(self.client, run_id).log_curves(points)
             self._live[cell_id] = (run_id, n + len(points))
 
-    def fail_abandoned(self, cell_ids: set[str], why: str = "the grid stopped before the cell finished") -> int:
+    def fail_abandoned(self, cell_ids: set[str], why: str = "the grid stopped before the cell finished",
+                       started_before: dict[str, float] | None = None) -> int:
         """Mark FAILED the runs of these cells left RUNNING: streamed by a killed grid (the cells never
         wrote a row, or wrote it just before the kill; they run again, or their rows are pushed, into new
         runs), cut off mid-push, or streamed by a grid that lost the server (`import` then pushes their
-        rows as new runs). Runs this sink streams now are left alone. Returns how many."""
+        rows as new runs). Runs this sink streams now are left alone, and so is a run of a cell in
+        `started_before` (cell id -> unix seconds: its row's end) that started after that time: another grid
+        on the same store may be running the cell again. Returns how many."""
         with self._lock:
             runs = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
-            stale = [r.info.run_id for r in runs if r.data.tags.get("seater.cell_id") in cell_ids and r.info.run_id not in
-                     {run_id for run_id, _ in self._live.values()}]
+            limits = started_before or {}
+            mine = {run_id for run_id, _ in self._live.values()}
+            stale = [r.info.run_id for r in runs if (cid := r.data.tags.get("seater.cell_id")) in cell_ids
+                     and r.info.run_id not in mine and (cid not in limits or r.info.start_time <= limits[cid] * 1000)]
             for run_id in stale:
                 self.client.set_tag(run_id, "seater.error", why)
                 self.client.set_terminated(run_id, status="FAILED")
@@ -559,15 +566,14 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     for exp, rs in by_suite.items():
         try:
             sink = MLflowSink(uri, exp)
-            new = set()
             for r in rs:
                 if sink.push(r) is None:
                     skipped += 1
                 else:
                     pushed += 1
-                    new.add(r["cell_id"])
-            # runs these cells streamed into before their grid lost the server: their rows are now new runs
-            sink.fail_abandoned(new, why="the grid lost the tracking server; the cell's row was imported as another run")
+            # runs the grid left open (it lost the server, or was killed mid-push): their rows are now runs of their own
+            sink.fail_abandoned({r["cell_id"] for r in rs}, why="left open by its grid; the cell's row was imported as another run",
+                                started_before={r["cell_id"]: r.get("ended", time.time()) for r in rs})
         except SeaterError:
             raise
         except Exception as e:  # noqa: BLE001 - a server error mid-way: one line, and rerunning resumes

@@ -65,10 +65,11 @@ def fits_in_memory(nbytes: int, what: str) -> None:
     """One error before any work when `what` alone needs more than this machine's memory, instead of a
     MemoryError traceback after the smaller sizes ran."""
     try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        page, pages = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         return
-    if nbytes > total:
+    total = page * pages
+    if page > 0 and pages > 0 and nbytes > total:  # sysconf answers -1 for "unknown"
         raise ConfigError(f"{what} need {nbytes / 2**30:,.1f} GiB, more than this machine's {total / 2**30:,.1f} GiB of memory")
 
 

@@ -136,13 +136,14 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> d
         hist = torch.randint(1, n + 1, (n_users, cfg.history), generator=gen).to(dev)
         beams = sorted({*cfg.beams, cfg.beam}) if n == cfg.sizes[0] else (cfg.beam,)  # the size curve needs W = beam everywhere
 
-        # the first attention everywhere; the others at the curve's beam width only
-        runs = [(beam, cfg.attentions[0]) for beam in beams] + [(cfg.beam, a) for a in cfg.attentions[1:]]
+        # the first attention everywhere; the others at the curve's beam width only, unless they run the same
+        # kernels as one timed already ("default" is math or auto: `kernels`)
+        others = _distinct(cfg.attentions, lambda a: kernels(a, "decode", dev))[1:]
+        runs = [(beam, cfg.attentions[0]) for beam in beams] + [(cfg.beam, a) for a in others]
         for beam, att in runs:
             def decode():
                 for s in range(0, n_users, cfg.batch):
-                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam),
-                                    attention=None if att == "default" else att)
+                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam), attention=kernels(att, "decode", dev))
             sec = _time(decode, dev)
             rows.append({"kind": "beam", "n_items": n, "k": cfg.k, "depth": tree.depth, "beam": beam, "topk": min(cfg.topk, beam),
                          "attention": att, "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
@@ -165,7 +166,7 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> d
             th = torch.randint(1, n + 1, (cfg.train_batch, cfg.history), generator=gen).to(dev)
             tt = torch.randint(1, n + 1, (cfg.train_batch,), generator=gen).to(dev)
 
-            for att in cfg.attentions:
+            for att in _distinct(cfg.attentions, lambda a: kernels(a, "train", dev)):
                 rows.append(_train_row(model.loss, opt, th, tt, n, att, cfg, dev, log))
             for mode in cfg.compile if n == cfg.sizes[0] else ():
                 loss_fn = torch.compile(model.loss, dynamic=False, mode=mode)
@@ -177,6 +178,26 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> d
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+def kernels(attention: str, what: str, dev: torch.device) -> str:
+    """The attention kernels `attention` stands for: "default" is what a run does unasked (SEATER.recommend
+    decodes with math on CUDA and torch's choice elsewhere; training always leaves the choice to torch)."""
+    from seater.model.seater import decode_attention
+
+    if attention != "default":
+        return attention
+    return decode_attention(dev) if what == "decode" else "auto"
+
+
+def _distinct(attentions, key) -> list[str]:
+    """`attentions` in order, without those that run the same kernels as an earlier one."""
+    seen, out = set(), []
+    for a in attentions:
+        if key(a) not in seen:
+            seen.add(key(a))
+            out.append(a)
+    return out
+
+
 def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig, dev: torch.device, log, compiled: str | None = None) -> dict[str, Any]:
     """Training samples/s of `loss_fn` (`SEATER.loss`, all three losses), stepped as seater.training
     steps. `compiled`: the torch.compile mode of `loss_fn`; its first two steps (the compile, then
@@ -185,7 +206,7 @@ def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig
     from seater.training import bf16_autocast
 
     def step():
-        with bf16_autocast(dev), attention_kernels("auto" if att == "default" else att):  # training's default is torch's choice
+        with bf16_autocast(dev), attention_kernels(kernels(att, "train", dev)):
             loss = loss_fn(th, tt)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

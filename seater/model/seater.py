@@ -44,6 +44,11 @@ def attention_kernels(name: str):
     return sdpa_kernel(SDPBackend.MATH) if name == "math" else contextlib.nullcontext()
 
 
+def decode_attention(device: torch.device) -> str:
+    """The kernels `SEATER.recommend` decodes with when not told: math on CUDA (see there), torch's choice elsewhere."""
+    return "math" if device.type == "cuda" else "auto"
+
+
 class Attention(nn.Module):
     def __init__(self, d: int, heads: int, dropout: float):
         super().__init__()
@@ -381,7 +386,7 @@ class SEATER(nn.Module):
         memory-efficient kernel took 60% of the GPU time); on a 2-core CPU math was ~20% slower
         (results/seater/speed_retrieval_h200.md; `seater-bench speed retrieval --attention auto,math`).
         """
-        with attention_kernels(attention if attention is not None else "math" if hist.is_cuda else "auto"):
+        with attention_kernels(attention if attention is not None else decode_attention(hist.device)):
             mem, mask = self.encode(hist)
             return beam_search(
                 self.step_fn(mem, mask), self.next_table, self.config.n_items + 1, self.config.n_items, hist.shape[0],

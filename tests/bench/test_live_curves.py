@@ -137,3 +137,16 @@ def test_a_push_cut_off_by_the_kill_of_its_grid_is_redone_once(tmp_path, monkeyp
     assert again.fail_abandoned({"c1"}) == 1
     runs = sorted(again.client.search_runs([again.experiment_id]), key=lambda r: r.info.status)
     assert [r.info.status for r in runs] == ["FAILED", "FINISHED"]
+
+
+def test_runs_started_after_a_cells_row_are_left_alone(tmp_path):
+    """Another grid on the same store may be running the cell again: only runs older than the row are abandoned."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    sink = MLflowSink(uri, "live")
+    sink.stream("c1", "cell c1", [{"step": 0, "metrics": {"train/loss": 1.0}}], started=1000.0)  # before the row ended
+    other = MLflowSink(uri, "live")
+    other.stream("c2", "cell c2", [{"step": 0, "metrics": {"train/loss": 1.0}}], started=time.time())
+    again = MLflowSink(uri, "live")
+    assert again.fail_abandoned({"c1", "c2"}, started_before={"c1": 2000.0, "c2": 2000.0}) == 1
+    status = {r.data.tags["seater.cell_id"]: r.info.status for r in again.client.search_runs([again.experiment_id])}
+    assert status == {"c1": "FAILED", "c2": "RUNNING"}

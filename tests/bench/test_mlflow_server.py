@@ -145,3 +145,27 @@ def test_after_a_failed_push_the_grid_stops_pushing_only_if_the_server_is_gone(t
         s = run_suite(load_suite(suite), run_dir=tmp_path / "run", cache_dir=tmp_path / "cache", progress=False, show_output=False)
     assert len(s.ran) == 2 and len(pushes) == (1 if server_gone else 2)  # a passing error does not end the pushing
     assert s.tracking_errors[0] == "synth/popular/s0: server went away"
+
+
+def test_a_proxy_answering_for_a_server_that_is_down_counts_as_gone():
+    import http.server
+    import threading
+
+    from bench.tracking import check_reachable
+    from seater.errors import TrackingError
+
+    class Down(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Down)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(TrackingError, match="answers HTTP 503"):
+            check_reachable(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()

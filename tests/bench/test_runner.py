@@ -498,3 +498,25 @@ def test_a_run_folder_that_cannot_be_locked_still_runs(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="cannot lock .* \\(No locks available\\): nothing stops a second run"):
         with _run_lock(tmp_path):
             pass
+
+
+def test_a_checkpoint_left_on_other_input_files_is_not_resumed(tmp_path):
+    from bench.runner import _fresh_checkpoint
+
+    ckpt = tmp_path / "sasrec-x.ckpt"
+    _fresh_checkpoint(ckpt, {"dataset_files": "old"})
+    (ckpt / "last.pt").write_text("epoch 3 on the old data")
+    _fresh_checkpoint(ckpt, {"dataset_files": "old"})  # the same files: resumed
+    assert (ckpt / "last.pt").is_file()
+    _fresh_checkpoint(ckpt, {"dataset_files": "new"})  # the data was rewritten since: start over
+    assert not (ckpt / "last.pt").exists() and json.loads((ckpt / "inputs.json").read_text()) == {"dataset_files": "new"}
+
+
+def test_a_failed_cell_row_quotes_its_latest_attempt_only(tmp_path):
+    from bench.executor import ATTEMPT, _tail
+
+    log = tmp_path / "c.log"
+    log.write_text(f"{ATTEMPT} 1 ===\nTraceback of the first attempt\n{ATTEMPT} 2 ===\nkilled early\n")
+    assert _tail(log) == "killed early"
+    log.write_text("a log from before attempt headers\nlast line\n")
+    assert _tail(log) == "a log from before attempt headers | last line"

@@ -58,8 +58,11 @@ def test_profile_script_prints_operator_tables(capsys):
 
 
 def test_by_default_the_speed_run_decodes_as_a_run_does(monkeypatch):
-    """"default" leaves the kernels to SEATER.recommend (math on CUDA): the main table times the path runs take."""
-    from seater.model.seater import SEATER
+    """"default" times the kernels SEATER.recommend picks when not told (math on CUDA): the path runs take."""
+    import torch
+
+    from bench.speed.retrieval import kernels
+    from seater.model.seater import SEATER, decode_attention
 
     seen = []
     real = SEATER.recommend
@@ -71,4 +74,15 @@ def test_by_default_the_speed_run_decodes_as_a_run_does(monkeypatch):
     monkeypatch.setattr(SEATER, "recommend", spy)
     cfg = RetrievalSpeedConfig(sizes=(60,), k=4, beam=5, topk=5, beams=(5,), users=4, batch=4, train_batch=4, train_steps=1, d_model=16)
     result = run_retrieval_speed(cfg, log=lambda *_: None)
-    assert set(seen) == {None} and {r["attention"] for r in result["rows"] if "attention" in r} == {"default"}
+    assert set(seen) == {decode_attention(torch.device("cpu"))} == {"auto"}  # on CUDA: "math"
+    assert {r["attention"] for r in result["rows"] if "attention" in r} == {"default"}
+    assert kernels("default", "decode", torch.device("cuda")) == "math" and kernels("default", "train", torch.device("cuda")) == "auto"
+
+
+def test_attentions_that_run_the_same_kernels_are_timed_once():
+    cfg = RetrievalSpeedConfig(sizes=(60,), k=4, beam=5, topk=5, beams=(5,), users=4, batch=4, train_batch=4, train_steps=1,
+                               d_model=16, attentions=("default", "auto", "math"))
+    rows = run_retrieval_speed(cfg, log=lambda *_: None)["rows"]
+    # on CPU "default" is torch's choice ("auto") for decoding and training alike: auto is not timed again
+    assert [r["attention"] for r in rows if r["kind"] == "beam"] == ["default", "math"]
+    assert [r["attention"] for r in rows if r["kind"] == "train"] == ["default", "math"]
