@@ -36,13 +36,11 @@ import json
 import os
 import resource
 import shutil
-import socket
 import sys
 import time
 import traceback
 import uuid
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,6 +48,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from bench.config import Cell, Suite, canonical, suite_record
+from bench.locks import cache_lock, run_lock
 from bench.provenance import MachineLoad
 from seater.errors import ConfigError, DataError, SeaterError, TrackingError
 
@@ -72,65 +71,6 @@ def _atomic_save_npy(path: Path, x: np.ndarray) -> None:
     with open(tmp, "wb") as fh:
         np.save(fh, x, allow_pickle=False)
     os.replace(tmp, path)
-
-
-@contextmanager
-def _cache_lock(path: Path):
-    """Hold an exclusive lock on ``<path>.lock`` while one cell computes or reads `path`: parallel
-    cells that need the same embeddings or tree then compute them once and the others wait.
-    No-op where fcntl is missing (Windows): the atomic writes keep the cache correct anyway."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"waiting for {path.name}: another cell is computing it", file=sys.stderr, flush=True)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _run_lock(run_dir: Path):
-    """Hold ``<run dir>/.lock`` while a grid runs there: a second `run` on the same folder (launched
-    twice by mistake) would run the same cells at once, sharing their checkpoints and progress files.
-    The lock goes with the process, so a killed grid never leaves it behind."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    with open(run_dir / ".lock", "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise ConfigError(f"{run_dir} is in use by another `seater-bench run` ({holder}): wait for it, "
-                              "or give this one another --run-dir") from None
-        except OSError as e:  # a file system without locks (some network mounts): run unguarded, as before
-            unlockable = e.strerror
-        else:
-            unlockable = None
-        if unlockable is not None:  # the grid runs outside the handler: its own errors are not chained to this one
-            warnings.warn(f"cannot lock {run_dir} ({unlockable}): nothing stops a second run on this folder")
-            yield
-            return
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load_data(cell: Cell):
@@ -222,7 +162,7 @@ def item_embeddings(cell: Cell, inter, split, cache_dir: Path, out: dict[str, An
     emb = cell.embeddings
     assert emb is not None
     path = cache_dir / "emb" / f"{emb.source if emb.kind != 'file' else 'file'}-{_sha(_emb_key(cell))}.npy"
-    with _cache_lock(path):
+    with cache_lock(path):
         return _item_embeddings(cell, inter, split, path, out, progress)
 
 
@@ -300,7 +240,7 @@ def build_tree(cell: Cell, x: np.ndarray, emb_hash: str, cache_dir: Path, out: d
     assert spec is not None
     key = _sha({"builder": spec.builder, "k": spec.k, "params": spec.params, "seed": cell.seed, "embeddings": emb_hash})
     path = cache_dir / "trees" / f"{spec.builder}-{key}.npz"
-    with _cache_lock(path):
+    with cache_lock(path):
         tree, seconds = _cached_tree(cell, x, path, out)
     out["metrics"].update({
         "time/tree_build_s": seconds,
@@ -759,7 +699,7 @@ def run_suite(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(suite)
     run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = run_dir.resolve()
-    with _run_lock(run_dir):  # one grid per run folder at a time
+    with run_lock(run_dir):  # one grid per run folder at a time
         cache_dir = Path(cache_dir).resolve() if cache_dir is not None else Path("cache").resolve()
         runfile = run_dir / "results.jsonl"
         if Path(suite.path).is_file():

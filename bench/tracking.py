@@ -559,6 +559,15 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     if not rows:
         return 0, 0
     uri = tracking_uri or default_tracking_uri(runfile.parent)
+    if runfile.name != "results.jsonl":  # not a run folder's: nothing else writes it
+        return _import_rows(rows, uri, experiment)
+    from bench.locks import run_lock
+
+    with run_lock(runfile.parent, "import"):  # not beside a grid that pushes the same rows
+        return _import_rows(rows, uri, experiment)
+
+
+def _import_rows(rows: list[dict[str, Any]], uri: str, experiment: str | None) -> tuple[int, int]:
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_suite.setdefault(experiment or r.get("suite") or "seater-bench", []).append(r)

@@ -439,17 +439,23 @@ def test_run_checks_its_folders_and_the_device_before_any_cell(tmp_path):
 
 
 def test_a_second_grid_on_the_same_run_folder_is_refused(tmp_path):
-    from bench.runner import _run_lock
+    from bench.locks import run_lock as _run_lock
 
     path = tmp_path / "tiny.toml"
     path.write_text(SUITE)
     (tmp_path / "r").mkdir()
     kw = dict(cache_dir=tmp_path / "cache", tracking_uri="none", progress=False, show_output=False)
     with _run_lock(tmp_path / "r"):  # as a first `run` holds it
-        with pytest.raises(ConfigError, match=rf"{tmp_path / 'r'} is in use by another `seater-bench run` \(pid {os.getpid()} on "):
+        with pytest.raises(ConfigError, match=rf"{tmp_path / 'r'} is in use by another seater-bench command \(`run`, pid {os.getpid()} on "):
             run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*"], **kw)
     assert not (tmp_path / "r" / "results.jsonl").exists()
     assert len(run_suite(load_suite(path), run_dir=tmp_path / "r", only=["*/tree_popular/*"], **kw).ran) == 1  # released
+    from bench.tracking import import_runfile
+
+    with _run_lock(tmp_path / "r"):  # an import beside a running grid would push the rows the grid pushes
+        with pytest.raises(ConfigError, match=r"in use by another seater-bench command \(`run`, pid \d+ on .*\): wait for it to end$"):
+            import_runfile(tmp_path / "r", f"sqlite:///{tmp_path / 'm.db'}")
+    assert import_runfile(tmp_path / "r", f"sqlite:///{tmp_path / 'm.db'}") == (1, 0)
 
 
 def test_cached_embeddings_of_a_rewritten_dataset_are_made_again(tmp_path):
@@ -489,13 +495,13 @@ def test_a_run_folder_that_cannot_be_locked_still_runs(tmp_path, monkeypatch):
     import errno
     import fcntl
 
-    from bench.runner import _run_lock
+    from bench.locks import run_lock as _run_lock
 
     def no_locks(fh, op):
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
-    with pytest.warns(UserWarning, match="cannot lock .* \\(No locks available\\): nothing stops a second run"):
+    with pytest.warns(UserWarning, match="cannot lock .* \\(No locks available\\): nothing stops a second command"):
         with _run_lock(tmp_path):
             pass
 
