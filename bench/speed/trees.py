@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.speed import ReportedRows
 from seater.errors import DataError
 
 
@@ -109,9 +110,10 @@ def _time_build(builders, name, x, k, seed, params) -> tuple[float, Any]:
 def run_tree_speed(
     cfg: TreeSpeedConfig, log: Callable[[str], None] = print, on_rows: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    """Time the builds; `on_rows(partial_result)` after every size so a long run leaves its table so far."""
+    """Time the builds; `on_rows(partial_result)` after every row (a balanced row before its constrained
+    build, which may take an hour) so a long run leaves its table so far."""
     builders = _builders()
-    rows: list[dict[str, Any]] = []
+    rows = ReportedRows({"config": asdict(cfg)}, on_rows)
     params = {**cfg.params, "device": cfg.device, "threads": cfg.threads, "max_iter": cfg.max_iter}
     for n in cfg.sizes:
         x = synthetic(n, cfg.dim, cfg.seed)
@@ -130,8 +132,6 @@ def run_tree_speed(
         }
         log(f"balanced n={n}: validated in {t1 - t0:.1f} s; total cost {row['total_cost']:.4f} in {time.perf_counter() - t1:.1f} s")
         rows.append(row)
-        if on_rows is not None:  # before a constrained build that may take an hour
-            on_rows({"config": asdict(cfg), "rows": rows})
         if n == cfg.compare_constrained_at:
             ctimes, ctree = [], None
             for _ in range(cfg.constrained_repeats):
@@ -146,9 +146,7 @@ def run_tree_speed(
             row["speedup_vs_constrained"] = crow["best_s"] / row["best_s"]
             row["cost_ratio_vs_constrained"] = cost_ratio(row["total_cost"], crow["total_cost"])
             rows.append(crow)
-            if on_rows is not None:
-                on_rows({"config": asdict(cfg), "rows": rows})
-    return {"config": asdict(cfg), "rows": rows}
+    return rows.result()
 
 
 # --------------------------------------------------------------------------- quality
@@ -200,7 +198,7 @@ def run_tree_quality(
 
     builders = _builders()
     recorded = _recorded_constrained(cfg.reuse_constrained, cfg)
-    rows = []
+    rows = ReportedRows({"config": asdict(cfg)}, on_rows)
     real = None
     files: dict[str, np.ndarray] = {}
     for data in cfg.data:  # every source checked before the first (maybe hour-long) constrained build
@@ -238,10 +236,8 @@ def run_tree_quality(
                              "data_hash": digest})
                 log(f"{data} n={len(x)} seed={seed}: ratio {ratios[-1]:.4f} (balanced {tb:.1f} s, constrained {tc:.1f} s"
                     + (", recorded)" if reused else ")"))
-                if on_rows is not None:
-                    on_rows({"config": asdict(cfg), "rows": rows})
             rows.append({"data": data, "n_items": len(x), "seed": "median", "ratio": statistics.median(ratios)})
-    return {"config": asdict(cfg), "rows": rows}
+    return rows.result()
 
 
 def cost_ratio(cost: float, reference: float) -> float:
