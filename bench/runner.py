@@ -65,12 +65,24 @@ def array_hash(x: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _atomic_save_npy(path: Path, x: np.ndarray) -> None:
+def _atomic_write(path: Path, write) -> None:
+    """`write(tmp)`, then `tmp` renamed over `path`: parallel cells sharing the cache never read half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, x, allow_pickle=False)
+    write(tmp)
     os.replace(tmp, path)
+
+
+def _atomic_save_npy(path: Path, x: np.ndarray) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # np.save would append .npy to the temporary name
+            np.save(fh, x, allow_pickle=False)
+
+    _atomic_write(path, write)
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, sort_keys=True)))
 
 
 def load_data(cell: Cell):
@@ -172,11 +184,15 @@ def _cached_inputs_match(path: Path, digests: dict[str, str]) -> bool:
     Its key names the inputs by path (`_emb_key`), so ``<path>.inputs.json`` beside it records the
     digests of their bytes (`bench.inputs`); a cache file from before these records is taken as
     current, and gets one."""
-    record = path.with_name(path.name + ".inputs.json")
+    record = _inputs_record(path)
     if not record.is_file():
         _atomic_write_json(record, digests)
         return True
     return json.loads(record.read_text()) == digests
+
+
+def _inputs_record(path: Path) -> Path:
+    return path.with_name(path.name + ".inputs.json")
 
 
 def _fresh_checkpoint(ckpt: Path, digests: dict[str, str]) -> None:
@@ -188,11 +204,6 @@ def _fresh_checkpoint(ckpt: Path, digests: dict[str, str]) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     _atomic_write_json(record, digests)
 
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], progress: bool) -> np.ndarray:
@@ -231,7 +242,7 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
         if x.ndim != 2 or x.shape[0] != inter.n_items:
             raise DataError(f"embeddings from {emb.source}: expected shape ({inter.n_items}, d), got {x.shape}")
         _atomic_save_npy(path, np.ascontiguousarray(x, dtype=np.float32))
-        _atomic_write_json(path.with_name(path.name + ".inputs.json"), digests)
+        _atomic_write_json(_inputs_record(path), digests)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
@@ -274,9 +285,7 @@ def _cached_tree(cell: Cell, x: np.ndarray, path: Path, out: dict[str, Any]):
     tree.build_info["wall_seconds"] = seconds
     tree.build_info.setdefault("builder", spec.builder)
     out["params"]["tree.cached"] = False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tree.save(tmp)
-    os.replace(tmp, path)
+    _atomic_write(path, tree.save)
     return tree, seconds
 
 
@@ -728,7 +737,7 @@ def run_suite(
         sink = _open_sink(uri, suite.name, summary)
         live = None
         if sink is not None:
-            _sync(sink, read_rows(runfile) if runfile.is_file() else [], summary, {c.id for c in todo})
+            _sync(sink, rows, summary, {c.id for c in todo})  # the rows read above, --reuse copies included
             live = LiveCurves(sink, {c.id: c.name for c in todo}, run_dir, LIVE_INTERVAL_S,
                               on_error=lambda e: _tracking_error(summary, "live curves", e, "curves reach MLflow when each cell ends"))
 
