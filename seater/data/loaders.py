@@ -524,26 +524,26 @@ def _first_line(path: Path, limit: int = 1 << 16) -> str:
     return ""
 
 
+def _known_format(path: str | Path, format: str) -> str:
+    """`format`, ``auto`` detected from the files; an unknown name is one error."""
+    if format == "auto":
+        return detect_format(path)
+    if format not in FORMATS:
+        raise ConfigError(f"unknown dataset format {format!r}; known: auto, {', '.join(FORMATS)}")
+    return format
+
+
 def dataset_files(path: str | Path, format: str = "auto") -> list[Path]:
     """The files `load_dataset(path, format)` reads, so their contents can be fingerprinted."""
-    path = Path(path)
-    if format == "auto":
-        format = detect_format(path)
     files = {"s3rec": _s3rec_files, "comirec": _comirec_files, "lightgcn": _lightgcn_files,
              "yambda": lambda p: [_yambda_file(p)]}
-    if format not in files:
-        raise ConfigError(f"unknown dataset format {format!r}; known: auto, {', '.join(FORMATS)}")
-    return files[format](path)
+    return files[_known_format(path, format)](Path(path))
 
 
 def load_dataset(path: str | Path, format: str = "auto") -> Interactions:
     """Load `path` in `format` (``auto``, ``s3rec``, ``comirec``, ``lightgcn`` or ``yambda``)."""
-    if format == "auto":
-        format = detect_format(path)
     loaders = {"s3rec": load_s3rec, "comirec": load_comirec, "lightgcn": load_lightgcn, "yambda": load_yambda}
-    if format not in loaders:
-        raise ConfigError(f"unknown dataset format {format!r}; known: auto, {', '.join(FORMATS)}")
-    return loaders[format](path)
+    return loaders[_known_format(path, format)](path)
 
 
 def item_attribute_matrix(inter: Interactions) -> np.ndarray:
