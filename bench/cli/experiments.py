@@ -51,7 +51,7 @@ def run(
     leaderboard: bool = typer.Option(True, help="Write and print the leaderboard at the end."),
     reuse: list[Path] = typer.Option([], help="Another run folder whose finished cells of this suite are copied in, not rerun (repeatable)."),
     only: list[str] = typer.Option([], help="Run only the cells whose name matches this glob, e.g. 'beauty/seater/balanced*' or '*/s0' (repeatable; names as --dry-run lists them)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells (name, id, FINISHED / FAILED / STALE (input files changed since) / TO RUN in the run folder) and run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells (their status in the run folder: FINISHED / FAILED / STALE (input files changed since) / TO RUN; id; name) and run nothing."),
 ) -> None:
     """Run every cell of a suite that has not finished yet, then print its leaderboard."""
     import dataclasses
