@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.speed.trees import cost_ratio
 from seater.errors import ConfigError
 
 
@@ -120,8 +121,8 @@ def compare(
 
 def _result(x: np.ndarray, k: int, seeds, rows: list[dict[str, Any]], skipped: list[dict]) -> dict[str, Any]:
     """The rows so far, each with its cost over the best of them."""
-    best = min(r["total_cost"] for r in rows) if rows else float("nan")
-    rows = [{**r, "cost_ratio": r["total_cost"] / best if best > 0 else float("nan")} for r in rows]
+    best = min((r["total_cost"] for r in rows), default=0.0)
+    rows = [{**r, "cost_ratio": cost_ratio(r["total_cost"], best)} for r in rows]
     return {"n_items": int(x.shape[0]), "dim": int(x.shape[1]), "k": k, "seeds": list(seeds), "rows": rows, "skipped": skipped}
 
 
@@ -130,7 +131,7 @@ def _fmt_params(p: dict) -> str:
 
 
 def _ratio(x: float) -> str:
-    return "–" if math.isnan(x) else f"{x:.4f}"  # nan: the best cost is 0 (k >= items, no split)
+    return "∞" if math.isinf(x) else f"{x:.4f}"  # inf: this tree costs > 0 where the best costs 0
 
 
 def table(result: dict[str, Any]) -> str:

@@ -105,6 +105,18 @@ def test_compare_reports_every_build_as_it_finishes(emb):
     assert [r["total_cost"] for r in seen[1]["rows"]] == [r["total_cost"] for r in final["rows"][:2]]
 
 
+def test_compare_cost_ratio_when_the_best_tree_costs_nothing():
+    """At most k items (one leaf level) every tree costs 0: the ratio is 1, as in `speed trees`, not nan;
+    a tree that costs something where the best costs 0 is infinitely worse."""
+    from bench.speed.tree_compare import _result, table
+
+    x = np.zeros((3, 2), dtype=np.float32)
+    base = {"params": {}, "seed": 0, "seconds": 0.1, "off_nearest": 0.0, "depth": 1, "balanced": True, "peak_mb": 1.0, "notes": []}
+    res = _result(x, 4, [0], [{**base, "builder": "greedy", "total_cost": 0.0}, {**base, "builder": "random", "total_cost": 2.0}], [])
+    assert [r["cost_ratio"] for r in res["rows"]] == [1.0, float("inf")]
+    assert "| 1.0000 |" in table(res) and "| ∞ |" in table(res)
+
+
 @pytest.mark.parametrize("flag,value", [("--seeds", "0,x"), ("--threshold-sweep", "100,,abc"), ("--seeds", ",")])
 def test_compare_rejects_a_bad_integer_list(emb, flag, value):
     res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", "--builders", "random", flag, value])
