@@ -636,7 +636,8 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         if builders is not None:
             _check_points(file, f"trees[{i}].sweep", builders, builder, points)
         for point in points:
-            params = {**defaults, **fixed, **point}
+            # through the registry when there is one: it reads 2e3 as 2000 for an integer parameter
+            params = {**defaults, **fixed, **point} if builders is None else builders.params(builder, {**fixed, **point})
             if builders is not None:
                 try:
                     builders.check(builder, params)
@@ -696,7 +697,7 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         if retrievers is not None:
             _check_points(file, f"retrievers[{i}].sweep", retrievers, rname, points)
         for point in points:
-            params = {**defaults, **fixed, **point}
+            params = {**defaults, **fixed, **point} if retrievers is None else retrievers.params(rname, {**fixed, **point})
             if retrievers is not None:
                 _check_constructs(file, f"retrievers[{i}]", retrievers.get(rname), params)
             spec = RetrieverSpec(rname, params, needs_tree, tuple(sorted(sweep)), _neutral(retrievers, rname, params))

@@ -33,6 +33,10 @@ class Entry:
 _KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
 
 
+def _int_kind(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _type_ok(default: Any, value: Any) -> bool:
     """Whether `value` is the same kind of value as `default` (ints pass for floats; None default: anything)."""
     if default is None:
@@ -102,6 +106,9 @@ class Registry(Generic[F]):
             )
         for key, value in overrides.items():
             default = entry.defaults[key]
+            if _int_kind(default) and isinstance(value, float) and value.is_integer():
+                # 2e3 (TOML and JSON read it as a float) means 2000, as in --sizes 2e4
+                value = overrides[key] = int(value)
             if not _type_ok(default, value):
                 want = next((w for t, w in _KINDS.items() if isinstance(default, t)), type(default).__name__)
                 # one message here instead of a TypeError deep inside a builder or a model

@@ -15,6 +15,19 @@ def test_identity_params_drop_added_parameters_only_at_their_defaults():
     assert reg.identity_params("w", reg.params("w", {"a": 2})) == {"a": 2}
 
 
+def test_a_whole_float_is_taken_for_an_integer_parameter():
+    """threshold = 2e3 in a suite (TOML reads a float) or --param threshold=2e3 means 2000, as --sizes 2e4 does."""
+    from seater.errors import ConfigError
+
+    reg = Registry("widget")
+    reg.register("w", defaults={"n": 1, "x": 0.5, "flag": False})(lambda **kw: kw)
+    got = reg.params("w", {"n": 2e3, "x": 1.0})
+    assert got == {"n": 2000, "x": 1.0, "flag": False} and type(got["n"]) is int
+    for bad in ({"n": 2.5}, {"n": float("inf")}, {"flag": 1.0}):
+        with pytest.raises(ConfigError, match="must be"):
+            reg.params("w", bad)
+
+
 def test_an_added_parameter_needs_a_default():
     with pytest.raises(ValueError, match="added parameter"):
         Registry("widget").register("w", defaults={"a": 1}, added=("b",))

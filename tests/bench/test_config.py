@@ -262,3 +262,21 @@ def test_names_that_would_collide_or_escape_their_folder(tmp_path, old, new, mes
     assert old in BASE
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, BASE.replace(old, new, 1))
+
+
+def test_a_whole_float_for_an_integer_parameter_is_that_integer(tmp_path):
+    """TOML reads 2e3 as a float: for an integer parameter it is 2000, the same cells as `2000`
+    (it was refused by the type check, while --sizes 2e4 was taken)."""
+    def cells(threshold, epochs):
+        text = BASE.replace('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }',
+                            f'builder = "hybrid"\nk = 4\nsweep = {{ threshold = [{threshold}] }}')
+        text = text.replace("sweep = { epochs = [1, 2] }", f"params = {{ epochs = {epochs} }}")
+        return _load(tmp_path, text).cells()
+
+    floats, ints = cells("2e3", "2.0"), cells("2000", "2")
+    assert [c.id for c in floats] == [c.id for c in ints]
+    tree = next(c.tree for c in floats if c.tree)
+    ret = next(c.retriever for c in floats if c.retriever.name == "tree_popular")
+    assert type(tree.params["threshold"]) is int and type(ret.params["epochs"]) is int
+    with pytest.raises(ConfigError, match="threshold"):
+        cells("2000.5", "2")
