@@ -734,7 +734,7 @@ def run_suite(
 
         for c in todo:  # curve points of an earlier, killed attempt
             progress_file(run_dir, c.id).unlink(missing_ok=True)
-        sink = _open_sink(uri, suite.name, summary)
+        sink = _open_sink(uri, suite.name, run_dir, summary)
         live = None
         if sink is not None:
             _sync(sink, rows, summary, {c.id for c in todo})  # the rows read above, --reuse copies included
@@ -793,13 +793,13 @@ def _tracking_error(summary: RunSummary, what: str, e: Exception, then: str) -> 
     warnings.warn(f"MLflow failed for {what} ({first_line(e)}); {then}")
 
 
-def _open_sink(uri: str | None, experiment: str, summary: RunSummary):
+def _open_sink(uri: str | None, experiment: str, run_dir: Path, summary: RunSummary):
     if uri is None:
         return None
     from bench.tracking import MLflowSink
 
     try:
-        return MLflowSink(uri, experiment)
+        return MLflowSink(uri, experiment, run_dir)
     except ConfigError:  # a URI MLflow cannot use at all: the user's to fix first
         raise
     except Exception as e:  # noqa: BLE001 - a tracker outage must not stop the grid

@@ -425,7 +425,10 @@ def first_line(e: BaseException) -> str:
 class MLflowSink:
     """Pushes results rows into an MLflow experiment named after the suite, once per row id."""
 
-    def __init__(self, tracking_uri: str, experiment: str):
+    def __init__(self, tracking_uri: str, experiment: str, run_dir: str | Path | None = None):
+        """`run_dir`: the run folder whose rows this sink pushes; its runs carry it as tag
+        ``seater.run_dir``, so that `fail_abandoned` never closes the runs of a grid in another
+        folder that shares the store and the suite name (hence the experiment)."""
         try:
             from mlflow.tracking import MlflowClient
         except ImportError as e:  # pragma: no cover
@@ -433,6 +436,7 @@ class MLflowSink:
         from mlflow.exceptions import MlflowException
 
         self.uri = tracking_uri
+        self.run_dir = str(Path(run_dir).resolve()) if run_dir is not None else None
         check_reachable(tracking_uri)
         if tracking_uri.startswith(("http://", "https://")):
             # a server that dies mid-grid: a few retries, not MLflow's default seven with back-off (minutes
@@ -471,7 +475,7 @@ class MLflowSink:
         by `push` of the cell's row."""
         with self._lock:
             if cell_id not in self._live:
-                t = MLflowTracker(self.client, self.experiment_id, name, {"seater.cell_id": cell_id, "seater.live": "1"},
+                t = MLflowTracker(self.client, self.experiment_id, name, {"seater.cell_id": cell_id, "seater.live": "1", **self._origin()},
                                   start_time_ms=int(started * 1000) if started is not None else None)
                 self._live[cell_id] = (t.run_id, 0)
             run_id, n = self._live[cell_id]
@@ -483,7 +487,8 @@ class MLflowSink:
         """Mark FAILED the runs of these cells left RUNNING: streamed by a killed grid (the cells never
         wrote a row, or wrote it just before the kill; they run again, or their rows are pushed, into new
         runs), cut off mid-push, or streamed by a grid that lost the server (`import` then pushes their
-        rows as new runs). Runs this sink streams now are left alone, and so is a run of a cell in
+        rows as new runs). Runs this sink streams now are left alone, as are those of another run folder
+        (tag ``seater.run_dir``; runs without the tag count as this folder's), and so is a run of a cell in
         `started_before` (cell id -> unix seconds: its row's end) that started after that time: another grid
         on the same store may be running the cell again. Returns how many."""
         with self._lock:
@@ -491,11 +496,14 @@ class MLflowSink:
             limits = started_before or {}
             mine = {run_id for run_id, _ in self._live.values()}
             stale = [r.info.run_id for r in runs if (cid := r.data.tags.get("seater.cell_id")) in cell_ids
-                     and r.info.run_id not in mine and (cid not in limits or r.info.start_time <= limits[cid] * 1000)]
+                     and r.info.run_id not in mine and r.data.tags.get("seater.run_dir", self.run_dir) == self.run_dir and (cid not in limits or r.info.start_time <= limits[cid] * 1000)]
             for run_id in stale:
                 self.client.set_tag(run_id, "seater.error", why)
                 self.client.set_terminated(run_id, status="FAILED")
             return len(stale)
+
+    def _origin(self) -> dict[str, str]:
+        return {"seater.run_dir": self.run_dir} if self.run_dir is not None else {}
 
     def push(self, row: dict[str, Any]) -> str | None:
         """Create the MLflow run for `row` (or complete the one its cell streamed to) unless a run
@@ -511,6 +519,7 @@ class MLflowSink:
             "seater.cell_id": row["cell_id"],
             "seater.suite": row.get("suite", ""),
             "mlflow.source.git.commit": str(row.get("provenance", {}).get("commit", "")),
+            **self._origin(),
         }
         if row.get("error"):
             tags["seater.error"] = row["error"][:5000]
@@ -564,17 +573,17 @@ def import_runfile(runfile: str | Path, tracking_uri: str | None = None, experim
     from bench.locks import run_lock
 
     with run_lock(runfile.parent, "import"):  # not beside a grid that pushes the same rows
-        return _import_rows(rows, uri, experiment)
+        return _import_rows(rows, uri, experiment, runfile.parent)
 
 
-def _import_rows(rows: list[dict[str, Any]], uri: str, experiment: str | None) -> tuple[int, int]:
+def _import_rows(rows: list[dict[str, Any]], uri: str, experiment: str | None, run_dir: Path | None = None) -> tuple[int, int]:
     by_suite: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_suite.setdefault(experiment or r.get("suite") or "seater-bench", []).append(r)
     pushed = skipped = 0
     for exp, rs in by_suite.items():
         try:
-            sink = MLflowSink(uri, exp)
+            sink = MLflowSink(uri, exp, run_dir)
             for r in rs:
                 if sink.push(r) is None:
                     skipped += 1

@@ -150,3 +150,18 @@ def test_runs_started_after_a_cells_row_are_left_alone(tmp_path):
     assert again.fail_abandoned({"c1", "c2"}, started_before={"c1": 2000.0, "c2": 2000.0}) == 1
     status = {r.data.tags["seater.cell_id"]: r.info.status for r in again.client.search_runs([again.experiment_id])}
     assert status == {"c1": "FAILED", "c2": "RUNNING"}
+
+
+def test_the_runs_of_another_run_folder_are_never_abandoned(tmp_path):
+    """Two grids in different folders share a store and a suite name (one experiment): each closes
+    only its own folder's open runs, even those older than its rows (the other grid is still running
+    them); runs of a store written before the tag existed count as its own."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    MLflowSink(uri, "live", tmp_path / "a").stream("c1", "cell c1", [{"step": 0, "metrics": {"train/loss": 1.0}}], started=1000.0)
+    MLflowSink(uri, "live", tmp_path / "b").stream("c1", "cell c1", [{"step": 0, "metrics": {"train/loss": 1.0}}], started=1000.0)
+    MLflowSink(uri, "live").stream("c2", "cell c2", [{"step": 0, "metrics": {"train/loss": 1.0}}], started=1000.0)  # untagged
+    again = MLflowSink(uri, "live", tmp_path / "a" / ".." / "a")  # the same folder, named another way
+    assert again.fail_abandoned({"c1", "c2"}, started_before={"c1": 2000.0, "c2": 2000.0}) == 2
+    runs = again.client.search_runs([again.experiment_id])
+    status = {(r.data.tags.get("seater.run_dir"), r.data.tags["seater.cell_id"]): r.info.status for r in runs}
+    assert status == {(str(tmp_path / "a"), "c1"): "FAILED", (str(tmp_path / "b"), "c1"): "RUNNING", (None, "c2"): "FAILED"}

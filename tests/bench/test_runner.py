@@ -98,6 +98,7 @@ def test_grid_failures_resume_and_mlflow(tmp_path, monkeypatch):
     assert mtp.data.params["lineage.tree_hash"] == tp["lineage"]["tree_hash"]
     assert [m.step for m in client.get_metric_history(mtp.info.run_id, "epoch/train/loss")] == [0, 1]
     assert mtp.data.tags["seater.live"] == "1" and mtp.data.tags["seater.row_id"] == tp["row_id"]
+    assert {r.data.tags["seater.run_dir"] for r in runs} == {str(run_dir.resolve())}  # whose grid each run is
     assert mtp.info.start_time == int(tp["started"] * 1000)  # opened as the cell started, not at its first epoch
     assert {a.path for a in client.list_artifacts(mtp.info.run_id)} == {"tree", "config", "per_user", "row.json"}
     assert (run_dir / "mlartifacts").is_dir() and not any(elsewhere.iterdir())  # artifacts stay in the run folder
