@@ -26,6 +26,12 @@ class SEATERConfig:
     beta: float = 0.001  # ranking margin per unit of rank gap
     use_align: bool = True  # False = "w/o alignment" ablation
     use_rank: bool = True  # False = "w/o ranking" ablation
+    # ranking scores pool the decoder states of the whole identifier, root .. item (DESIGN.md: the
+    # identifier ends with the item, then end), so an item and its siblings score differently.
+    # False: only the states of root .. parent, as every SEATER result before this option; then a
+    # negative under the target's own parent scores exactly as the target and the loss never ranks
+    # items within a leaf cluster
+    rank_item_token: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_heads", "d_ff", "enc_layers", "dec_layers", "max_history", "depth", "n_items"):

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "beta": 0.001,
     "use_align": True,
     "use_rank": True,
+    "rank_item_token": False,  # True: ranking pools root .. item, not root .. parent (SEATERConfig)
     # ours, not the paper's: item tokens start from the tree's item embeddings, node tokens from
     # their items' mean (needs embeddings of width d_model); off = the paper's random init
     "init_from_embeddings": False,
@@ -72,7 +73,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings", "lr_schedule", "ema"))
+@RETRIEVERS.register("seater", defaults=DEFAULTS, added=("init_from_embeddings", "lr_schedule", "ema", "rank_item_token"))
 class SEATERRetriever(Retriever):
     """SEATER: generative retrieval of tree identifiers with alignment and ranking losses."""
 
@@ -88,7 +89,7 @@ class SEATERRetriever(Retriever):
         self.device, self.seed = device, seed
         self._check_params()
 
-    _MODEL_KEYS = ("d_model", "n_heads", "d_ff", "dropout", "enc_layers", "dec_layers", "lambda_align", "lambda_rank", "tau", "q", "beta", "use_align", "use_rank")
+    _MODEL_KEYS = ("d_model", "n_heads", "d_ff", "dropout", "enc_layers", "dec_layers", "lambda_align", "lambda_rank", "tau", "q", "beta", "use_align", "use_rank", "rank_item_token")
 
     def _check_params(self) -> None:
         """Every parameter checked at construction, so a suite with a bad value fails when it loads, not after hours of other cells."""

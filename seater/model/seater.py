@@ -237,9 +237,12 @@ class SEATER(nn.Module):
             neg, shared, valid = sample_rank_negatives(
                 targets, c.q, self.item_path, self.lengths, self.node_start, self.node_size, self.item_pos, self.sorted_items, generator
             )  # (B, q') each
-            neg_in = self.item_tokens[neg][:, :, :-1]  # (B, q', D)
-            all_states = self.decode_many(mem, mask, torch.cat([dec_in.unsqueeze(1), neg_in], 1))  # (B, 1+q', D, d)
-            states = all_states[:, 0]
+            # rank_item_token: whole identifiers (D+1 positions; causal, so the first D states are the
+            # generation loss's); otherwise root .. parent (D)
+            rank_in = seq if c.rank_item_token else dec_in
+            neg_in = self.item_tokens[neg][:, :, : rank_in.shape[1]]  # (B, q', D or D+1)
+            all_states = self.decode_many(mem, mask, torch.cat([rank_in.unsqueeze(1), neg_in], 1))  # (B, 1+q', D(+1), d)
+            states = all_states[:, 0, : dec_in.shape[1]]
         else:
             states = self.decode(mem, mask, dec_in)  # (B, D, d)
         child = self.next_table[dec_in]  # (B, D, k)
@@ -252,7 +255,7 @@ class SEATER(nn.Module):
             out["align"] = alignment_loss(emb, tokens, self.parent_token, c.tau)
             total = total + c.lambda_align * out["align"]
         if rank:
-            out["rank"] = self._rank_loss(hist, mem, dec_in, neg_in, all_states, targets, shared, valid)
+            out["rank"] = self._rank_loss(hist, mem, rank_in, neg_in, all_states, targets, shared, valid)
             total = total + c.lambda_rank * out["rank"]
         out["loss"] = total
         return out

@@ -138,6 +138,38 @@ def test_alignment_and_ranking_gradients():
     assert model.rank_x.weight.grad.abs().sum() > 0 and model.encoder[0].attn.q.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("whole", [False, True])
+def test_ranking_tells_an_item_from_its_siblings_only_with_the_item_token(whole):
+    """The identifier ends with the item (DESIGN.md). Pooling root .. parent (rank_item_token false,
+    the old behaviour) scores every item under one parent alike: the pair target / sibling costs a
+    constant and no gradient reaches the item tokens through the ranking loss. Pooling root .. item
+    ranks them apart, and the generation loss is the same either way (causal decoder)."""
+    tree = balanced_random_tree(64, 4, seed=0)
+    hist = torch.zeros((64, 5), dtype=torch.long)  # empty histories: no path to item tokens through the encoder
+    targets = torch.arange(1, 65)
+    model = _model(tree, use_align=False, rank_item_token=whole)
+    gen = torch.Generator().manual_seed(1)
+    neg, shared, valid = sample_rank_negatives(targets, model.config.q, model.item_path, model.lengths, model.node_start,
+                                               model.node_size, model.item_pos, model.sorted_items, gen)
+    sib = valid & (shared == model.lengths[targets - 1][:, None] - 1)
+    assert sib.any()
+    with torch.no_grad():
+        rank_in = model.item_tokens[torch.cat([targets[:, None], neg], 1)]
+        rank_in = rank_in if whole else rank_in[..., :-1]
+        mem, mask = model.encode(hist)
+        y = model._pooled_dec(model.decode_many(mem, mask, rank_in), rank_in)
+        s = torch.einsum("bd,de,bce->bc", model._pooled_enc(hist, mem), model.rank_w, y)
+    gap = (s[:, 1:] - s[:, :1]).abs()[sib]
+    assert (gap.min() > 1e-6) if whole else (gap.max() == 0)
+
+    out = model.loss(hist, targets, generator=torch.Generator().manual_seed(1))
+    out["rank"].backward(retain_graph=True)
+    items = model.tok_emb.weight.grad[1:65].abs().sum()
+    assert (items > 0) if whole else (items == 0)
+    other = _model(tree, use_align=False, rank_item_token=not whole)
+    torch.testing.assert_close(other.loss(hist, targets, generator=torch.Generator().manual_seed(1))["gen"], out["gen"])
+
+
 def test_ablation_switches_drop_the_loss_terms():
     tree = balanced_random_tree(64, 4, seed=0)
     hist, targets = torch.tensor([[0, 0, 0, 1, 2]]), torch.tensor([40])
