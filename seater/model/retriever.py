@@ -53,7 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "init_from_embeddings": False,
     # decoding
     "beam_size": 50,
-    "decode_mode": "beam",  # beam | greedy | sample
+    # beam | greedy | sample. greedy follows the single best child per level: one item per user (the
+    # other K - 1 slots stay empty, so its recall@K is its recall@1). sample draws each level's
+    # beam (Gumbel top-W); the draws follow one generator per recommend call, so they depend on
+    # eval_batch_size as well as on the seed
+    "decode_mode": "beam",
     "temperature": 1.0,  # for decode_mode = sample
     "eval_batch_size": 256,  # users per beam-search call
     # training (Adam, lr 1e-3, L2 1e-5, patience 4 in the paper)

@@ -23,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy as np
 import torch
@@ -143,6 +144,23 @@ def tree_tensors(tree: Tree) -> dict[str, torch.Tensor]:
     }
     assert tables["item_tokens"].shape[1] == D + 1
     return {k: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.long) for k, v in tables.items()}
+
+
+def _inference(method):
+    """no_grad and eval mode (no dropout) for the call, the module's mode restored after it: a
+    caller that decodes mid-training gets the same scores as the retriever."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        was = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return method(self, *args, **kwargs)
+        finally:
+            self.train(was)
+
+    return wrapper
 
 
 class SEATER(nn.Module):
@@ -279,9 +297,9 @@ class SEATER(nn.Module):
         return ranking_loss(scores, all_shared, all_valid, self.config.beta)
 
     # ------------------------------------------------------------------ scoring and decoding
-    @torch.no_grad()
+    @_inference
     def identifier_log_prob(self, hist: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Exact log-probability of full identifiers by teacher forcing (eval mode).
+        """Exact log-probability of full identifiers by teacher forcing (in eval mode).
 
         hist (B, L); items int64 (B, M) -> (B, M) sum over steps of the children-only log-softmax.
         """
@@ -296,9 +314,9 @@ class SEATER(nn.Module):
         step = logp.gather(-1, slot.unsqueeze(-1)).squeeze(-1).masked_fill(dec_out == 0, 0.0)
         return step.sum(-1).view(B, M)
 
-    @torch.no_grad()
+    @_inference
     def catalog_log_prob(self, hist: torch.Tensor, max_rows: int = 1 << 15, side_by_side: int = 16) -> torch.Tensor:
-        """Exact log-probability of every item's identifier, hist (B, L) -> (B, N) (eval mode).
+        """Exact log-probability of every item's identifier, hist (B, L) -> (B, N) (in eval mode).
 
         Equals `identifier_log_prob` over all items, at a fraction of the cost: the decoder state
         that scores a node's children depends only on the node's prefix, so one teacher-forced
@@ -375,12 +393,14 @@ class SEATER(nn.Module):
 
         return step
 
-    @torch.no_grad()
+    @_inference
     def recommend(
         self, hist: torch.Tensor, beam_size: int = 50, topk: int = 50, mode: str = "beam", temperature=1.0, generator=None,
         attention: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Constrained beam search: hist (B, L) -> items (B, topk), scores (B, topk).
+        """Constrained beam search (in eval mode): hist (B, L) -> items, scores (B, min(topk, W)).
+
+        W = beam_size; greedy decoding is a beam of 1, so it returns one item per user.
 
         attention: "math" computes attention as plain matmuls + softmax, "auto" lets torch choose
         fused kernels; None = "math" on CUDA, "auto" elsewhere. Decoding attends over at most

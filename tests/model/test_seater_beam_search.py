@@ -169,3 +169,22 @@ def test_catalog_log_prob_equals_scoring_every_identifier(kind, k, random_seater
     ref = model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1))  # (3, N)
     for max_rows, side in ((1 << 15, 16), (7, 2), (1, 1), (100, 5)):  # one call; many calls; one prefix per row
         torch.testing.assert_close(model.catalog_log_prob(hist, max_rows, side), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_seater_decodes_without_dropout_even_in_training_mode(random_seater):
+    """A caller that decodes mid-training (dropout 0.2 on) gets the eval-mode scores, and the model
+    stays in the mode it was in; greedy decoding returns one item per user."""
+    tree = make_tree("balanced", 30, 3, seed=4)
+    model, hist = random_seater(tree)
+    items, scores = model.recommend(hist, beam_size=8, topk=8)
+    ref = model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1))
+    cat = model.catalog_log_prob(hist)
+    model.train()
+    for _ in range(2):
+        got_items, got_scores = model.recommend(hist, beam_size=8, topk=8)
+        assert torch.equal(got_items, items) and torch.equal(got_scores, scores)
+        assert torch.equal(model.identifier_log_prob(hist, torch.arange(1, tree.n_items + 1).expand(3, -1)), ref)
+        torch.testing.assert_close(model.catalog_log_prob(hist), cat)
+    assert model.training and all(m.training for m in model.modules())
+    greedy, _ = model.recommend(hist, beam_size=8, topk=8, mode="greedy")
+    assert greedy.shape == (3, 1) and bool((greedy > 0).all())
