@@ -36,7 +36,7 @@ from seater.metrics import check_metric_name, metric_cutoff
 from seater.retriever import EmbeddingModel, check_histories, check_topk
 from seater.topk import topk_inner_product
 from seater.tracking import NullTracker, Tracker
-from seater.training import seed_everything, train_config, train_loop
+from seater.training import resume_identity, seed_everything, train_config, train_loop
 from seater.trees.checks import check_int
 from seater.trees.tree import Tree
 
@@ -302,7 +302,8 @@ class DualEncoder(EmbeddingModel):
             return self._evaluate(valid, ks=sorted({5, 10, 20, metric_cutoff(cfg.val_metric)}))
 
         tcfg = train_config(cfg, device=str(dev), seed=self.seed)
-        res = train_loop(self.encoder_, batches, self.step_loss, validate, tcfg, tracker=tracker)
+        identity = resume_identity(asdict(cfg), ignore=("eval_batch_size",), model=type(self).__name__, n_items=int(split.n_items))
+        res = train_loop(self.encoder_, batches, self.step_loss, validate, tcfg, tracker=tracker, identity=identity)
         self.encoder_.eval()
         epoch_s = [h["time/epoch_s"] for h in res.history]
         self.fit_info_ = {

@@ -33,6 +33,7 @@ Choices (documented departures from the TIGER paper):
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -79,10 +80,10 @@ class RQVAEConfig:
                 raise ConfigError(f"rqvae parameter {name} must be a positive integer, got {value!r}")
         if self.codebook_size < 2:
             raise ConfigError(f"rqvae codebook_size must be >= 2, got {self.codebook_size}")
-        if (not self.beta >= 0 or not self.lr > 0 or not self.weight_decay >= 0 or not 0 < self.ema_decay < 1
-                or not self.dead_code_threshold >= 0):
+        if (not 0 <= self.beta < math.inf or not 0 < self.lr < math.inf or not 0 <= self.weight_decay < math.inf
+                or not 0 < self.ema_decay < 1 or not 0 <= self.dead_code_threshold < math.inf):
             raise ConfigError(
-                f"rqvae needs beta >= 0, lr > 0, weight_decay >= 0, 0 < ema_decay < 1, dead_code_threshold >= 0; got "
+                f"rqvae needs finite beta >= 0, lr > 0, weight_decay >= 0, dead_code_threshold >= 0 and 0 < ema_decay < 1; got "
                 f"beta={self.beta}, lr={self.lr}, weight_decay={self.weight_decay}, ema_decay={self.ema_decay}, "
                 f"dead_code_threshold={self.dead_code_threshold}"
             )
@@ -142,6 +143,20 @@ class SemanticIDResult:
     recon_loss: list[float] = field(default_factory=list)  # mean reconstruction MSE per epoch
     commit_loss: list[float] = field(default_factory=list)  # mean summed commitment loss per epoch
     seconds: float = 0.0
+    device: str = ""  # where it trained ("auto" resolved)
+
+
+def standardize(x: np.ndarray) -> np.ndarray:
+    """Columns to zero mean and unit variance, constant ones to 0 (float32 out).
+
+    In float64: float32 sums overflow for entries near 1e38, and their rounding gave a constant
+    column a spread of ~1e-8 (its entries then became +-1, not 0). A float32 column that varies at
+    all spreads by at least one ulp, ~6e-8 of its size, far above the 1e-9 cut here.
+    """
+    x64 = x.astype(np.float64)
+    mu, sd = x64.mean(axis=0), x64.std(axis=0)
+    varies = sd > 1e-9 * np.abs(mu)
+    return np.where(varies, (x64 - mu) / np.where(varies, sd, 1.0), 0.0).astype(np.float32)
 
 
 def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, seed: int = 0) -> SemanticIDResult:
@@ -152,8 +167,7 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, seed: int = 0) -> SemanticIDRes
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     if cfg.standardize:
-        mu, sd = x.mean(axis=0), x.std(axis=0)
-        x = np.where(sd > 0, (x - mu) / np.where(sd > 0, sd, 1.0), 0.0).astype(np.float32)
+        x = standardize(x)
     data = torch.from_numpy(np.ascontiguousarray(x)).to(device)
     n = len(data)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -183,7 +197,7 @@ def train_rqvae(x: np.ndarray, cfg: RQVAEConfig, seed: int = 0) -> SemanticIDRes
             if not np.isfinite(recon_curve[-1]):
                 raise TreeBuildError(f"rqvae training diverged (reconstruction loss {recon_curve[-1]}); lower lr")
         codes = model.encode(data).cpu().numpy().astype(np.int64)
-    return SemanticIDResult(codes, recon_curve, commit_curve, time.perf_counter() - t0)
+    return SemanticIDResult(codes, recon_curve, commit_curve, time.perf_counter() - t0, str(device))
 
 
 def add_collision_codes(codes: np.ndarray, k: int) -> tuple[np.ndarray, int]:
@@ -242,6 +256,7 @@ def build_rqvae(embeddings: np.ndarray, k: int = 256, seed: int = 0, **params) -
         "params": {**{key: (list(v) if isinstance(v, tuple) else v) for key, v in asdict(cfg).items()}, "k": int(k), "seed": int(seed)},
         "level_seconds": [result.seconds, time.perf_counter() - t1],  # RQ-VAE training, collision codes
         "seconds": result.seconds + time.perf_counter() - t1,
+        "device": result.device,
         "codebook_usage": codebook_usage(result.codes, k),  # per RQ level, fraction of k codes used
         "collision_rate": collision_rate(result.codes),  # before the collision code
         "n_distinct_prefixes": int(len(counts)),

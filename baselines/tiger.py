@@ -57,7 +57,7 @@ from seater.errors import ConfigError, DataError
 from seater.metrics import evaluate
 from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import NullTracker, Tracker
-from seater.training import train_config, train_loop
+from seater.training import resume_identity, train_config, train_loop
 from seater.trees.tree import Tree
 
 _HASH_MULT = 1_000_003
@@ -280,6 +280,8 @@ class TIGER(Retriever):
         n_valid = len(split.valid)
         pick = np.arange(n_valid) if cfg.valid_users == 0 or cfg.valid_users >= n_valid else np.sort(rng_valid.choice(n_valid, cfg.valid_users, replace=False))
         v_hist, v_truth = split.valid.histories[pick], [split.valid.truth[i] for i in pick]
+        if len(v_truth) == 0:  # validate() would score 0 every epoch and keep epoch 0's weights
+            raise DataError("the split has no validation users: TIGER selects its epoch on them")
 
         def batches(epoch: int):
             order = np.random.default_rng((self.seed, epoch)).permutation(n)
@@ -298,13 +300,12 @@ class TIGER(Retriever):
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
         def validate() -> dict[str, float]:
-            if len(v_truth) == 0:
-                return {"ndcg@10": 0.0, "recall@10": 0.0}
             return evaluate(self.recommend(v_hist, 10), v_truth, ks=(10,))  # the metrics every retriever is scored by
 
         tcfg = train_config(cfg, val_metric="ndcg@10", device=str(self.device_), seed=self.seed)
         t0 = time.perf_counter()
-        result = train_loop(self.model_, batches, step_loss, validate, tcfg, tracker)
+        identity = resume_identity(asdict(cfg), ignore=("eval_batch_size",), tree=tree.hash())
+        result = train_loop(self.model_, batches, step_loss, validate, tcfg, tracker, identity)
         self.model_.eval()
         self.fit_info_ = {
             "train_seconds": result.train_seconds,
@@ -317,9 +318,8 @@ class TIGER(Retriever):
         }
         self.history_ = result.history
         # invalid-ID rate of the paper's unconstrained decoding on the validation users
-        if len(v_truth):
-            for key, v in self.invalid_rate(v_hist, ks=(10, 20)).items():
-                self.fit_info_[f"valid/{key}"] = v
+        for key, v in self.invalid_rate(v_hist, ks=(10, 20)).items():
+            self.fit_info_[f"valid/{key}"] = v
         self.fit_info_["fit_seconds"] = time.perf_counter() - t0
         return self
 
@@ -414,6 +414,9 @@ class TIGER(Retriever):
         """
         if not hasattr(self, "model_"):
             raise ConfigError("tiger: call fit before invalid_rate")
+        ks = tuple(check_topk(K, "tiger invalid_rate") for K in ks)
+        if not ks:
+            raise ConfigError("tiger invalid_rate: give at least one cut-off K")
         width = max(self.cfg.beam_size, max(ks))
         items, _ = self._beam(np.asarray(histories), width, constrained=False)
         return {f"invalid_rate@{K}": float((items[:, :K] == 0).mean()) for K in ks}

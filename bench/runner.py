@@ -277,8 +277,13 @@ def _cached_tree(cell: Cell, x: np.ndarray, path: Path, out: dict[str, Any]):
         out["params"]["tree.cached"] = True
         return tree, tree.build_seconds()
     fn = builders().get(spec.builder).factory
+    params = dict(spec.params)
+    if params.get("device") == "auto" and cell.device != "auto":
+        # a builder left to choose its device (rqvae) runs where the suite puts the cell's model;
+        # one whose suite names a device, or that defaults to a fixed one (balanced: cpu), keeps it
+        params["device"] = cell.device
     t0 = time.perf_counter()
-    tree = fn(x, spec.k, seed=cell.seed, **spec.params)
+    tree = fn(x, spec.k, seed=cell.seed, **params)
     seconds = time.perf_counter() - t0
     if not isinstance(tree, Tree):
         raise SeaterError(f"builder {spec.builder!r} returned {type(tree).__name__}, not a Tree")

@@ -174,6 +174,14 @@ def _config_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in free}
 
 
+def resume_identity(params: dict[str, Any], ignore: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    """`train_loop`'s identity from a model's parameters: all but the TrainConfig fields (checked on
+    their own) and `ignore` (those that only decode or report), plus `extra` (e.g. ``tree=tree.hash()``)."""
+    skip = {f.name for f in fields(TrainConfig)} | set(ignore)
+    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items() if k not in skip}
+    return {**plain, **extra}
+
+
 def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     """The learning rate of `epoch` (0-based): a function of the epoch alone, so a resumed run replays it.
 
@@ -233,12 +241,16 @@ def train_loop(
     validate: Callable[[], dict[str, float]],
     cfg: TrainConfig,
     tracker: Tracker | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train `model` until `cfg.epochs` or early stopping; the best weights are restored on return.
 
     batches(epoch): the epoch's batches, already tensors on the device.
     step_loss(batch): the loss tensor, or a dict with key "loss" (other keys are logged as train/<key>).
     validate(): metrics (higher is better) computed in eval mode under no_grad; must hold cfg.val_metric.
+    identity: what else a resumed run must share with its checkpoint beyond `cfg` (the model's own
+    settings, the tree's hash: `resume_identity`), plain values; a checkpoint that recorded another
+    is refused, not silently trained on (one written before this check recorded none and resumes).
     """
     tracker = tracker or NullTracker()
     device = resolve_device(cfg.device)
@@ -265,7 +277,16 @@ def train_loop(
                 f"checkpoint {ckpt_path} was written with a different training config ({', '.join(diff)}); "
                 "use another checkpoint_dir or delete it"
             )
-        model.load_state_dict(ckpt["model"])
+        if identity is not None and "identity" in ckpt:
+            diff = sorted(k for k in set(identity) | set(ckpt["identity"]) if identity.get(k) != ckpt["identity"].get(k))
+            if diff:
+                raise ConfigError(f"checkpoint {ckpt_path} was written for another model or tree ({', '.join(diff)} differ); "
+                                  "use another checkpoint_dir or delete it")
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as e:  # other layer sizes: a missing / unexpected key or a size mismatch
+            raise ConfigError(f"checkpoint {ckpt_path} holds a model of another shape ({str(e).splitlines()[0]}); "
+                              "use another checkpoint_dir or delete it") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         if ema is not None:
             ema.load_state_dict(ckpt["ema"])
@@ -354,6 +375,7 @@ def train_loop(
                 ckpt_path,
                 {
                     "config": _config_fingerprint(cfg),
+                    **({"identity": identity} if identity is not None else {}),
                     "model": _cpu_state(model),
                     "optimizer": optimizer.state_dict(),
                     **({"ema": ema.state_dict()} if ema is not None else {}),

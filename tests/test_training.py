@@ -180,6 +180,26 @@ def test_checkpoint_from_other_config_is_refused(tmp_path):
         train_loop(model, batches, step_loss, validate, _cfg(epochs=2, lr=0.01, checkpoint_dir=str(tmp_path)))
 
 
+def test_checkpoint_of_another_model_or_tree_is_refused(tmp_path):
+    """The training config alone let a killed TIGER resume on a rebuilt tree or with other model
+    settings (silently), and a checkpoint of other layer sizes failed inside torch."""
+    from seater.training import resume_identity
+
+    model, batches, step_loss, validate = _regression()
+    ident = resume_identity({"d_model": 8, "user_token": "history", "eval_batch_size": 64, "lr": 0.05, "hidden": (4, 2)},
+                            ignore=("eval_batch_size",), tree="abc")
+    assert ident == {"d_model": 8, "user_token": "history", "hidden": [4, 2], "tree": "abc"}  # lr: TrainConfig's own check
+    train_loop(model, batches, step_loss, validate, _cfg(epochs=1, checkpoint_dir=str(tmp_path)), identity=ident)
+    for other in ({**ident, "tree": "abd"}, {**ident, "user_token": "none"}, {k: v for k, v in ident.items() if k != "hidden"}):
+        with pytest.raises(ConfigError, match="another model or tree"):
+            train_loop(model, batches, step_loss, validate, _cfg(epochs=2, checkpoint_dir=str(tmp_path)), identity=other)
+    wider = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(8, 2))
+    with pytest.raises(ConfigError, match="model of another shape"):
+        train_loop(wider, batches, step_loss, validate, _cfg(epochs=2, checkpoint_dir=str(tmp_path)))
+    res = train_loop(model, batches, step_loss, validate, _cfg(epochs=2, checkpoint_dir=str(tmp_path)), identity=dict(ident))
+    assert res.epochs_run == 2  # the same identity resumes
+
+
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_lr_schedule_sets_each_epochs_step(schedule):
     # loss = w has gradient 1, so every Adam step moves w by lr / (1 + eps): after one batch per epoch

@@ -118,7 +118,7 @@ class SEATERRetriever(Retriever):
         self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None, item_embeddings: np.ndarray | None = None
     ) -> "SEATERRetriever":
         from seater.metrics import evaluate, metric_cutoff
-        from seater.training import train_config, train_loop
+        from seater.training import resume_identity, train_config, train_loop
 
         if tree is None:
             raise ConfigError("retriever 'seater' needs a tree: pass tree= (the harness builds one from item embeddings)")
@@ -169,7 +169,8 @@ class SEATERRetriever(Retriever):
         cfg = train_config(self.p, batch_size=bs, device=str(dev), seed=self.seed)
         tracker.log_params({f"seater/{k}": v for k, v in asdict(self.config_).items()})
         t0 = time.perf_counter()
-        res = train_loop(self.model_, batches, step_loss, validate, cfg, tracker)
+        identity = resume_identity(self.p, ignore=("eval_batch_size",), tree=tree.hash())
+        res = train_loop(self.model_, batches, step_loss, validate, cfg, tracker, identity)
         self.train_result_ = res
         self.fit_info_ = {
             "train_seconds": time.perf_counter() - t0 + res.resumed_seconds,

@@ -66,6 +66,7 @@ def test_build_info_reports_usage_collisions_and_curve(planted_tree):
     assert len(info["recon_loss"]) == SMALL["epochs"]
     assert info["recon_loss"][-1] < 0.5 * info["recon_loss"][0]  # it learns: observed 1.0 -> 0.06
     assert info["builder"] == "rqvae" and info["params"]["k"] == 16
+    assert info["device"] == "cpu"  # where it trained, "auto" resolved (one_thread: a CPU run here)
 
 
 def test_deterministic_given_seed():
@@ -111,3 +112,22 @@ def test_bad_input_raises_clear_errors():
             build_rqvae(x, k=8, hidden=hidden)
     with pytest.raises(ConfigError, match="weight_decay=-1"):
         build_rqvae(x, k=8, weight_decay=-1.0)
+    for key in ("beta", "lr", "weight_decay", "dead_code_threshold"):  # inf led to "training diverged; lower lr"
+        with pytest.raises(ConfigError, match=f"finite.*{key}=inf"):
+            build_rqvae(x, k=8, **{key: float("inf")})
+
+
+def test_standardisation_leaves_constant_columns_at_zero_and_huge_entries_finite():
+    """Computed in float32, a constant column of 0.1 got a spread of ~1e-8 from rounding and became
+    +-1, and entries near 3e38 overflowed the mean into nan ("training diverged")."""
+    from baselines.rqvae import standardize
+
+    x, _ = planted(n=64, d=6)
+    x[:, 0] = 0.1
+    x[:, 1] = x[:, 1] * 1e37  # up to ~3e38: within float32, but its float32 sum overflows
+    assert np.isfinite(x).all() and x[:, 0].std() > 0  # the float32 rounding the old code hit
+    z = standardize(x)
+    assert z.dtype == np.float32 and (z[:, 0] == 0).all() and np.isfinite(z).all()
+    np.testing.assert_allclose(z[:, 1:].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z[:, 1:].std(0), 1.0, rtol=1e-4)
+    build_rqvae(x, k=8, seed=0, **{**SMALL, "epochs": 2})  # trains (was: diverged, nan)

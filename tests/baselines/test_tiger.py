@@ -143,3 +143,36 @@ def test_bad_input():
     assert t.beam_size == t.cfg.beam_size == 9
     with pytest.raises(ConfigError, match="beam_size must be a positive integer"):
         t.beam_size = 0
+
+
+def test_no_validation_users_and_bad_cut_offs_are_named():
+    """With no validation users every epoch scored 0 and TIGER silently kept epoch 0's weights; as
+    SEATER it now refuses. invalid_rate's cut-offs are checked (ks=() raised a bare ValueError,
+    K = -1 gave a wrong rate)."""
+    from dataclasses import replace
+
+    from seater.data.types import EvalSet
+
+    split = leave_one_out(make_synthetic(30, 20, seed=0, mean_length=6))
+    empty = EvalSet(users=split.valid.users[:0], histories=split.valid.histories[:0], truth=[])
+    with pytest.raises(DataError, match="no validation users"):
+        TIGER(device="cpu", **TINY).fit(replace(split, valid=empty), variable_depth_tree(split.n_items))
+    m = fixed_model(constrained=False)
+    for ks in ((), (0,), (-1,), (2.5,)):
+        with pytest.raises(ConfigError, match="invalid_rate"):
+            m.invalid_rate(np.array([[0, 1]]), ks=ks)
+
+
+def test_a_checkpoint_resumes_only_on_its_own_tree_and_settings(tmp_path):
+    """A killed cell whose tree was rebuilt differently (RQ-VAE is not deterministic on a GPU) or whose
+    settings changed resumed silently on the wrong semantic IDs; now it is refused by name."""
+    split = leave_one_out(make_synthetic(30, 20, seed=0, mean_length=6))
+    params = dict(TINY, epochs=1, max_steps_per_epoch=1, checkpoint_dir=str(tmp_path))
+    tree = variable_depth_tree(split.n_items)
+    TIGER(device="cpu", **params).fit(split, tree)
+    shuffled = Tree(tree.codes[::-1].copy(), tree.k)
+    for model, t in ((TIGER(device="cpu", **{**params, "epochs": 2}), shuffled),
+                     (TIGER(device="cpu", **{**params, "epochs": 2, "user_token": "none"}), tree)):
+        with pytest.raises(ConfigError, match="another model or tree"):
+            model.fit(split, t)
+    assert TIGER(device="cpu", **{**params, "epochs": 2}).fit(split, tree).fit_info_["epochs"] == 2
