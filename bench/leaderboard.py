@@ -4,7 +4,8 @@ One leaderboard row = one configuration (a cell without its seed) on one dataset
 metric: mean ± std over seeds and a 95% confidence interval (Student t over seeds). The best
 row per dataset (by the suite's primary metric, test split), or the row named by ``against``, is
 compared with each other row by a paired t-test over the per-user values of that metric, users
-matched within each seed (the per-user arrays a cell saved next to the results file). Best and
+matched within each seed and each user's values averaged over the seeds (the per-user arrays a
+cell saved next to the results file). Best and
 second best of each metric column are marked (bold / italic).
 
 Outputs in ``<results dir>/<suite>/``: ``leaderboard.md`` (provenance header + protocol card +
@@ -174,10 +175,11 @@ def per_user_values(row: dict[str, Any], metric: str) -> np.ndarray | None:
 
 
 def paired_test(ref: Group, other: Group, metric: str) -> tuple[float, int]:
-    """Two-sided paired t-test p-value over users (matched within seeds) and the number of pairs."""
-    from bench.paired import paired_p
+    """Two-sided paired t-test p-value over users (matched within seeds, each user's values averaged
+    over the seeds: `bench.paired.user_means`) and the number of users."""
+    from bench.paired import paired_p, user_means
 
-    a_parts, b_parts = [], []
+    parts = []
     other_by_seed = other.by_seed()
     for seed, r in ref.by_seed().items():
         o = other_by_seed.get(seed)
@@ -189,12 +191,10 @@ def paired_test(ref: Group, other: Group, metric: str) -> tuple[float, int]:
         ua, ub = per_user_values(r, "users"), per_user_values(o, "users")
         if ua is not None and ub is not None and not np.array_equal(ua, ub):  # another split: nothing to pair
             continue
-        ok = ~(np.isnan(a) | np.isnan(b))
-        a_parts.append(a[ok])
-        b_parts.append(b[ok])
-    if not a_parts:
+        parts.append((ua if ua is not None else ub, a, b))
+    if not parts:
         return math.nan, 0
-    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+    a, b = user_means(parts)
     return paired_p(a, b), len(a)
 
 
@@ -405,7 +405,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
             whom = (f"the best row `{best.label}`" if vs == "best" else
                     f"the reference row `{ref.label}` (change = of the mean over the seeds both rows have)")
             md.append(f"Sorted by {primary}; **bold** = best, _italic_ = second best per column; "
-                      f"p = paired t-test over users (matched per seed) against {whom}; "
+                      f"p = paired t-test over users (matched per seed, each user's mean over the seeds) against {whom}; "
                       f"95% CI of {primary} over seeds.")
             md.append("")
         extra = ([f"95% CI {primary}"] + (["change vs ref"] if vs == "ref" else []) + [f"p vs {vs}"]) if best is not None else []

@@ -189,8 +189,8 @@ def compare_cmd(
     typer.echo(f"A = {a}\nB = {b}\n" + "\n".join(table))
     if out is not None:
         head = ["# Paired comparison", "", markdown_header(provenance()).rstrip("\n"), f"- A: `{shown_path(a)}`", f"- B: `{shown_path(b)}`",
-                f"- cells paired by {match}, users matched per seed; p = two-sided paired t-test over the users of all seeds "
-                "(* p < 0.05), which leaves out training noise: `per seed` shows whether the sign holds from one training run to the next", ""]
+                f"- cells paired by {match}, users matched per seed; p = two-sided paired t-test over the users, each user's values averaged over "
+                "the seeds (* p < 0.05), which leaves out training noise: `per seed` shows whether the sign holds from one training run to the next", ""]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text("\n".join(head + table) + "\n")
         typer.echo(f"wrote {out}", err=True)

@@ -60,9 +60,9 @@ def test_leaderboard_ranks_tests_and_marks(tmp_path):
     # bad is 0.2 below good on every user: p ~ 0, marked significant; compare with scipy directly
     from scipy import stats
 
-    a = np.concatenate([np.load(tmp_path / "per_user" / f"good-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
-    b = np.concatenate([np.load(tmp_path / "per_user" / f"same-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
-    p_same = stats.ttest_rel(a, b).pvalue
+    a = np.stack([np.load(tmp_path / "per_user" / f"good-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
+    b = np.stack([np.load(tmp_path / "per_user" / f"same-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
+    p_same = stats.ttest_rel(a.mean(0), b.mean(0)).pvalue  # a user is one pair: their mean over the two seeds
     assert bad.endswith(" * |")
     csv_text = out.csv_path.read_text()
     assert csv_text.startswith("# command:") and "# protocol: leave_one_out" in csv_text
@@ -70,7 +70,7 @@ def test_leaderboard_ranks_tests_and_marks(tmp_path):
 
     body = [ln for ln in csv_text.splitlines() if not ln.startswith("#")]
     recs = list(csv.DictReader(body))
-    assert float(next(r for r in recs if r["config"] == "same")["p_vs_best"]) == pytest.approx(p_same)
+    assert float(next(r for r in recs if r["config"] == "same")["p_vs_best"]) == pytest.approx(p_same, rel=1e-6, abs=0)
     assert float(recs[0]["test/ndcg@10"]) == pytest.approx(np.mean(a))
     assert not out.plots  # no tree axis in this grid
 
@@ -118,10 +118,11 @@ def test_leaderboard_against_a_reference_row(tmp_path):
     assert lines["| ref"].endswith("| ref | ref |")
     body = [ln for ln in out.csv_path.read_text().splitlines() if not ln.startswith("#")]
     recs = {r["config"]: r for r in csv.DictReader(body)}
-    per_user = {n: np.concatenate([np.load(tmp_path / "per_user" / f"{n}-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
+    per_user = {n: np.stack([np.load(tmp_path / "per_user" / f"{n}-{s}" / "test_ndcg@10.npy") for s in (0, 1)])
                 for n in ("good", "ref", "bad")}
     for name in ("good", "bad"):
-        assert float(recs[name]["p_vs_ref"]) == pytest.approx(stats.ttest_rel(per_user["ref"], per_user[name]).pvalue)
+        p = stats.ttest_rel(per_user["ref"].mean(0), per_user[name].mean(0)).pvalue  # per-user means over the seeds
+        assert float(recs[name]["p_vs_ref"]) == pytest.approx(p, rel=1e-6, abs=0)
         change = (per_user[name].mean() / per_user["ref"].mean() - 1) * 100
         assert float(recs[name]["change_vs_ref_pct"]) == pytest.approx(change)
         assert f"{change:+.1f}%" in lines[f"| {name}"]

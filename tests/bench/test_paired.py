@@ -30,7 +30,7 @@ def _run(folder, cells, users=None):
     return folder / "results.jsonl"
 
 
-def test_cells_pair_per_seed_and_the_test_runs_over_all_users_of_all_seeds(tmp_path):
+def test_cells_pair_per_seed_and_the_test_runs_over_users_averaged_over_seeds(tmp_path):
     rng = np.random.default_rng(0)
     a0, a1, b0, b1 = (rng.random(50) for _ in range(4))
     a = _run(tmp_path / "a", {("d/seater/balanced:k=16", 0): a0 + 0.1, ("d/seater/balanced:k=16", 1): a1,
@@ -39,11 +39,33 @@ def test_cells_pair_per_seed_and_the_test_runs_over_all_users_of_all_seeds(tmp_p
                               ("d/seater/balanced:k=16", 2): b1})  # seed 2 only in B: not compared
     [c] = compare_runs(a, b, ["ndcg@10"])
     x, y = np.concatenate([a0 + 0.1, a1]), np.concatenate([b0, b1])
-    assert (c.group, c.seeds, c.users) == ("d/seater/balanced:k=16", [0, 1], 100)
+    assert (c.group, c.seeds, c.users) == ("d/seater/balanced:k=16", [0, 1], 50)  # the same 50 users in both seeds
     assert c.a == pytest.approx(x.mean()) and c.b == pytest.approx(y.mean())
     assert c.change == pytest.approx(x.mean() / y.mean() - 1)
-    assert c.p == pytest.approx(stats.ttest_rel(x, y).pvalue)
+    # a user is one pair, their mean over the seeds (joined end to end, each counted once per seed)
+    assert c.p == pytest.approx(stats.ttest_rel((a0 + 0.1 + a1) / 2, (b0 + b1) / 2).pvalue)
     assert c.per_seed == pytest.approx([(a0 + 0.1).mean() / b0.mean() - 1, a1.mean() / b1.mean() - 1])
+
+
+def test_a_seed_that_repeats_the_same_users_adds_no_evidence(tmp_path):
+    """Three seeds with the same per-user values are one seed's evidence: p must not shrink (pooled, it
+    fell from 0.14 to 0.01 here). Seeds over other users (a user split) add their users."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=40)
+    u = rng.random(40)
+    v = u - 0.1 - 0.42 * (z - z.mean()) / z.std(ddof=1)  # differences with t = 0.1 / (0.42 / sqrt(40)) = 1.51
+    one = compare_runs(_run(tmp_path / "a1", {("d/m", 0): u}), _run(tmp_path / "b1", {("d/m", 0): v}), ["ndcg@10"])[0]
+    three = compare_runs(_run(tmp_path / "a3", {("d/m", s): u for s in range(3)}),
+                         _run(tmp_path / "b3", {("d/m", s): v for s in range(3)}), ["ndcg@10"])[0]
+    assert three.users == one.users == 40 and three.p == pytest.approx(one.p) and one.p > 0.05
+    assert stats.ttest_rel(np.tile(u, 3), np.tile(v, 3)).pvalue < 0.05  # what pooling said
+
+    from bench.paired import user_means
+
+    a, b = user_means([(np.arange(40), u, v), (np.arange(40, 80), v, u)])  # another 40 users
+    assert len(a) == 80 and np.array_equal(a, np.concatenate([u, v])) and np.array_equal(b, np.concatenate([v, u]))
+    a, b = user_means([(None, np.array([1.0, np.nan]), np.array([0.0, 1.0])), (None, np.array([3.0, 2.0]), np.array([2.0, 0.0]))])
+    assert a.tolist() == [2.0, 2.0] and b.tolist() == [1.0, 0.0]  # rows without user ids: row i is one user; nan pairs dropped
 
 
 def test_match_by_seed_pairs_each_config_with_the_other_runs_one_cell(tmp_path):
@@ -95,7 +117,7 @@ def test_compare_cli_prints_the_table_and_writes_it_with_its_provenance(tmp_path
     out = tmp_path / "new" / "cmp.md"  # a folder that does not exist yet is made
     res = CliRunner().invoke(bench.cli.app, ["compare", str(a.parent), str(b.parent), "--metrics", "ndcg@10", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "| d/sasrec | ndcg@10 | 0,1 | 60 | 0.5500 | 0.5000 | +10.0% | +10.0% +10.0% | 0 * |" in res.output
+    assert "| d/sasrec | ndcg@10 | 0,1 | 30 | 0.5500 | 0.5000 | +10.0% | +10.0% +10.0% | 0 * |" in res.output
     text = out.read_text()
     assert "- commit:" in text and "| d/sasrec | ndcg@10 |" in text
     monkeypatch.chdir(tmp_path)  # run files under the working directory are named relative to it
