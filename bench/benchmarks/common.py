@@ -31,3 +31,13 @@ def builder(name: str):
     if name not in BUILDERS:
         raise NotImplementedError(f"builder {name} not registered at this commit")
     return BUILDERS.get(name).factory
+
+
+def peak_growth_mb(fn) -> float:
+    """Peak resident memory while `fn` runs, above the resident memory before it (MB; Linux)."""
+    import resource
+
+    with open("/proc/self/statm") as fh:
+        before = int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+    fn()
+    return max(0.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)

@@ -37,6 +37,7 @@ def trees(
     seed: int = typer.Option(0, min=0, help="seed of the data and the builders"),
     repeats: int = typer.Option(3, min=1, help="timed builds per size (best and median reported)"),
     compare_constrained_at: int = typer.Option(20000, help="size at which constrained runs on the same data (0 = never)"),
+    constrained_repeats: int = typer.Option(1, min=1, help="timed constrained builds (best reported; ~1 min each at 20K items on 2 cores)"),
     max_iter: int = typer.Option(10, help="balanced k-means iterations per level"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(0, help="torch CPU threads during balanced builds (0 = torch's setting)"),
@@ -56,7 +57,8 @@ def trees(
     fits_in_memory(max(size_list) * dim * 4, f"--sizes {max(size_list):,} x --dim {dim} float32 embeddings")
     cfg = TreeSpeedConfig(
         sizes=size_list, k=k, dim=dim, seed=seed, repeats=repeats, compare_constrained_at=compare_constrained_at,
-        device=str(resolve_device(device)), threads=threads, max_iter=max_iter, params=params, notes=list(note),
+        constrained_repeats=constrained_repeats, device=str(resolve_device(device)), threads=threads, max_iter=max_iter,
+        params=params, notes=list(note),
     )
     measure(lambda on_rows: run_tree_speed(cfg, log=log_line, on_rows=on_rows), lambda result, info: write_results(result, out, info, "speed"))
 

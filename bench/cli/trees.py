@@ -164,6 +164,8 @@ def compare(
         raise ConfigError("give exactly one of --embeddings or --synthetic")
     output_path(json_out, "--json")
     output_path(markdown, "--markdown")
+    if json_out is not None and markdown is not None and json_out.resolve() == markdown.resolve():
+        raise ConfigError(f"--json and --markdown both name {json_out}: the markdown would overwrite the JSON")
     names = [b.strip() for b in builders.split(",")]
     if not all(names):
         raise ConfigError(f"--builders must be comma-separated builder names with none empty, got {builders!r}")

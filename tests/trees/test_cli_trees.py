@@ -129,6 +129,9 @@ def test_compare_rejects_a_bad_integer_list(emb, flag, value):
     (["--builders", "random", "--threshold-sweep", "10"], "--threshold-sweep sweeps the hybrid builder's threshold"),
     (["--builders", "random", "--seeds", ""], "--seeds must list integers >= 0"),
     (["--builders", "greedy", "--param", "greedy:niter=3", "--param", "greedy:niter=5"], "--param greedy:niter is given twice"),
+    (["--builders", "hybrid@t500", "--param", "hybrid@t500:threshold=500", "--threshold-sweep", "100"],
+     "--threshold-sweep would replace the threshold hybrid@t500 is given"),  # the row labelled t500 ran 100
+    (["--builders", "random", "--json", "x.out", "--markdown", "x.out"], "--json and --markdown both name x.out"),
 ])
 def test_compare_rejects_options_it_would_otherwise_drop(emb, args, message):
     res = runner.invoke(app, ["trees", "compare", "--embeddings", str(emb), "--k", "4", *args])
