@@ -27,6 +27,8 @@ Choices (documented departures from the TIGER paper):
   them apart; the builder then appends as many collision levels as needed (base-k digits of the
   item's rank in its group), recorded as ``collision_levels`` in `build_info`. Every item gets
   the same number of codes, so the tree has a fixed depth.
+- Optimiser: AdamW, lr 1e-3, 200 epochs by default (the paper trains 20k epochs with Adagrad at lr 0.4 on a
+  GPU); `lr`, `weight_decay` and `epochs` are parameters.
 - Inputs are standardised per column (zero mean, unit variance; constant columns left at 0)
   before training, so multi-hot attributes and dense embeddings work with one learning rate.
 """
