@@ -103,3 +103,15 @@ def test_a_split_with_nothing_to_train_or_test_on_is_one_clear_error():
         make_split(short, "leave_one_out")
     with pytest.raises(DataError, match=r"the user_split split has no (training interactions|test users).*\(3 users, 1 with fewer than 2"):
         make_split(short, "user_split")
+
+
+@pytest.mark.parametrize("seqs,n_items,bad", [([[1, 0, 2]], 3, "item id 0"), ([[1, 2, 9]], 3, "item id 9"), ([[1, -4]], 3, "item id -4")])
+def test_item_ids_outside_the_catalog_are_refused(seqs, n_items, bad):
+    """A 0 (padding) as a test item made the user's metrics nan and silently left the averages; an id
+    above n_items can never be recommended."""
+    from seater.errors import DataError
+
+    with pytest.raises(DataError, match=f"{bad} in the sequences is outside 1..{n_items}"):
+        Interactions([np.asarray(s) for s in seqs], n_items, np.arange(len(seqs)), np.arange(n_items + 1))
+    with pytest.raises(DataError, match="integer item ids"):
+        Interactions([np.array([1.0, 2.0])], 3, np.arange(1), np.arange(4))
