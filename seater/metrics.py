@@ -67,11 +67,12 @@ def _hits(pred: np.ndarray, truth: Sequence[np.ndarray]) -> tuple[np.ndarray, np
     owner = np.repeat(np.arange(n_users, dtype=np.int64), sizes)
     good = flat > 0
     flat, owner = flat[good], owner[good]
-    m = int(max(flat.max(initial=0), pred.max(initial=0))) + 1
+    m = int(flat.max(initial=0)) + 1  # from the truth alone: a huge predicted id overflowed the keys
     keys = np.unique(owner * m + flat)  # distinct (user, item) truth pairs, sorted
     truth_sizes = np.bincount(keys // m, minlength=n_users).astype(np.int64)
     valid = first_occurrence(pred)
-    pkeys = np.arange(n_users, dtype=np.int64)[:, None] * m + np.maximum(pred, 0)
+    hit_able = np.where((pred > 0) & (pred < m), pred, 0)  # ids no truth holds count as padding 0, never a hit
+    pkeys = np.arange(n_users, dtype=np.int64)[:, None] * m + hit_able
     at = np.searchsorted(keys, pkeys)
     found = keys[np.minimum(at, len(keys) - 1)] == pkeys if len(keys) else np.zeros(pred.shape, dtype=bool)
     return found & valid, truth_sizes

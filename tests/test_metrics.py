@@ -54,6 +54,14 @@ def test_duplicates_count_once_and_padding_never():
     assert m["ndcg@3"][0] == pytest.approx(L4)
 
 
+def test_predicted_ids_beyond_every_truth_item_never_hit():
+    """The multi-truth path sized its keys by the largest predicted id: an int64-max id overflowed."""
+    big = np.iinfo(np.int64).max
+    m = per_user_metrics(np.array([[big, 7, 99], [3, big, 2]]), [np.array([7, 3]), np.array([2])], ks=(3,))
+    assert m["recall@3"].tolist() == [0.5, 1.0]
+    assert m["ndcg@3"][1] == pytest.approx(L4)
+
+
 def test_first_occurrence_mask():
     pred = np.array([[5, 3, 5, 0, 3, 7], [-1, 2, 2, 2, 0, 0]])
     assert first_occurrence(pred).tolist() == [
