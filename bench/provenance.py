@@ -76,7 +76,26 @@ def provenance(command: str | None = None) -> dict[str, Any]:
         pass
     if os.environ.get("OMP_WAIT_POLICY"):  # set by the user or by the CLI on a busy machine: it changes timings
         info["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
+    info["libraries"] = library_versions()
     return info
+
+
+# the libraries whose versions move the numbers: the tree builders' (faiss, k-means-constrained and its
+# OR-Tools solver) and numpy; torch has its own field
+LIBRARIES = ("numpy", "faiss-cpu", "faiss-gpu", "k-means-constrained", "ortools", "scipy")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of `LIBRARIES` (from package metadata: nothing is imported); absent ones left out."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
@@ -85,6 +104,8 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
     if data:
         lines.append(f"- data: {data}")
     lines.append(f"- date: {info['date']}; python {info['python']}" + (f", torch {info['torch']}" if "torch" in info else ""))
+    if info.get("libraries"):
+        lines.append("- libraries: " + ", ".join(f"{name} {v}" for name, v in info["libraries"].items()))
     if info.get("machine_load"):
         lines.append(f"- other work on the machine: {load_text(info['machine_load'])}")
     if info.get("omp_wait_policy"):

@@ -81,3 +81,14 @@ def test_machine_cpu_seconds_and_own_cpu_seconds_are_in_the_same_unit():
     assert own > 0.05  # the loop ran on a CPU for part of the half second at least
     assert 0.8 * own <= machine + 0.05  # 10 ms ticks; the machine's busy time includes ours
     assert machine < 2 * (prov.os.cpu_count() or 1)  # and no more than every core for the ~0.5 s
+
+
+def test_the_builders_library_versions_are_recorded():
+    """faiss, k-means-constrained and OR-Tools decide the baseline trees and their timings: a result says
+    which versions made it (from package metadata, the same strings pip reports)."""
+    from importlib.metadata import version
+
+    info = prov.provenance("x")
+    assert info["libraries"]["numpy"] == version("numpy") and info["libraries"]["k-means-constrained"] == version("k-means-constrained")
+    assert "faiss-gpu" not in info["libraries"] or "faiss-cpu" not in info["libraries"]  # only what is installed
+    assert f"- libraries: numpy {version('numpy')}, " in prov.markdown_header(info)
