@@ -302,7 +302,8 @@ class DualEncoder(EmbeddingModel):
             return self._evaluate(valid, ks=sorted({5, 10, 20, metric_cutoff(cfg.val_metric)}))
 
         tcfg = train_config(cfg, device=str(dev), seed=self.seed)
-        identity = resume_identity(asdict(cfg), ignore=("eval_batch_size",), model=type(self).__name__, n_items=int(split.n_items))
+        identity = resume_identity(asdict(cfg), ignore=("eval_batch_size",), retriever=self.name, model=type(self).__name__,
+                                   n_items=int(split.n_items))
         res = train_loop(self.encoder_, batches, self.step_loss, validate, tcfg, tracker=tracker, identity=identity)
         self.encoder_.eval()
         epoch_s = [h["time/epoch_s"] for h in res.history]

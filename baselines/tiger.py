@@ -304,7 +304,7 @@ class TIGER(Retriever):
 
         tcfg = train_config(cfg, val_metric="ndcg@10", device=str(self.device_), seed=self.seed)
         t0 = time.perf_counter()
-        identity = resume_identity(asdict(cfg), ignore=("eval_batch_size",), tree=tree.hash())
+        identity = resume_identity(asdict(cfg), ignore=("eval_batch_size",), retriever="tiger", tree=tree.hash())
         result = train_loop(self.model_, batches, step_loss, validate, tcfg, tracker, identity)
         self.model_.eval()
         self.fit_info_ = {

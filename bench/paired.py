@@ -69,10 +69,11 @@ def user_means(parts: list[tuple[np.ndarray | None, np.ndarray, np.ndarray]]) ->
     their per-seed values joined end to end counted each user once per seed, as if independent.
     With three seeds that made p far too small: 24% of comparisons of two equally good settings came
     out "significant" at 0.05, against 5.5% on the per-user means. Seeds with other users (a user
-    split) add their users. ``users`` None (rows from before `test_users.npy`): row i of every seed
-    is taken as one user, as leave-one-out scored them. NaN pairs are dropped first.
+    split) add their users. ``users`` None for any seed (rows from before `test_users.npy`): row i of
+    every seed is taken as one user, as leave-one-out scored them. NaN pairs are dropped first.
     """
-    keys = np.concatenate([np.arange(len(a)) if u is None else np.asarray(u, dtype=np.int64) for u, a, _ in parts])
+    by_row = any(u is None for u, _, _ in parts)  # one seed without ids: every seed by row, not ids and rows mixed
+    keys = np.concatenate([np.arange(len(a)) if by_row else np.asarray(u, dtype=np.int64) for u, a, _ in parts])
     a = np.concatenate([np.asarray(a, dtype=np.float64) for _, a, _ in parts])
     b = np.concatenate([np.asarray(b, dtype=np.float64) for _, _, b in parts])
     ok = ~(np.isnan(a) | np.isnan(b))

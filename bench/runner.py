@@ -279,8 +279,9 @@ def _cached_tree(cell: Cell, x: np.ndarray, path: Path, out: dict[str, Any]):
     fn = builders().get(spec.builder).factory
     params = dict(spec.params)
     if params.get("device") == "auto" and cell.device != "auto":
-        # a builder left to choose its device (rqvae) runs where the suite puts the cell's model;
-        # one whose suite names a device, or that defaults to a fixed one (balanced: cpu), keeps it
+        # a builder whose device is auto (rqvae's default, or a suite's explicit "auto": the two are one
+        # value) runs where the suite puts the cell's model; another device (balanced's default cpu, or
+        # one the suite names) stays. The tree cache key keeps "auto": the device is not part of identity
         params["device"] = cell.device
     t0 = time.perf_counter()
     tree = fn(x, spec.k, seed=cell.seed, **params)

@@ -174,12 +174,29 @@ def _config_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(cfg).items() if k not in free}
 
 
-def resume_identity(params: dict[str, Any], ignore: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+def resume_identity(params: dict[str, Any], ignore: tuple[str, ...] = (), retriever: str | None = None, **extra: Any) -> dict[str, Any]:
     """`train_loop`'s identity from a model's parameters: all but the TrainConfig fields (checked on
-    their own) and `ignore` (those that only decode or report), plus `extra` (e.g. ``tree=tree.hash()``)."""
+    their own) and `ignore` (those that only decode or report), plus `extra` (e.g. ``tree=tree.hash()``).
+
+    `retriever`: its registry name; parameters registered as added later are left out at their defaults,
+    as in cell ids, so a run killed before a parameter existed still resumes after. Values become plain
+    Python (a numpy scalar would make the checkpoint unreadable under ``weights_only=True``).
+    """
+    if retriever is not None:
+        from seater.retriever import RETRIEVERS
+
+        if retriever in RETRIEVERS:
+            params = RETRIEVERS.identity_params(retriever, params)
     skip = {f.name for f in fields(TrainConfig)} | set(ignore)
-    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items() if k not in skip}
-    return {**plain, **extra}
+    return _plain({**{k: v for k, v in params.items() if k not in skip}, **extra})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def epoch_lr(cfg: TrainConfig, epoch: int) -> float:

@@ -200,6 +200,27 @@ def test_checkpoint_of_another_model_or_tree_is_refused(tmp_path):
     assert res.epochs_run == 2  # the same identity resumes
 
 
+def test_resume_identity_is_plain_and_leaves_out_parameters_added_at_their_defaults(tmp_path):
+    """A numpy scalar (a sweep value from np.linspace) made the checkpoint unreadable under
+    weights_only=True; a parameter added after a run was killed (at its old-behaviour default) must
+    not stop it resuming, as it does not change its cell id."""
+    import numpy as np
+
+    import seater.model.retriever  # noqa: F401  (registers "seater")
+    from seater.training import resume_identity
+
+    ident = resume_identity({"tau": np.float64(0.07), "sizes": (np.int64(1), 2)}, tree="t")
+    assert ident == {"tau": 0.07, "sizes": [1, 2], "tree": "t"} and type(ident["tau"]) is float and type(ident["sizes"][0]) is int
+    model, batches, step_loss, validate = _regression()
+    train_loop(model, batches, step_loss, validate, _cfg(epochs=1, checkpoint_dir=str(tmp_path)), identity=ident)
+    res = train_loop(model, batches, step_loss, validate, _cfg(epochs=2, checkpoint_dir=str(tmp_path)), identity=dict(ident))
+    assert res.epochs_run == 2  # read back under weights_only=True
+
+    old = {"d_model": 64, "use_rank": True}
+    assert resume_identity({**old, "rank_item_token": False}, retriever="seater") == old
+    assert resume_identity({**old, "rank_item_token": True}, retriever="seater") == {**old, "rank_item_token": True}
+
+
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_lr_schedule_sets_each_epochs_step(schedule):
     # loss = w has gradient 1, so every Adam step moves w by lr / (1 + eps): after one batch per epoch

@@ -4,8 +4,8 @@ A builder may be named twice as variants, ``NAME@LABEL`` (e.g. ``greedy,greedy@r
 ``--param greedy@refined:refine_iters=10``), so one command's table holds a builder at its
 defaults and with options. Each (builder, params, seed) runs in a fresh `spawn`ed process, so its peak memory is its
 own (``peak_mb`` = peak resident memory during the build minus the resident memory just
-before it, data and libraries already loaded: a build on the first 4k items runs untimed first, since
-builders import their libraries on first use) and no builder warms caches for the next.
+before it, data and libraries already loaded: a build on the first 4 * k items runs untimed first,
+since builders import their libraries on first use) and no builder warms caches for the next.
 """
 
 from __future__ import annotations

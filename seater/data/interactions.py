@@ -42,7 +42,8 @@ class Interactions:
             raise DataError(f"{self.name}: item_ids must have n_items + 1 entries (slot 0 = padding)")
         # an id outside 1..n_items (0 is padding) can never be recommended, and a 0 truth made the
         # user's metrics nan, silently leaving the averages: one error here instead
-        flat = np.concatenate(self.sequences) if self.sequences else np.zeros(0, np.int64)
+        filled = [np.asarray(q) for q in self.sequences if len(q)]  # an empty row's dtype (float for []) says nothing
+        flat = np.concatenate(filled) if filled else np.zeros(0, np.int64)
         if flat.size and not np.issubdtype(flat.dtype, np.integer):
             raise DataError(f"{self.name}: sequences must hold integer item ids, got {flat.dtype}")
         if flat.size and (int(flat.min()) < 1 or int(flat.max()) > self.n_items):

@@ -28,9 +28,10 @@ class SEATERConfig:
     use_rank: bool = True  # False = "w/o ranking" ablation
     # ranking scores pool the decoder states of the whole identifier, root .. item (DESIGN.md: the
     # identifier ends with the item, then end), so an item and its siblings score differently.
-    # False: only the states of root .. parent, as every SEATER result before this option; then a
-    # negative under the target's own parent scores exactly as the target and the loss never ranks
-    # items within a leaf cluster
+    # False: the states of positions 0 .. depth-1 only, as every SEATER result before this option: an
+    # identifier of full depth loses its item token (a negative under the target's own parent then
+    # scores exactly as the target, and the loss never ranks items within a leaf cluster); a shorter
+    # one (unbalanced trees) keeps it
     rank_item_token: bool = False
 
     def __post_init__(self) -> None:

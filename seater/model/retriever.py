@@ -169,7 +169,7 @@ class SEATERRetriever(Retriever):
         cfg = train_config(self.p, batch_size=bs, device=str(dev), seed=self.seed)
         tracker.log_params({f"seater/{k}": v for k, v in asdict(self.config_).items()})
         t0 = time.perf_counter()
-        identity = resume_identity(self.p, ignore=("eval_batch_size",), tree=tree.hash())
+        identity = resume_identity(self.p, ignore=("eval_batch_size",), retriever="seater", tree=tree.hash())
         res = train_loop(self.model_, batches, step_loss, validate, cfg, tracker, identity)
         self.train_result_ = res
         self.fit_info_ = {

@@ -66,6 +66,8 @@ def test_a_seed_that_repeats_the_same_users_adds_no_evidence(tmp_path):
     assert len(a) == 80 and np.array_equal(a, np.concatenate([u, v])) and np.array_equal(b, np.concatenate([v, u]))
     a, b = user_means([(None, np.array([1.0, np.nan]), np.array([0.0, 1.0])), (None, np.array([3.0, 2.0]), np.array([2.0, 0.0]))])
     assert a.tolist() == [2.0, 2.0] and b.tolist() == [1.0, 0.0]  # rows without user ids: row i is one user; nan pairs dropped
+    a, _ = user_means([(np.array([7, 9]), np.array([1.0, 2.0]), np.zeros(2)), (None, np.array([3.0, 4.0]), np.zeros(2))])
+    assert a.tolist() == [2.0, 3.0]  # one seed without ids: all by row (ids 7, 9 were not mixed with rows 0, 1)
 
 
 def test_match_by_seed_pairs_each_config_with_the_other_runs_one_cell(tmp_path):

@@ -115,3 +115,4 @@ def test_item_ids_outside_the_catalog_are_refused(seqs, n_items, bad):
         Interactions([np.asarray(s) for s in seqs], n_items, np.arange(len(seqs)), np.arange(n_items + 1))
     with pytest.raises(DataError, match="integer item ids"):
         Interactions([np.array([1.0, 2.0])], 3, np.arange(1), np.arange(4))
+    Interactions([np.array([1, 2]), np.array([])], 3, np.arange(2), np.arange(4))  # an empty row (float64 []) is fine
