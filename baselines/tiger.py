@@ -336,7 +336,9 @@ class TIGER(Retriever):
             return np.zeros((0, width), dtype=np.int64), np.zeros((0, width))
         model.eval()
         out_items, out_scores = [], []
-        children = self.children_.to(self.device_)
+        if self.children_.device != self.device_:  # moved once, not per call (~0.9 GB at Books scale, k = 256)
+            self.children_ = self.children_.to(self.device_)
+        children = self.children_
         for a in range(0, len(histories), self.cfg.eval_batch_size):
             enc = self._encoder_tokens(histories[a : a + self.cfg.eval_batch_size])
             B, W = len(enc), width
