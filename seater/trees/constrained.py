@@ -31,9 +31,16 @@ from seater.errors import TreeBuildError
 from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment
 from seater.trees.checks import check_embeddings, check_int, check_seconds
-from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
+from seater.trees.kmeans import conditioned, faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive, check_balanced_labels
 from seater.trees.tree import Tree
+
+
+# k-means-constrained's radius band and target (`conditioned`): its costs are Euclidean distances x 1000
+# rounded to int32, resolved to 1% at the band's bottom (0.1) and 20x below int32's limit at its top
+# (1e5). Inside the band the library gets the points as SEATER's original gave them (SASRec item
+# tables: root radius ~1.4), so those trees are as before; outside, radius 100 (1e-5 resolution)
+LIBRARY_BAND = (0.1, 1e5, 100.0)
 
 
 def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: int = 10, max_iter: int = 300, max_items: int | None = None):
@@ -49,6 +56,7 @@ def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: i
     seed = seed_from(rng)
     notes: list[str] = []
     centers = None
+    x = conditioned(x, *LIBRARY_BAND)  # its integer costs lose points far outside the band
     spread = float(x.std()) or float(np.abs(x).max()) or 1.0
     for attempt in range(2):
         xin = x if attempt == 0 else x + rng.normal(0.0, 1e-6 * spread, size=x.shape).astype(np.float32)
@@ -61,7 +69,7 @@ def constrained_split(x: np.ndarray, k: int, rng: np.random.Generator, n_init: i
                 labels = np.asarray(km.fit_predict(xin), dtype=np.int64)
                 centers = np.asarray(km.cluster_centers_, dtype=np.float32)
                 why = check_balanced_labels(labels, n, k)
-            except (ValueError, RuntimeError, AssertionError, ArithmeticError) as e:  # library failures
+            except Exception as e:  # noqa: BLE001 - library failures, its min-cost-flow one a bare Exception
                 why = f"failed: {type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
         notes.extend(sorted({f"warning: {w.message}" for w in caught}))
         if why is None:

@@ -51,7 +51,7 @@ from seater.trees import BUILDERS
 from seater.trees.assignment import balanced_assignment
 from seater.trees.checks import check_embeddings, check_int, check_seconds
 from seater.trees.constrained import constrained_split
-from seater.trees.kmeans import faiss_centroids, seed_from, sq_distances
+from seater.trees.kmeans import FLOAT32_BAND, conditioned, faiss_centroids, seed_from, sq_distances
 from seater.trees.recursive import build_recursive
 from seater.trees.tree import Tree
 
@@ -118,6 +118,7 @@ def _group_means(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 def greedy_split(
     x: np.ndarray, k: int, rng: np.random.Generator, niter: int = 20, exact_repair: bool = False, refine_iters: int = 0,
 ) -> np.ndarray:
+    x = conditioned(x, *FLOAT32_BAND)
     cost = sq_distances(x, faiss_centroids(x, k, seed_from(rng), niter))
     labels = greedy_balanced_assignment(cost)
     for _ in range(refine_iters):  # Lloyd rounds on the balanced groups: Faiss's centroids serve unbalanced clusters

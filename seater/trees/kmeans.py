@@ -53,6 +53,34 @@ def faiss_centroids(x: np.ndarray, k: int, seed: int, niter: int = 20, threads: 
     return np.asarray(km.centroids, dtype=np.float32)
 
 
+def conditioned(x: np.ndarray, lo: float, hi: float, target: float) -> np.ndarray:
+    """`x` moved to its mean and scaled to RMS radius `target` where its arithmetic would lose the
+    clustering, else `x` itself (so the trees of ordinary data do not move).
+
+    The splits are translation and scale invariant in exact arithmetic, but not in float32 (Faiss,
+    `sq_distances`: ``||x||^2 - 2x.c + ||c||^2`` cancels under a common offset; squares overflow from
+    |x| ~ 1.8e19, which aborted the process inside Faiss, and underflow below ~1e-22) nor in
+    k-means-constrained (integer costs of 1e-3 units: int32 overflow beyond distances of ~2e6, no
+    resolution left below ~1e-3). Conditioned when the node's RMS radius r lies outside [lo, hi], its
+    farthest point beyond hi, or its mean more than 100 r from the origin; far outliers cap the scale
+    so that the farthest point lands at hi.
+    """
+    x64 = x.astype(np.float64)
+    mu = x64.mean(0)
+    xc = x64 - mu
+    d2 = (xc * xc).sum(1)
+    r, far = float(np.sqrt(d2.mean())), float(np.sqrt(d2.max()))
+    if r == 0.0 or (lo <= r <= hi and far <= hi and float(np.linalg.norm(mu)) <= 100.0 * r):
+        return x
+    scale = target / r if not lo <= r <= hi or far > hi else 1.0
+    scale = min(scale, hi / far)
+    return (xc * scale).astype(np.float32)
+
+
+# Faiss and sq_distances compute in float32: radius band and target of `conditioned` for them
+FLOAT32_BAND = (1e-12, 1e12, 1.0)
+
+
 def sq_distances(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances ``(n, k)`` float32, clipped at 0 (the expansion can dip below)."""
     d = (x * x).sum(1, keepdims=True) - 2.0 * (x @ centroids.T) + (centroids * centroids).sum(1)[None, :]
@@ -80,6 +108,7 @@ def chunk_split(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def kmeans_split(x: np.ndarray, k: int, rng: np.random.Generator, niter: int = 20):
+    x = conditioned(x, *FLOAT32_BAND)
     c = faiss_centroids(x, k, seed_from(rng), niter)
     labels = sq_distances(x, c).argmin(1).astype(np.int64)
     if np.bincount(labels, minlength=k).max() == len(x):

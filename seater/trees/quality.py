@@ -44,15 +44,21 @@ def _level_cost(x: np.ndarray, groups: np.ndarray, device: str = "cpu", chunk: i
         return 0.0
     _, g = np.unique(groups[rows], return_inverse=True)
     g = torch.from_numpy(g.reshape(-1)).to(device)
+    # the items' mean first: the formula below cancels ||x||^2 terms, and an offset common to all items
+    # (1e4 against a spread of 1e-2) cost 1.6e-4 of the root's cost; identical items came out at -3e-8
+    shift = torch.zeros(x.shape[1], dtype=torch.float64, device=device)
+    for s in range(0, rows.size, chunk):
+        shift += torch.from_numpy(x[rows[s : s + chunk]]).to(device, torch.float64).sum(0)
+    shift /= rows.size
     sums = torch.zeros((int(g.max()) + 1, x.shape[1]), dtype=torch.float64, device=device)
     square = 0.0  # sum of ||x||^2
     for s in range(0, rows.size, chunk):
-        xs = torch.from_numpy(x[rows[s : s + chunk]]).to(device, torch.float64)
+        xs = torch.from_numpy(x[rows[s : s + chunk]]).to(device, torch.float64) - shift
         sums.index_add_(0, g[s : s + chunk], xs)
         square += float((xs * xs).sum())
     counts = torch.bincount(g).to(torch.float64)
     # sum ||x - mu||^2 = sum ||x||^2 - ||sum x||^2 / n, per group
-    return square - float(((sums * sums).sum(1) / counts).sum())
+    return max(0.0, square - float(((sums * sums).sum(1) / counts).sum()))
 
 
 def gini(sizes: np.ndarray) -> float:

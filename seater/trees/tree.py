@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class Tree:
             raise TreeBuildError(f"codes must be integers, got {codes.dtype}")
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= MAX_K:
             raise TreeBuildError(f"branching factor k must be an integer in 2..{MAX_K:,}, got {k!r}")
-        codes = codes.astype(np.int64, copy=False)
+        codes = codes.astype(np.int64, copy=True)  # its own copy: the caller's array may change later
         if codes.min() < -1 or codes.max() >= k:
             raise TreeBuildError(f"codes must lie in [0, {k}) with -1 as padding")
         valid = codes >= 0
@@ -261,10 +262,17 @@ class Tree:
 
     # ------------------------------------------------------------------ io
     def save(self, path: str | Path) -> Path:
+        """Write the tree to `path` (any name); an existing file is replaced only once the new one is whole."""
         path = Path(path)
+        info = json.dumps(self.build_info, default=_json_value)  # before the file is touched: a failure leaves it be
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:  # np.savez would append .npz to names without it
-            np.savez_compressed(fh, codes=self.codes, k=np.int64(self.k), build_info=np.array(json.dumps(self.build_info)))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:  # np.savez would append .npz to names without it
+                np.savez_compressed(fh, codes=self.codes, k=np.int64(self.k), build_info=np.array(info))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -286,3 +294,12 @@ class Tree:
 
     def __repr__(self) -> str:
         return f"Tree(n_items={self.n_items}, k={self.k}, depth={self.depth}, n_nodes={self.n_nodes})"
+
+
+def _json_value(value: Any) -> Any:
+    """numpy values in build_info (a parameter given as np.int64) as JSON; anything else stays an error."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"build_info holds {type(value).__name__}, which JSON cannot store")

@@ -122,3 +122,19 @@ def test_level_cost_equals_a_direct_sum_with_gaps_and_unplaced_items():
     ref = sum(((x[groups == g] - x[groups == g].mean(0)) ** 2).sum() for g in (3, 40, 41, 999))
     for chunk in (1 << 20, 64):  # one chunk; many chunks
         assert abs(_level_cost(x, groups, chunk=chunk) - ref) <= 1e-9 * ref
+
+
+def test_level_cost_keeps_its_precision_under_a_common_offset():
+    """sum ||x||^2 - ||sum x||^2 / n cancels: identical items cost -3e-8 and an offset of 1e4 against a
+    spread of 1e-2 put the root cost 1.6e-4 off; the items' mean is taken out first."""
+    from seater.trees.quality import tree_quality
+    from seater.trees.tree import Tree
+
+    rng = np.random.default_rng(0)
+    codes = np.stack([np.arange(4000) // 250, np.arange(4000) % 250 // 16, np.arange(4000) % 16], 1)
+    tree = Tree(codes, 16)
+    assert tree_quality(tree, np.full((4000, 8), 1234.567, np.float32))["total_cost"] == 0.0
+    x = (rng.normal(size=(4000, 8)) * 1e-2 + 1e4).astype(np.float32)
+    xd = x.astype(np.float64)
+    exact = ((xd - xd.mean(0)) ** 2).sum() / len(x)
+    assert tree_quality(tree, x)["root_cost"] == pytest.approx(exact, rel=1e-9)

@@ -63,6 +63,20 @@ def test_save_load_roundtrip(tmp_path):
         Tree.load(tmp_path / "missing.npz")
 
 
+def test_save_takes_numpy_values_and_never_leaves_a_broken_file(tmp_path):
+    """A parameter given as np.int64 (checks accept them) broke json.dumps after the file was opened:
+    the existing tree at that path was left at 0 bytes. The tree also keeps its own copy of the codes."""
+    codes = np.array([[0, 0], [0, 1], [1, 0]])
+    path = Tree(codes, 2, {"max_items": 7}).save(tmp_path / "t.npz")
+    t = Tree(codes, 2, {"max_items": np.int64(9), "limit": np.float32(1.5), "sizes": np.arange(2)})
+    assert Tree.load(t.save(path)).build_info == {"max_items": 9, "limit": 1.5, "sizes": [0, 1]}
+    with pytest.raises(TypeError, match="JSON cannot store"):
+        Tree(codes, 2, {"bad": object()}).save(path)
+    assert Tree.load(path).build_info["max_items"] == 9 and [p.name for p in tmp_path.iterdir()] == ["t.npz"]
+    codes[0, 1] = 1  # the caller's array changes later
+    assert t.codes[0, 1] == 0
+
+
 def test_trailing_padding_column_is_dropped():
     t = Tree(np.array([[0, -1, -1], [1, 0, -1], [1, 1, -1]]), k=2)
     assert t.codes.shape == (3, 2) and t.depth == 2 and t.n_nodes == 2
