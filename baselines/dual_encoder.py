@@ -56,7 +56,7 @@ class DualEncoderConfig:
     lr: float = 1e-3  # AdamW learning rate
     lr_schedule: str = "constant"  # or "cosine": decay to 0 over `epochs` (seater.training.epoch_lr)
     weight_decay: float = 0.0  # AdamW weight decay
-    grad_clip: float = 5.0  # max grad norm
+    grad_clip: float | None = 5.0  # max grad norm; None disables clipping
     ema: float = 0.0  # > 0: validate and keep a moving average of the weights (seater.training.TrainConfig.ema)
     patience: int = 4  # epochs without validation improvement before stopping
     val_metric: str = "ndcg@10"  # early-stopping metric on split.valid
@@ -74,6 +74,14 @@ def make_config(cls: type, name: str, params: dict[str, Any]) -> Any:
     if unknown:
         raise ConfigError(f"unknown parameter(s) {', '.join(unknown)} for retriever {name!r}; known: {', '.join(sorted(known))}")
     cfg = cls(**params)
+    for f in fields(cls):  # kinds first: "0.2" for dropout raised a TypeError, "false" for a flag counted as true
+        value, default = getattr(cfg, f.name), f.default
+        if value is None and "None" in str(f.type):
+            continue
+        if isinstance(default, bool) and not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"{name}: {f.name} must be true or false, got {value!r}")
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))):
+            raise ConfigError(f"{name}: {f.name} must be a number, got {value!r}")
     if cfg.loss not in ("ce", "sampled"):
         raise ConfigError(f"{name}: loss must be 'ce' or 'sampled', got {cfg.loss!r}")
     if cfg.negative_sampling not in ("uniform", "popularity"):
@@ -230,9 +238,12 @@ class DualEncoder(EmbeddingModel):
     """Shared fit / recommend / item_embeddings for the dual encoders (see the module docstring).
 
     trim_padding: training batches are grouped by window length and cut to their longest
-    window. Exact for the attention encoders (padding keys are masked and positions count back
-    from the most recent item), and it saves most of the work when max_len is 50 and the
+    window. The cut is exact for the attention encoders (padding keys are masked and positions count
+    back from the most recent item), and it saves most of the work when max_len is 50 and the
     median sequence has 6 items; a GRU would see a different amount of padding, so it is off there.
+    The grouping is not a no-op: it changes which windows share a batch (on toy data test N@10 .0145
+    against .0156 with shuffled batches, dropout 0), so GRU4Rec (shuffled) and SASRec / BERT4Rec
+    (grouped) also differ in how their batches are drawn.
     """
 
     name: ClassVar[str] = "dual_encoder"
@@ -372,6 +383,9 @@ class DualEncoder(EmbeddingModel):
         was_training = self.encoder_.training
         self.encoder_.eval()
         hist = torch.as_tensor(check_histories(histories, self.n_items_, f"{self.name}.user_embeddings"), device=self.device_)
+        if len(hist) == 0:
+            self.encoder_.train(was_training)
+            return np.zeros((0, self.cfg.dim), dtype=np.float32)
         out = torch.cat([self.encode_histories(hist[i : i + self.cfg.eval_batch_size]) for i in range(0, len(hist), self.cfg.eval_batch_size)])
         self.encoder_.train(was_training)
         return out.float().cpu().numpy()

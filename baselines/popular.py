@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from seater.data.types import Split
-from seater.errors import ConfigError
+from seater.errors import ConfigError, DataError
 from seater.retriever import RETRIEVERS, Retriever, check_histories, check_topk
 from seater.tracking import Tracker
 from seater.trees.tree import Tree
@@ -19,6 +19,8 @@ class MostPopular(Retriever):
         super().__init__(device=device, seed=seed)
 
     def fit(self, split: Split, tree: Tree | None = None, tracker: Tracker | None = None) -> "MostPopular":
+        if len(split.train_sequences) == 0:
+            raise DataError(f"{split.dataset}: no training sequences to count item popularity on")
         counts = np.bincount(np.concatenate(split.train_sequences), minlength=split.n_items + 1).astype(np.float64)
         counts[0] = -1  # never recommend padding
         # ties broken by item id so the ranking is deterministic

@@ -40,6 +40,10 @@ def check_histories(histories: np.ndarray, n_items: int, who: str) -> np.ndarray
         raise DataError(f"{who}: histories must be a 2-D array (B, L), got shape {h.shape}")
     if h.size and (h.min() < 0 or h.max() > n_items):
         raise DataError(f"{who}: histories hold item ids outside 0..{n_items}")
+    if h.shape[1] > 1:  # models read the last column as the latest item: a right-padded row reads padding
+        late = ((h[:, 1:] == 0) & (h[:, :-1] > 0)).any(1)
+        if late.any():
+            raise DataError(f"{who}: histories must be left-padded (0s before the items); row {int(np.argmax(late))} has a 0 after an item")
     return h
 
 

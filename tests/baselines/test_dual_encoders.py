@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from baselines.popular import MostPopular
 from baselines.sasrec import SASRec, SASRecConfig, SASRecEncoder
 from seater.data.splits import make_split
 from seater.data.synthetic import make_synthetic
-from seater.errors import ConfigError
+from seater.errors import ConfigError, DataError
 from seater.metrics import evaluate
 from seater.retriever import RETRIEVERS
 
@@ -171,3 +173,23 @@ def test_registration_holds_every_default_and_bad_params_raise():
     assert SASRec(lr_schedule="cosine").cfg.lr_schedule == "cosine"
     with pytest.raises(ConfigError, match="fit"):
         SASRec().recommend(np.zeros((1, 20), dtype=np.int64), 5)
+
+
+def test_values_of_the_wrong_kind_and_right_padded_histories_are_named():
+    """make_config promised a ConfigError: "0.2" for dropout raised a TypeError, and "false" for a flag
+    counted as true. A right-padded history row made the model read padding as the latest item."""
+    from seater.data.splits import leave_one_out
+
+    for cls, kw, match in ((SASRec, {"dropout": "0.2"}, "dropout must be a number"),
+                           (SASRec, {"exclude_history": "false"}, "exclude_history must be true or false"),
+                           (BERT4Rec, {"mask_prob": "0.5"}, "mask_prob must be a number")):
+        with pytest.raises(ConfigError, match=match):
+            cls(**kw)
+    SASRec(grad_clip=None)  # None disables clipping, as in the training loop
+    split = leave_one_out(make_synthetic(40, 30, seed=0))
+    model = SASRec(device="cpu", dim=16, n_heads=1, max_len=8, epochs=1).fit(split)
+    with pytest.raises(DataError, match="left-padded.*row 1"):
+        model.recommend(np.array([[0, 0, 3, 4], [3, 4, 0, 0]]), 5)
+    assert model.user_embeddings(np.zeros((0, 4), np.int64)).shape == (0, 16)
+    with pytest.raises(DataError, match="no training sequences"):
+        MostPopular().fit(replace(split, train_sequences=[]))
