@@ -320,6 +320,15 @@ def _neutral(registry: Registry | None, name: str, params: dict[str, Any]) -> tu
     return tuple(sorted(set(params) - set(kept)))
 
 
+# model parameters the harness sets per cell at run time; a suite value would be shared by every
+# dataset and seed (one checkpoint folder: a second dataset with as many items resumed the first's
+# finished training and got its embeddings) or split the cache over a display setting
+_HARNESS_PARAMS = {
+    "checkpoint_dir": "is set by the harness (a checkpoint folder per cell and per cached table, so a killed run resumes)",
+    "progress": "is set by the harness (per-epoch progress in the cell's log)",
+}
+
+
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -589,6 +598,12 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             if emb.kind == "latent" and any(d.source != "synthetic" for d in datasets):
                 raise r.err("source", "= \"latent\" (planted item vectors) needs every dataset to be synthetic")
         elif retrievers is not None:
+            if "/" in emb.source or Path(emb.source).suffix.lower() in (".npy", ".npz", ".csv", ".txt", ".pt"):
+                raise r.err("source", f"{emb.source!r} is read as a file only when it ends in .npy (one row per item, "
+                                      "row i = item i+1, no padding row); a name otherwise, of an embedding model")
+            for key in _HARNESS_PARAMS:
+                if key in emb.params:
+                    raise r.err(f"params.{key}", _HARNESS_PARAMS[key])
             try:
                 entry = retrievers.get(emb.source)
             except UnknownNameError as e:
@@ -663,6 +678,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         for k in ("seed", "device"):
             if k in fixed or k in sweep:
                 raise ConfigError(f"{file}: retrievers[{i}].params.{k} is set by the suite (suite.seeds / suite.device)")
+        for k in _HARNESS_PARAMS:
+            if k in fixed or k in sweep:
+                raise ConfigError(f"{file}: retrievers[{i}].params.{k} {_HARNESS_PARAMS[k]}")
         both = set(fixed) & set(sweep)
         if both:
             raise ConfigError(f"{file}: retrievers[{i}].sweep.{sorted(both)[0]} is also set in retrievers[{i}].params")

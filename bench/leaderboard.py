@@ -522,12 +522,18 @@ def beam_width_table(groups: list[Group], metric: str, ks: list[int]) -> list[st
 
 
 def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:
+    """The run's primary metric: its kept suite's ``suite.metric``, read from the TOML alone (loading the
+    whole suite resolved its relative data paths against the working directory, and from elsewhere
+    the leaderboard silently sorted by the default), else NDCG at the first cut-off, as suites default."""
+    default = f"ndcg@{rows[-1]['cell']['ks'][0]}"
     toml = runfile.parent / "suite.toml"
-    if toml.is_file():
-        try:
-            from bench.config import load_suite
+    if not toml.is_file():
+        return default
+    import tomllib
 
-            return load_suite(toml, check_names=False).metric
-        except ConfigError:
-            pass
-    return f"ndcg@{rows[-1]['cell']['ks'][0]}"
+    try:
+        metric = tomllib.loads(toml.read_text()).get("suite", {}).get("metric", default)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        warnings.warn(f"{toml} does not read ({e}); sorting by {default}")
+        return default
+    return metric if isinstance(metric, str) else default

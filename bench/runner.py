@@ -101,13 +101,15 @@ def load_data(cell: Cell):
 
 
 def _item_attribute_matrix(inter) -> np.ndarray:
-    import importlib
+    from seater.data.loaders import item_attribute_matrix
 
-    for mod in ("seater.data.loaders", "seater.data.interactions", "seater.data"):
-        fn = getattr(importlib.import_module(mod), "item_attribute_matrix", None)
-        if fn is not None:
-            return np.asarray(fn(inter), dtype=np.float32)
-    raise ConfigError("embeddings.source = \"attributes\" needs seater.data item_attribute_matrix, which is missing")
+    try:
+        x = item_attribute_matrix(inter)
+    except DataError as e:
+        raise DataError(f"embeddings.source = \"attributes\": {e}") from None
+    if x.shape[1] == 0:
+        raise DataError(f"embeddings.source = \"attributes\": no item of {inter.name} has an attribute")
+    return x
 
 
 class _Timer:
@@ -206,17 +208,33 @@ def _fresh_checkpoint(ckpt: Path, digests: dict[str, str]) -> None:
 
 
 
+def _cached_table(path: Path, n_items: int) -> np.ndarray | None:
+    """The cached table at `path`, or None (file and record removed, so it is computed again) when it
+    does not load or is not one finite row per item: a damaged or replaced cache file was used as is."""
+    try:
+        x = np.load(path, allow_pickle=False)
+        if x.ndim == 2 and x.shape[0] == n_items and x.shape[1] > 0 and np.isfinite(x).all():
+            return x
+        why = f"shape {x.shape} or non-finite values, expected ({n_items}, d)"
+    except (OSError, ValueError, EOFError) as e:
+        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+    warnings.warn(f"cached embeddings {path} are not usable ({why}); computing them again")
+    path.unlink(missing_ok=True)
+    _inputs_record(path).unlink(missing_ok=True)
+    return None
+
+
 def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], progress: bool) -> np.ndarray:
     from bench.inputs import input_digests
 
     emb = cell.embeddings
     digests = input_digests(cell)  # a dataset rewritten in place retrains the model
-    if path.is_file() and _cached_inputs_match(path, digests):
-        x = np.load(path, allow_pickle=False)
+    x = _cached_table(path, inter.n_items) if path.is_file() and _cached_inputs_match(path, digests) else None
+    if x is not None:
         out["metrics"]["time/embeddings_s"] = 0.0
         out["params"]["embeddings.cached"] = True
     else:
-        t0 = time.perf_counter()
+        t0, resumed = time.perf_counter(), 0.0
         if emb.kind == "file":
             from seater.trees.checks import load_embeddings
 
@@ -235,12 +253,20 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
             entry = retrievers().get(emb.source)
             model = entry.factory(**_runtime_params(entry, emb.params, ckpt, progress), device=cell.device, seed=cell.seed)
             model.fit(split)
-            x = np.asarray(model.item_embeddings(), dtype=np.float32)
+            x = model.item_embeddings()
+            resumed = float(getattr(model, "fit_info_", {}).get("resumed_seconds", 0.0))  # epochs of a killed attempt
             shutil.rmtree(ckpt, ignore_errors=True)
-        out["metrics"]["time/embeddings_s"] = time.perf_counter() - t0
+        out["metrics"]["time/embeddings_s"] = time.perf_counter() - t0 + resumed
         out["params"]["embeddings.cached"] = False
-        if x.ndim != 2 or x.shape[0] != inter.n_items:
-            raise DataError(f"embeddings from {emb.source}: expected shape ({inter.n_items}, d), got {x.shape}")
+        from seater.trees.checks import embedding_matrix
+
+        try:  # checked before the float32 cast and the cache: strings and complex values cast silently
+            x = embedding_matrix(x)
+        except DataError as e:
+            raise DataError(f"embeddings from {emb.source}: {e}") from None
+        if x.shape[0] != inter.n_items:
+            raise DataError(f"embeddings from {emb.source}: expected shape ({inter.n_items}, d), one row per item "
+                            f"(row i = item i+1, no padding row), got {x.shape}")
         _atomic_save_npy(path, np.ascontiguousarray(x, dtype=np.float32))
         _atomic_write_json(_inputs_record(path), digests)
     return np.ascontiguousarray(x, dtype=np.float32)

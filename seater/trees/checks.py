@@ -16,6 +16,12 @@ MAX_K = 1 << 16  # a tree keeps a (nodes, k) table of children; no identifier sc
 def check_embeddings(embeddings: np.ndarray, k: int) -> np.ndarray:
     """Return `embeddings` as C-contiguous float32 ``(n_items, dim)`` or raise naming the problem."""
     check_int("branching factor k", k, 2, MAX_K)
+    return embedding_matrix(embeddings)
+
+
+def embedding_matrix(embeddings) -> np.ndarray:
+    """`embeddings` as C-contiguous float32 ``(n_items, dim)``, checked before the cast: real numbers
+    (strings and complex values would cast silently), within float32's range, finite."""
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array (n_items, dim), got shape {x.shape}")

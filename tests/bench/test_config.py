@@ -116,7 +116,7 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
         ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "balanced"\nk = 8\nparams = { tol = nan }', r"trees\[0\]\.params: balanced builder parameters tol and refine_tol must be >= 0"),
         ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "kmeans"\nk = 8\nparams = { workers = 0 }', r"trees\[0\]\.params: kmeans workers must be an integer >= 1"),
         ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "random"\nk = 8\nparams = { workers = 0 }', r"trees\[0\]\.params: random workers must be an integer >= 1"),
-        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "rqvae"\nk = 8\nparams = { lr = -1.0 }', r"trees\[0\]\.params: rqvae needs beta >= 0, lr > 0"),
+        ('builder = "split_tree"\nk = [4, 8]\nsweep = { reverse = [false, true] }', 'builder = "rqvae"\nk = 8\nparams = { lr = -1.0 }', r"trees\[0\]\.params: rqvae needs finite beta >= 0, lr > 0"),
     ],
 )
 def test_mistakes_name_the_key(tmp_path, old, new, message):
@@ -280,3 +280,16 @@ def test_a_whole_float_for_an_integer_parameter_is_that_integer(tmp_path):
     assert type(tree.params["threshold"]) is int and type(ret.params["epochs"]) is int
     with pytest.raises(ConfigError, match="threshold"):
         cells("2000.5", "2")
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ('source = "latent"', 'source = "sasrec"\nparams = { checkpoint_dir = "/tmp/ck" }', "embeddings.params.checkpoint_dir is set by the harness"),
+    ('name = "popular"', 'name = "popular"\nparams = { progress = true }', "retrievers[0].params.progress is set by the harness"),
+    ('source = "latent"', 'source = "emb.npz"', "'emb.npz' is read as a file only when it ends in .npy"),
+])
+def test_what_the_harness_sets_per_cell_and_non_npy_files_are_refused(tmp_path, old, new, message):
+    """A suite's checkpoint_dir was shared by every dataset and seed: a second dataset with as many
+    items resumed the first's finished training and got its embeddings. A .npz path was reported as an
+    unknown retriever."""
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        _load(tmp_path, BASE.replace(old, new, 1))

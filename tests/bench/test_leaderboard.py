@@ -412,3 +412,19 @@ def test_tied_best_rows_share_the_mark_and_other_splits_are_not_paired(tmp_path)
     assert "_" in lines["| d"].split(" | ")[2] and "_" not in lines["| c"].split(" | ")[2]  # the next value is second
     p = {name: lines[f"| {name}"].split(" | ")[-1].rstrip(" |") for name in "cd"}
     assert p["d"] == "–" and p["c"] == "0 *"  # d scored other users: no paired p against a
+
+
+def test_the_primary_metric_comes_from_the_kept_suite_from_any_working_directory(tmp_path, monkeypatch):
+    """The kept suite.toml was loaded whole: its relative data paths did not resolve from another
+    folder, and the leaderboard silently sorted by NDCG instead of the suite's recall@10."""
+    from bench.leaderboard import _suite_metric
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "suite.toml").write_text('[suite]\nname = "s"\nks = [10]\nmetric = "recall@10"\n[[datasets]]\nsource = "data/beauty"\n')
+    monkeypatch.chdir(tmp_path.parent)
+    rows = [{"cell": {"ks": [10]}}]
+    assert _suite_metric(run / "results.jsonl", rows) == "recall@10"
+    (run / "suite.toml").write_text("not = [toml")
+    with pytest.warns(UserWarning, match="does not read"):
+        assert _suite_metric(run / "results.jsonl", rows) == "ndcg@10"

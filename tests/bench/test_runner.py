@@ -15,7 +15,7 @@ from bench.runner import execute_cell, run_suite
 from bench.tracking import read_rows
 from seater.data.splits import make_split
 from seater.data.synthetic import make_synthetic
-from seater.errors import ConfigError
+from seater.errors import ConfigError, DataError
 
 SUITE = """
 [suite]
@@ -542,3 +542,49 @@ def test_a_failed_cell_row_quotes_its_latest_attempt_only(tmp_path):
     assert _tail(log) == "killed early"
     log.write_text("a log from before attempt headers\nlast line\n")
     assert _tail(log) == "a log from before attempt headers | last line"
+
+
+def _emb_cell(tmp_path, source: str, dataset_seed: int = 3):
+    text = SUITE.replace('source = "latent"', f'source = "{source}"').replace("seed = 3 }", f"seed = {dataset_seed} }}")
+    path = tmp_path / "emb.toml"
+    path.write_text(text)
+    return next(c for c in load_suite(path).cells() if c.tree is not None)
+
+
+def test_a_damaged_cached_table_is_computed_again(tmp_path):
+    """A cache hit was used as is: a replaced (41-row) table built a tree over 41 items, and a truncated
+    one failed every rerun with numpy's EOF error, never recomputed."""
+    cell = _emb_cell(tmp_path, "latent")
+    first = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
+    (emb_file,) = (tmp_path / "cache" / "emb").glob("*.npy")
+    for damage in (lambda: np.save(emb_file, np.zeros((41, 4), np.float32)), lambda: emb_file.write_bytes(emb_file.read_bytes()[:60])):
+        damage()
+        with pytest.warns(UserWarning, match="are not usable"):
+            row = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
+        assert row["params"]["embeddings.cached"] is False and row["lineage"] == first["lineage"]
+
+
+@pytest.mark.parametrize("table,message", [
+    (np.array([["1.5", "2"]] * 40), "must be real numbers"),
+    (np.ones((40, 2), np.complex64), "must be real numbers"),
+    (np.full((40, 2), 1e300), "beyond float32's range"),
+])
+def test_an_embedding_file_is_checked_before_the_float32_cast(tmp_path, table, message):
+    """Numeric strings and complex values cast silently to float32 (the cells FINISHED), and 1e300
+    became inf ("NaN or inf in 40 rows") before the builder's check saw it."""
+    np.save(tmp_path / "t.npy", table)
+    cell = _emb_cell(tmp_path, str(tmp_path / "t.npy"))
+    with pytest.raises(DataError, match=message):
+        execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
+    assert not list((tmp_path / "cache").rglob("*.npy"))  # nothing cached
+
+
+def test_attribute_embeddings_name_the_suite_key(tmp_path, monkeypatch):
+    import bench.runner as runner
+
+    inter = make_synthetic(n_users=60, n_items=40, seed=3, attributes=False)
+    with pytest.raises(DataError, match='embeddings.source = "attributes": .*no item attributes'):
+        runner._item_attribute_matrix(inter)
+    inter.item_attributes = [np.zeros(0, np.int64)] * 41
+    with pytest.raises(DataError, match="no item of .* has an attribute"):
+        runner._item_attribute_matrix(inter)
