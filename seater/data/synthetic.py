@@ -17,9 +17,9 @@ Two generators share one Gaussian-mixture item space:
     chain (a strong, learnable next-item signal), switches slot (15% of steps, to a slot drawn
     among the others modulo the user's count, so with 2 or 3 slots a third of the switches stay
     put; the cluster's popular head is entered either way), or, rarely, clicks a globally
-    popular item (noise). Kept as they are: every test, suite and committed quick-suite figure
-    is built on this data. A sequential model therefore beats most-popular by a
-    wide margin, and trees built from ``extra["item_latent"]`` can recover the clusters.
+    popular item (noise). A sequential model therefore beats most-popular by a wide margin, and
+    trees built from ``extra["item_latent"]`` can recover the clusters. (The slot draws stay as
+    they are: every test, suite and committed quick-suite figure is built on this data.)
 """
 
 from __future__ import annotations
