@@ -144,12 +144,6 @@ def split_tree(embeddings, k, seed=0, reverse=False, delay=0.0):
     return Tree(codes, k, {"builder": "split_tree", "params": {"reverse": reverse}, "seconds": 0.0})
 
 
-@BUILDERS.register("device_tree", defaults={"device": "auto"})
-def device_tree(embeddings, k, seed=0, device="auto"):
-    """split_tree that records the device it was asked to build on."""
-    return Tree(_split_codes(len(embeddings), k), k, {"builder": "device_tree", "device": device})
-
-
 @RETRIEVERS.register("beam_popular", defaults={"beam_size": 20})
 class BeamPopular(TreePopular):
     """tree_popular with a beam width, as SEATER and TIGER have: below width 20 it answers with the

@@ -149,12 +149,18 @@ def test_cell_caches_embeddings_and_tree(tmp_path):
 
 
 @pytest.mark.parametrize("suite_device,param,built_on", [("cpu", None, "cpu"), ("auto", None, "auto"), ("cpu", "cuda", "cuda")])
-def test_a_builder_left_on_auto_builds_on_the_suites_device(tmp_path, suite_device, param, built_on):
+def test_a_builder_left_on_auto_builds_on_the_suites_device(tmp_path, monkeypatch, suite_device, param, built_on):
     """rqvae's device defaults to auto: a suite on device cpu must not train it on a GPU (the device
     did not reach builders); a device the suite gives the tree itself stays."""
+    import baselines.rqvae as rqvae
     from bench.runner import _cached_tree
 
-    text = SUITE.replace('builder = "random"', 'builder = "device_tree"' + (f'\nparams = {{ device = "{param}" }}' if param else ""))
+    def fake_training(x, cfg, seed=0):  # the device the builder was handed, no training
+        i = np.arange(len(x))
+        return rqvae.SemanticIDResult(np.stack([i % 4, i // 4 % 4, i // 16 % 4], 1), [1.0], [1.0], 0.0, cfg.device)
+
+    monkeypatch.setattr(rqvae, "train_rqvae", fake_training)
+    text = SUITE.replace('builder = "random"', 'builder = "rqvae"' + (f'\nparams = {{ device = "{param}" }}' if param else ""))
     path = tmp_path / "tiny.toml"
     path.write_text(text.replace("seeds = [0]", f'seeds = [0]\ndevice = "{suite_device}"'))
     cell = next(c for c in load_suite(path).cells() if c.tree is not None)
