@@ -31,7 +31,7 @@ def split():
     (lambda: SASRec(n_heads=0), "n_heads must be an integer >= 1"),
     (lambda: SASRec(dim=16, n_heads=3), r"dim \(16\) must be divisible by n_heads \(3\)"),
     (lambda: SASRec(n_blocks=0), "n_blocks must be an integer >= 1"),
-    (lambda: SASRec(valid_users=-5), "valid_users \(0 = all\) must be an integer >= 0"),
+    (lambda: SASRec(valid_users=-5), r"valid_users \(0 = all\) must be an integer >= 0"),
     (lambda: BERT4Rec(n_heads=0), "n_heads must be an integer >= 1"),
     (lambda: GRU4Rec(n_layers=0), "n_layers must be an integer >= 1"),
 ])
