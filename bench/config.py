@@ -598,15 +598,15 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
             if emb.kind == "latent" and any(d.source != "synthetic" for d in datasets):
                 raise r.err("source", "= \"latent\" (planted item vectors) needs every dataset to be synthetic")
         elif retrievers is not None:
-            if "/" in emb.source or Path(emb.source).suffix.lower() in (".npy", ".npz", ".csv", ".txt", ".pt"):
-                raise r.err("source", f"{emb.source!r} is read as a file only when it ends in .npy (one row per item, "
-                                      "row i = item i+1, no padding row); a name otherwise, of an embedding model")
             for key in _HARNESS_PARAMS:
                 if key in emb.params:
                     raise r.err(f"params.{key}", _HARNESS_PARAMS[key])
             try:
                 entry = retrievers.get(emb.source)
             except UnknownNameError as e:
+                if "/" in emb.source or Path(emb.source).suffix.lower() in (".npy", ".npz", ".csv", ".txt", ".pt"):
+                    raise r.err("source", f"{emb.source!r} is read as a file only when it ends in .npy (one row per item, "
+                                          "row i = item i+1, no padding row); a name otherwise, of an embedding model") from None
                 raise ConfigError(f"{file}: embeddings.source: {e} (or \"attributes\", or a .npy path)") from None
             from seater.retriever import EmbeddingModel
 

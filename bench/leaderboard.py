@@ -536,4 +536,7 @@ def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         warnings.warn(f"{toml} does not read ({e}); sorting by {default}")
         return default
-    return metric if isinstance(metric, str) else default
+    if not (isinstance(metric, str) and re.fullmatch(r"(recall|hit|ndcg)@[1-9][0-9]*", metric)):
+        warnings.warn(f"{toml}: suite.metric {metric!r} is not a metric; sorting by {default}")
+        return default
+    return metric

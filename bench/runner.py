@@ -211,12 +211,17 @@ def _fresh_checkpoint(ckpt: Path, digests: dict[str, str]) -> None:
 def _cached_table(path: Path, n_items: int) -> np.ndarray | None:
     """The cached table at `path`, or None (file and record removed, so it is computed again) when it
     does not load or is not one finite row per item: a damaged or replaced cache file was used as is."""
+    from seater.trees.checks import embedding_matrix
+
     try:
         x = np.load(path, allow_pickle=False)
-        if x.ndim == 2 and x.shape[0] == n_items and x.shape[1] > 0 and np.isfinite(x).all():
+        if not isinstance(x, np.ndarray):  # an .npz archive saved under the name
+            raise TypeError(f"a {type(x).__name__}, not one array")
+        x = embedding_matrix(x)  # real, within float32, finite
+        if x.shape[0] == n_items:
             return x
-        why = f"shape {x.shape} or non-finite values, expected ({n_items}, d)"
-    except (OSError, ValueError, EOFError) as e:
+        why = f"shape {x.shape}, expected ({n_items}, d)"
+    except (OSError, ValueError, EOFError, TypeError, DataError) as e:
         why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
     warnings.warn(f"cached embeddings {path} are not usable ({why}); computing them again")
     path.unlink(missing_ok=True)

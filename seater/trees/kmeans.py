@@ -65,16 +65,22 @@ def conditioned(x: np.ndarray, lo: float, hi: float, target: float) -> np.ndarra
     farthest point beyond hi, or its mean more than 100 r from the origin; far outliers cap the scale
     so that the farthest point lands at hi.
     """
-    x64 = x.astype(np.float64)
-    mu = x64.mean(0)
-    xc = x64 - mu
-    d2 = (xc * xc).sum(1)
-    r, far = float(np.sqrt(d2.mean())), float(np.sqrt(d2.max()))
-    if r == 0.0 or (lo <= r <= hi and far <= hi and float(np.linalg.norm(mu)) <= 100.0 * r):
+    mu = x.mean(0, dtype=np.float64)
+    total, far2 = 0.0, 0.0
+    for s in range(0, len(x), _CHUNK_ROWS):  # float64 statistics without a float64 copy of the node
+        d2 = np.square(x[s : s + _CHUNK_ROWS].astype(np.float64) - mu).sum(1)
+        total, far2 = total + float(d2.sum()), max(far2, float(d2.max(initial=0.0)))
+    r, far = (total / max(len(x), 1)) ** 0.5, far2**0.5
+    if r == 0.0:  # identical points: any split is as good; huge ones are moved to the origin
+        return x if float(np.abs(mu).max(initial=0.0)) <= hi else np.zeros_like(x)
+    if lo <= r <= hi and far <= hi and float(np.linalg.norm(mu)) <= 100.0 * r:
         return x
     scale = target / r if not lo <= r <= hi or far > hi else 1.0
     scale = min(scale, hi / far)
-    return (xc * scale).astype(np.float32)
+    return ((x.astype(np.float64) - mu) * scale).astype(np.float32)
+
+
+_CHUNK_ROWS = 1 << 16
 
 
 # Faiss and sq_distances compute in float32: radius band and target of `conditioned` for them

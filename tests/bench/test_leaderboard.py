@@ -425,6 +425,9 @@ def test_the_primary_metric_comes_from_the_kept_suite_from_any_working_directory
     monkeypatch.chdir(tmp_path.parent)
     rows = [{"cell": {"ks": [10]}}]
     assert _suite_metric(run / "results.jsonl", rows) == "recall@10"
+    (run / "suite.toml").write_text('[suite]\nmetric = "mrr@10"\n')
+    with pytest.warns(UserWarning, match="is not a metric"):
+        assert _suite_metric(run / "results.jsonl", rows) == "ndcg@10"
     (run / "suite.toml").write_text("not = [toml")
     with pytest.warns(UserWarning, match="does not read"):
         assert _suite_metric(run / "results.jsonl", rows) == "ndcg@10"

@@ -563,7 +563,12 @@ def test_a_damaged_cached_table_is_computed_again(tmp_path):
     cell = _emb_cell(tmp_path, "latent")
     first = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)
     (emb_file,) = (tmp_path / "cache" / "emb").glob("*.npy")
-    for damage in (lambda: np.save(emb_file, np.zeros((41, 4), np.float32)), lambda: emb_file.write_bytes(emb_file.read_bytes()[:60])):
+    def npz():
+        with open(emb_file, "wb") as fh:
+            np.savez(fh, a=np.zeros((40, 4), np.float32))
+
+    for damage in (lambda: np.save(emb_file, np.zeros((41, 4), np.float32)), lambda: emb_file.write_bytes(emb_file.read_bytes()[:60]),
+                   lambda: np.save(emb_file, np.array([["1.5", "2"]] * 40)), lambda: np.save(emb_file, np.full((40, 4), 1e300)), npz):
         damage()
         with pytest.warns(UserWarning, match="are not usable"):
             row = execute_cell(cell, tmp_path / "run", tmp_path / "cache", progress=False)

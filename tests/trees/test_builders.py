@@ -150,6 +150,16 @@ def test_constrained_library_failure_falls_back(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["greedy", "kmeans", "constrained"])
+def test_identical_huge_points_build_without_overflow(name):
+    """All points equal at 1e20: squares overflowed (nan costs, RuntimeWarnings); they go to the origin."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        build(name, np.full((50, 4), 1e20, np.float32)).validate()
+
+
+@pytest.mark.parametrize("name", ["greedy", "kmeans", "constrained"])
 @pytest.mark.parametrize("scale,offset", [(1e6, 0.0), (1e-4, 0.0), (1e-25, 0.0), (1e20, 0.0), (1.0, 1e4)])
 def test_trees_do_not_depend_on_the_scale_or_offset_of_the_embeddings(name, scale, offset):
     """Exact in exact arithmetic, not in float32 or in k-means-constrained's int32 costs: at x 1e6 its
