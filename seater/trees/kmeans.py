@@ -67,7 +67,9 @@ def conditioned(x: np.ndarray, lo: float, hi: float, target: float) -> np.ndarra
     """
     mu = x.mean(0, dtype=np.float64)
     total, far2 = 0.0, 0.0
-    for s in range(0, len(x), _CHUNK_ROWS):  # float64 statistics without a float64 copy of the node
+    # float64 by chunks (no float64 copy of the node): float32 squares overflow / underflow at the
+    # very scales looked for
+    for s in range(0, len(x), _CHUNK_ROWS):
         d2 = np.square(x[s : s + _CHUNK_ROWS].astype(np.float64) - mu).sum(1)
         total, far2 = total + float(d2.sum()), max(far2, float(d2.max(initial=0.0)))
     r, far = (total / max(len(x), 1)) ** 0.5, far2**0.5
