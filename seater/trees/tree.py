@@ -232,6 +232,8 @@ class Tree:
             q = n // self.k
             if len(sizes) != min(n, self.k) or not np.isin(sizes, (q, q + 1)).all():
                 bad.append(f"node {node} (level {self.node_level[node]}, {n} items) has child sizes {sorted(sizes.tolist())}")
+            elif n <= self.k and is_node[node].any():  # its items fit as its children: a deeper level is waste
+                bad.append(f"node {node} (level {self.node_level[node]}, {n} items) holds a node, not only its {n} items")
                 if len(bad) >= limit:
                     break
         return bad
@@ -245,7 +247,8 @@ class Tree:
         Well formed: every item appears exactly once (one identifier per row, no two equal, none
         a prefix of another: checked at construction), node ids unique and consistent with parents.
         Balanced: at every node with n items the child sizes are floor(n/k) or floor(n/k)+1,
-        so leaves hold at most k items.
+        so leaves hold at most k items, and a node of at most k items has its items as children
+        (no needless level).
         """
         sizes = np.bincount(self.item_path[self.item_path >= 0], minlength=self.n_nodes)
         if self.node_size[0] != self.n_items or (sizes != self.node_size).any():

@@ -53,6 +53,16 @@ def test_collision_message_names_the_first_clashing_slot():
         Tree(np.array([[0, 0], [1, -1], [1, 0]]), k=2)
 
 
+def test_a_needless_level_is_not_balanced():
+    """Two items under the root of a k = 2 tree, each in a node of its own: sizes 1 / 1 passed, but the
+    items fit as the root's children (depth 1), as every builder makes them."""
+    deep = Tree(np.array([[0, 0], [1, 0]]), k=2)
+    assert not deep.is_balanced() and "holds a node" in deep.balance_violations()[0]
+    deep.validate(balanced=False)
+    Tree(np.array([[0], [1]]), k=2).validate()
+    Tree(np.array([[0, 0], [0, 1], [1, 0]]), k=2).validate()  # 3 items: the size-1 group is a node, as builders make it
+
+
 def test_save_load_roundtrip(tmp_path):
     t = Tree(np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1], [1, 0, -1], [1, 1, 0], [1, 1, 1]]), k=2,
              build_info={"builder": "manual"})
