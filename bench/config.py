@@ -320,6 +320,7 @@ def _neutral(registry: Registry | None, name: str, params: dict[str, Any]) -> tu
     return tuple(sorted(set(params) - set(kept)))
 
 
+_SET_BY_SUITE = "is set by the suite (suite.seeds / suite.device)"
 # model parameters the harness sets per cell at run time; a suite value would be shared by every
 # dataset and seed (one checkpoint folder: a second dataset with as many items resumed the first's
 # finished training and got its embeddings) or split the cache over a display setting
@@ -675,12 +676,9 @@ def parse_suite(data: dict[str, Any], file: str = "<suite>", default_name: str =
         rname = r.get("name", str, required=True)
         fixed = dict(r.get("params", dict, {}))
         sweep = dict(r.get("sweep", dict, {}))
-        for k in ("seed", "device"):
+        for k, why in {"seed": _SET_BY_SUITE, "device": _SET_BY_SUITE, **_HARNESS_PARAMS}.items():
             if k in fixed or k in sweep:
-                raise ConfigError(f"{file}: retrievers[{i}].params.{k} is set by the suite (suite.seeds / suite.device)")
-        for k in _HARNESS_PARAMS:
-            if k in fixed or k in sweep:
-                raise ConfigError(f"{file}: retrievers[{i}].params.{k} {_HARNESS_PARAMS[k]}")
+                raise ConfigError(f"{file}: retrievers[{i}].params.{k} {why}")
         both = set(fixed) & set(sweep)
         if both:
             raise ConfigError(f"{file}: retrievers[{i}].sweep.{sorted(both)[0]} is also set in retrievers[{i}].params")

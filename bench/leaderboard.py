@@ -536,7 +536,9 @@ def _suite_metric(runfile: Path, rows: list[dict[str, Any]]) -> str:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         warnings.warn(f"{toml} does not read ({e}); sorting by {default}")
         return default
-    if not (isinstance(metric, str) and re.fullmatch(r"(recall|hit|ndcg)@[1-9][0-9]*", metric)):
+    from seater.metrics import is_metric_name
+
+    if not is_metric_name(metric):
         warnings.warn(f"{toml}: suite.metric {metric!r} is not a metric; sorting by {default}")
         return default
     return metric

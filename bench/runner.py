@@ -207,10 +207,10 @@ def _fresh_checkpoint(ckpt: Path, digests: dict[str, str]) -> None:
     _atomic_write_json(record, digests)
 
 
-
 def _cached_table(path: Path, n_items: int) -> np.ndarray | None:
     """The cached table at `path`, or None (file and record removed, so it is computed again) when it
     does not load or is not one finite row per item: a damaged or replaced cache file was used as is."""
+    from bench.tracking import first_line
     from seater.trees.checks import embedding_matrix
 
     try:
@@ -222,7 +222,7 @@ def _cached_table(path: Path, n_items: int) -> np.ndarray | None:
             return x
         why = f"shape {x.shape}, expected ({n_items}, d)"
     except (OSError, ValueError, EOFError, TypeError, DataError) as e:
-        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
+        why = f"{type(e).__name__}: {first_line(e)}"
     warnings.warn(f"cached embeddings {path} are not usable ({why}); computing them again")
     path.unlink(missing_ok=True)
     _inputs_record(path).unlink(missing_ok=True)
@@ -231,6 +231,7 @@ def _cached_table(path: Path, n_items: int) -> np.ndarray | None:
 
 def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], progress: bool) -> np.ndarray:
     from bench.inputs import input_digests
+    from seater.trees.checks import embedding_matrix, load_embeddings
 
     emb = cell.embeddings
     digests = input_digests(cell)  # a dataset rewritten in place retrains the model
@@ -241,8 +242,6 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
     else:
         t0, resumed = time.perf_counter(), 0.0
         if emb.kind == "file":
-            from seater.trees.checks import load_embeddings
-
             x = load_embeddings(emb.source)
         elif emb.kind == "attributes":
             x = _item_attribute_matrix(inter)
@@ -259,12 +258,10 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
             model = entry.factory(**_runtime_params(entry, emb.params, ckpt, progress), device=cell.device, seed=cell.seed)
             model.fit(split)
             x = model.item_embeddings()
-            resumed = float(getattr(model, "fit_info_", {}).get("resumed_seconds", 0.0))  # epochs of a killed attempt
+            resumed = _resumed_seconds(model)
             shutil.rmtree(ckpt, ignore_errors=True)
         out["metrics"]["time/embeddings_s"] = time.perf_counter() - t0 + resumed
         out["params"]["embeddings.cached"] = False
-        from seater.trees.checks import embedding_matrix
-
         try:  # checked before the float32 cast and the cache: strings and complex values cast silently
             x = embedding_matrix(x)
         except DataError as e:
@@ -272,9 +269,9 @@ def _item_embeddings(cell: Cell, inter, split, path: Path, out: dict[str, Any], 
         if x.shape[0] != inter.n_items:
             raise DataError(f"embeddings from {emb.source}: expected shape ({inter.n_items}, d), one row per item "
                             f"(row i = item i+1, no padding row), got {x.shape}")
-        _atomic_save_npy(path, np.ascontiguousarray(x, dtype=np.float32))
+        _atomic_save_npy(path, x)
         _atomic_write_json(_inputs_record(path), digests)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return x  # C-contiguous float32 either way (`embedding_matrix`)
 
 
 def build_tree(cell: Cell, x: np.ndarray, emb_hash: str, cache_dir: Path, out: dict[str, Any]):
@@ -404,8 +401,7 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
         with _Timer(cuda) as t_fit:
             model.fit(split, tree=tree, tracker=rec, **extra)
         out["curves"] = rec.curves
-        resumed = (getattr(model, "fit_info_", None) or {}).get("resumed_seconds", 0.0)  # epochs of a killed attempt
-        out["metrics"]["time/train_s"] = t_fit.seconds + resumed
+        out["metrics"]["time/train_s"] = t_fit.seconds + _resumed_seconds(model)
         if (epoch_s := epoch_seconds(rec.curves)) is not None:
             out["metrics"]["time/epoch_s"] = epoch_s
         if t_fit.cuda_seconds is not None:
@@ -446,6 +442,11 @@ def execute_cell(cell: Cell, run_dir: Path, cache_dir: Path, progress: bool = Tr
     out["metrics"]["mem/peak_mb"] = _peak_rss_mb()
     out["params"]["torch_threads"] = _torch_threads()  # timings (and float sums) depend on it
     return out
+
+
+def _resumed_seconds(model) -> float:
+    """Training seconds of the epochs a killed attempt ran, restored from its checkpoint (0 without one)."""
+    return float((getattr(model, "fit_info_", None) or {}).get("resumed_seconds", 0.0))
 
 
 def _torch_threads() -> int:

@@ -495,8 +495,14 @@ class MLflowSink:
             runs = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
             limits = started_before or {}
             mine = {run_id for run_id, _ in self._live.values()}
-            stale = [r.info.run_id for r in runs if (cid := r.data.tags.get("seater.cell_id")) in cell_ids
-                     and r.info.run_id not in mine and r.data.tags.get("seater.run_dir", self.run_dir) == self.run_dir and (cid not in limits or r.info.start_time <= limits[cid] * 1000)]
+
+            def abandoned(r) -> bool:
+                cid = r.data.tags.get("seater.cell_id")
+                return (cid in cell_ids and r.info.run_id not in mine
+                        and r.data.tags.get("seater.run_dir", self.run_dir) == self.run_dir  # this folder's, or untagged
+                        and (cid not in limits or r.info.start_time <= limits[cid] * 1000))
+
+            stale = [r.info.run_id for r in runs if abandoned(r)]
             for run_id in stale:
                 self.client.set_tag(run_id, "seater.error", why)
                 self.client.set_terminated(run_id, status="FAILED")

@@ -137,9 +137,14 @@ def metric_cutoff(metric: str) -> int:
     return int(str(metric).partition("@")[2])
 
 
+def is_metric_name(metric) -> bool:
+    """Whether `metric` names a ranking metric the evaluation computes: recall@K, hit@K or ndcg@K."""
+    return isinstance(metric, str) and re.fullmatch(r"(recall|hit|ndcg)@[1-9]\d*", metric) is not None
+
+
 def check_metric_name(metric: str, who: str) -> str:
     """`metric` if it names a ranking metric the evaluation computes (recall@K, hit@K, ndcg@K), for
     early stopping; checked when a model is configured, not after its first training epoch."""
-    if not re.fullmatch(r"(recall|hit|ndcg)@[1-9]\d*", str(metric)):
+    if not is_metric_name(metric):
         raise ConfigError(f"{who}: val_metric must be recall@K, hit@K or ndcg@K, got {metric!r}")
     return metric

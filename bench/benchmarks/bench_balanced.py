@@ -1,9 +1,10 @@
 """asv: build time, peak memory and clustering cost of the `balanced` tree builder (CPU sizes).
 
 A fixed iteration budget (max_iter=10) and one torch thread; the builder's other defaults are
-each commit's own, so a change of default shows up here as a change of speed and cost; `track_total_cost` records quality next to speed, and `track_torch_operators` the number
-of torch operators a build issues: on a GPU the build is launch-bound (results/trees/README.md),
-so this noise-free count tracks its GPU cost on a CPU-only machine.
+each commit's own, so a change of default shows up here as a change of speed and cost.
+`track_total_cost` records quality next to speed, and `track_torch_operators` the number of torch
+operators a build issues: on a GPU the build is launch-bound (results/trees/README.md), so this
+noise-free count tracks its GPU cost on a CPU-only machine.
 """
 
 
