@@ -266,28 +266,43 @@ def _lower_better(col: str) -> bool:
 def protocol_card(rows: list[dict[str, Any]]) -> str:
     """Split, history length, seen-item filtering, Ks and ranking: what makes numbers comparable."""
     lines = ["## Protocol card", ""]
-    seen = {}
+    datasets: dict[str, dict[str, Any]] = {}
+    stats: dict[str, dict[str, set]] = {}
     for r in rows:
-        c = r["cell"]
-        ds = c["dataset"]
-        d = r.get("data", {})
-        seen.setdefault(ds["name"], (ds, d, c))
-    for name, (ds, d, c) in seen.items():
+        ds = r["cell"]["dataset"]
+        datasets.setdefault(ds["name"], ds)
+        if r.get("status", "FINISHED") == "FINISHED":  # a failed row may have stopped before loading
+            for k, v in r.get("data", {}).items():
+                stats.setdefault(ds["name"], {}).setdefault(k, set()).add(v)
+    for name, ds in datasets.items():
         src = "synthetic " + json.dumps(ds.get("synthetic", {}), sort_keys=True) if ds["source"] == "synthetic" else f"{ds['source']} ({ds['format']})"
-        stats = ", ".join(f"{k} {v}" for k, v in d.items())
-        lines.append(f"- **{name}**: {src}; {stats}")
+        # a user_split draws its users per seed, so its counts vary: the range over the rows
+        text = ", ".join(f"{k} {_span(v)}" for k, v in stats.get(name, {}).items())
+        lines.append(f"- **{name}**: {src}; {text or 'no finished cell'}")
     c0 = rows[0]["cell"]
     protocols = sorted({r["cell"]["dataset"]["protocol"] for r in rows})
     hist = sorted({r["cell"]["dataset"]["max_history"] for r in rows})
     seeds = sorted({r["cell"]["seed"] for r in rows})
+    filtering = sorted({ret["name"] for r in rows if (ret := r["cell"].get("retriever")) and ret.get("params", {}).get("exclude_history")})
     lines += [
         f"- split: {', '.join(protocols)}; history: last {', '.join(map(str, hist))} items, left-padded",
+        f"- seen-item filtering: on for {', '.join(filtering)} (exclude_history), off for the rest" if filtering else
         "- seen-item filtering: off (items already in the history may be recommended and count when they are in the truth set)",
         f"- Ks: {', '.join(map(str, c0['ks']))}; full ranking over all items (no sampled negatives); NDCG with ideal DCG over min(|truth|, K) positives",
         f"- seeds: {', '.join(map(str, seeds))} (mean ± std over seeds; 95% CI = Student t over seeds)",
         "",
     ]
     return "\n".join(lines)
+
+
+def _span(values: set) -> str:
+    """One value as is, several as their range (numbers) or list."""
+    if len(values) == 1:
+        return str(next(iter(values)))
+    try:
+        return f"{min(values)}..{max(values)} (varies by seed)"
+    except TypeError:
+        return " / ".join(sorted(map(str, values)))
 
 
 def merged_rows(runfiles: list[Path]) -> list[dict[str, Any]]:

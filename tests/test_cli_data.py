@@ -47,6 +47,26 @@ def test_synth_writes_loadable_s3rec(tmp_path):
     assert _field(r.output, "users") == "60"
 
 
+def test_synth_item_arrays_match_the_items_that_load(tmp_path):
+    """Few users, many items: most items are never drawn and loading renumbers the rest; row i of
+    item_latent.npy / item_cluster.npy is loaded item i+1 (all 500 rows were written before)."""
+    import numpy as np
+
+    from seater.data.synthetic import make_synthetic
+
+    out = tmp_path / "syn"
+    r = runner.invoke(bench.cli.app, ["data", "synth", "--users", "20", "--items", "500", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    inter = load_s3rec(out)
+    latent, cluster = np.load(out / "item_latent.npy"), np.load(out / "item_cluster.npy")
+    assert inter.n_items < 500 and len(latent) == len(cluster) == inter.n_items
+    assert f"{inter.n_items} items" in r.output and "never drawn" in r.output
+    full = make_synthetic(20, 500, seed=0)
+    original = inter.item_ids[1:] - 1  # the generator's row of each loaded item
+    assert np.array_equal(latent, full.extra["item_latent"][original])
+    assert np.array_equal(cluster, full.extra["item_cluster"][original])
+
+
 def test_synth_bad_arguments_name_the_option(tmp_path):
     base = ["data", "synth", "--out", str(tmp_path / "o")]
     r = runner.invoke(bench.cli.app, base + ["--users", "0", "--items", "5"])

@@ -68,6 +68,10 @@ def synth(
         raise ConfigError(f"--clusters {clusters}: at most --items ({items})")
     inter = make_synthetic(users, items, n_clusters=clusters, mean_length=mean_length, seed=seed, name=out.name)
     write_s3rec(inter, out)
-    np.save(out / "item_cluster.npy", inter.extra["item_cluster"])
-    np.save(out / "item_latent.npy", inter.extra["item_latent"])
-    typer.echo(f"wrote {inter.n_users} users, {inter.n_items} items, {inter.n_interactions} interactions to {out}")
+    # loading renumbers the items that occur 1..n in id order, so the per-item arrays keep only
+    # their rows (row i = item i+1 of the loaded dataset); an item never drawn has no row
+    used = np.unique(np.concatenate(inter.sequences)) - 1
+    np.save(out / "item_cluster.npy", inter.extra["item_cluster"][used])
+    np.save(out / "item_latent.npy", inter.extra["item_latent"][used])
+    unused = f" ({inter.n_items - len(used)} of the {inter.n_items} items never drawn, left out)" if len(used) < inter.n_items else ""
+    typer.echo(f"wrote {inter.n_users} users, {len(used)} items, {inter.n_interactions} interactions to {out}{unused}")

@@ -6,8 +6,9 @@ Formats accepted, exactly:
     ``item2attributes.json``. One user per line: ``user item item ...``, whitespace
     separated, items in time order. The json maps an item id (string) to a list of
     attribute ids.
-``comirec``: a ``.tsv``/``.txt``/``.csv`` file, or a directory of them (all read, in name
-    order; ComiRec's ``*_train/_valid/_test`` files hold disjoint users). Each file is one of:
+``comirec``: a ``.tsv``/``.txt``/``.csv`` file, or a directory of them, read in name order: its
+    ``*_train/_valid/_test`` files when it has any (ComiRec's splits, disjoint users), else all of
+    them but ComiRec's ``*_user_map/_item_map/_cate_map/_item_cate`` files. Each file is one of:
       - interaction log (ComiRec raw files): ``user,item[,timestamp]`` per line; a user's
         items are ordered by timestamp (stable, so file order breaks ties and is used when
         there is no timestamp);
@@ -28,11 +29,13 @@ Formats accepted, exactly:
     undislikes are not interactions to predict).
 
 User and item ids may be any integers in 0..2^63-1: items are renumbered 1..n_items in
-increasing order of their original id (contiguous 1..N data keeps its ids), users keep file
-order; the originals stay in ``Interactions.item_ids`` / ``user_ids``. Every problem in a
-file raises one `DataError` naming the file and line. Lines are parsed in bulk (one regex
-check each, one integer conversion for the file): Beauty (198K interactions) loads in
-under a second. Parquet rows are counted from 0 ("row index"), as pandas does.
+increasing order of their original id (contiguous 1..N data keeps its ids); users keep file
+order in the one-row-per-user formats (s3rec, SEATER rows, LightGCN) and come in increasing id
+order from interaction logs (ComiRec logs, Yambda; `user_split` assigns users by this order).
+The originals stay in ``Interactions.item_ids`` / ``user_ids``. Every problem in a file raises
+one `DataError` naming the file and line. Lines are parsed in bulk (one regex check each, one
+integer conversion for the file): Beauty (198K interactions) loads in under a second.
+Parquet rows are counted from 0 ("row index"), as pandas does.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ from seater.errors import ConfigError, DataError
 FORMATS = ("s3rec", "comirec", "lightgcn", "yambda")
 YAMBDA_MIN_PLAYED = 50  # percent of a track played for a listen to count as an interaction
 _INTS = re.compile(r"-?[0-9]+(?:[ \t]+-?[0-9]+)*")
-_INT = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take Arabic-Indic and other digits
+_INT = re.compile(r"-?[0-9]+")
+_LOG = re.compile(r"[0-9]+,[0-9]+(?:,[0-9]+)?")  # the usual ComiRec log line (others are checked one by one)  # ASCII digits only: int() would also take Arabic-Indic and other digits
 MAX_ID = 2**63 - 1  # ids and timestamps are stored as int64
 
 
@@ -243,6 +247,8 @@ def _s3rec_files(path: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- comirec / seater
 def _split_items(field: str, path: Path, lineno: int, what: str) -> list[int]:
+    if ",," in field.replace(" ", "").replace("\t", ""):  # an item lost between two commas
+        raise DataError(f"{path}:{lineno}: empty entry between commas in {what}: {field.strip()!r}")
     return _int_tokens(field.replace(",", " "), path, lineno, what)
 
 
@@ -263,41 +269,61 @@ def _read_comirec_file(path: Path, users: list[int], seqs: list[list[int]], wher
             if not items:
                 raise DataError(f"{path}:{lineno}: user {user[0]} has no items")
             if user[0] in where:
-                raise DataError(f"{path}:{lineno}: user {user[0]} already has a row ({where[user[0]]}); one row per user is accepted")
+                hint = ("; a tab-separated user / item / timestamp log is not read as one: ComiRec logs are comma-separated"
+                        if all(_INT.fullmatch(f.strip()) for f in parts) else "")
+                raise DataError(f"{path}:{lineno}: user {user[0]} already has a row ({where[user[0]]}); one row per user is accepted{hint}")
             where[user[0]] = f"{path.name}:{lineno}"
             users.append(user[0])
             seqs.append(items)
         return
-    # interaction log: user,item[,timestamp]
-    log_user, log_item, log_time = [], [], []
-    timed = None
+    _read_comirec_log(path, lines, users, seqs, where)
+
+
+def _log_fields(text: str, path: Path, lineno: int) -> list[int]:
+    """The 2 or 3 integers of one ``user,item[,timestamp]`` line; any other line is reported."""
+    parts = text.split(",")
+    if len(parts) not in (2, 3):
+        raise DataError(f"{path}:{lineno}: expected 'user,item[,timestamp]', got {text!r}")
+    values = [_int_tokens(p, path, lineno, "user, item and timestamp") for p in parts]
+    if any(len(v) != 1 for v in values):
+        raise DataError(f"{path}:{lineno}: expected 'user,item[,timestamp]', got {text!r}")
+    return [v[0] for v in values]
+
+
+def _read_comirec_log(path: Path, lines: list[str], users: list[int], seqs: list[list[int]], where: dict[int, str]) -> None:
+    """ComiRec interaction log ``user,item[,timestamp]``, parsed in bulk: one regex check per line and
+    one integer conversion for the file (a line that fails the check is re-parsed alone to name the
+    problem). Users come out in increasing id order, each one's items by timestamp (stable)."""
+    rows, linenos = [], []
     for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
+        text = line.strip()
+        if not text:
             continue
-        parts = line.strip().split(",")
-        if len(parts) not in (2, 3):
-            raise DataError(f"{path}:{lineno}: expected 'user,item[,timestamp]', got {line.strip()!r}")
-        values = [_int_tokens(p, path, lineno, "user, item and timestamp") for p in parts]
-        if any(len(v) != 1 for v in values):
-            raise DataError(f"{path}:{lineno}: expected 'user,item[,timestamp]', got {line.strip()!r}")
-        if timed is None:  # the first line decides: every line has a timestamp, or none has
-            timed = len(values) == 3
-        elif timed != (len(values) == 3):
-            raise DataError(f"{path}:{lineno}: {'no timestamp' if timed else 'a timestamp'} on this line, while the "
-                            f"first line {'has one' if timed else 'has none'}; give every line a timestamp or none")
-        log_user.append(values[0][0])
-        log_item.append(values[1][0])
-        log_time.append(values[2][0] if len(values) == 3 else 0)
-    u = np.asarray(log_user, dtype=np.int64)
-    order = np.lexsort((np.asarray(log_time, dtype=np.int64), u))  # by user, then time; stable on ties
-    su, si = u[order], np.asarray(log_item, dtype=np.int64)[order]
+        if not _LOG.fullmatch(text):
+            _log_fields(text, path, lineno)  # raises, or accepts an unusual spacing
+        rows.append(text)
+        linenos.append(lineno)
+    n_fields = np.fromiter((t.count(",") + 1 for t in rows), dtype=np.int64, count=len(rows))
+    other = np.flatnonzero(n_fields != n_fields[0])  # the first line decides: every line has a timestamp, or none has
+    if other.size:
+        timed = n_fields[0] == 3
+        raise DataError(f"{path}:{linenos[other[0]]}: {'no timestamp' if timed else 'a timestamp'} on this line, while the "
+                        f"first line {'has one' if timed else 'has none'}; give every line a timestamp or none")
+    tokens = " ".join(rows).replace(",", " ").split()
+    try:
+        values = np.fromiter(map(int, tokens), dtype=np.int64, count=len(tokens)).reshape(len(rows), -1)
+    except OverflowError:  # an id outside int64: re-parse line by line to name it
+        for lineno, text in zip(linenos, rows):
+            _log_fields(text, path, lineno)
+        raise
+    u = values[:, 0]
+    order = np.lexsort((values[:, 2], u) if values.shape[1] == 3 else (u,))  # by user, then time; stable on ties
+    su, si = u[order], values[order, 1]
     cut = np.flatnonzero(np.diff(su)) + 1
-    first_line = {}
-    for lineno, user in zip(range(1, len(log_user) + 1), log_user):
-        first_line.setdefault(user, lineno)
-    for user, items in zip(su[np.r_[0, cut]].tolist(), np.split(si, cut)):
+    heads = np.minimum.reduceat(order, np.r_[0, cut])  # each user's first line in the file
+    for user, items, row in zip(su[np.r_[0, cut]].tolist(), np.split(si, cut), heads.tolist()):
         if user in where:
-            raise DataError(f"{path}:{first_line[user]}: user {user} also appears in {where[user]}; users must not span files")
+            raise DataError(f"{path}:{linenos[row]}: user {user} also appears in {where[user]}; users must not span files")
         where[user] = path.name
         users.append(user)
         seqs.append(items.tolist())
@@ -316,12 +342,23 @@ def load_comirec(path: str | Path) -> Interactions:
     return _build(np.asarray(users, dtype=np.int64), flat, lengths, _dataset_name(path), source=str(path))
 
 
+# files ComiRec's preprocessing writes beside the data: id maps (``orig,new`` lines, which would read
+# as interactions) and item categories
+_COMIREC_SIDE_FILES = ("_user_map", "_item_map", "_cate_map", "_item_cate")
+
+
 def _comirec_files(path: Path) -> list[Path]:
+    """A file itself; in a directory its ``*_train/_valid/_test`` files when it has any, else every
+    ``.tsv/.txt/.csv`` file but ComiRec's id-map and category files."""
     if not path.exists():
         raise DataError(f"{path}: path not found")
-    files = sorted(p for p in path.iterdir() if p.suffix in (".tsv", ".txt", ".csv")) if path.is_dir() else [path]
+    if not path.is_dir():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.suffix in (".tsv", ".txt", ".csv") and p.is_file())
+    split_files = [p for p in files if p.stem.endswith(("_train", "_valid", "_test"))]
+    files = split_files or [p for p in files if not p.stem.endswith(_COMIREC_SIDE_FILES)]
     if not files:
-        raise DataError(f"{path}: no .tsv, .txt or .csv files in this directory")
+        raise DataError(f"{path}: no .tsv, .txt or .csv data files in this directory")
     return files
 
 
@@ -568,7 +605,8 @@ def write_s3rec(inter: Interactions, out_dir: str | Path) -> Path:
     """Write `inter` as S3-Rec text: ``sequences.txt`` (``user item item ...`` per line, original
     ids) and, when items have attributes, ``item2attributes.json`` (``{"item": [attr, ...]}``).
 
-    Returns the directory. Reading it back with `load_s3rec` gives the same sequences.
+    Returns the directory. Reading it back with `load_s3rec` gives the same sequences in original ids
+    (internal ids change when some item never occurs: loading numbers the items that do 1..n).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -431,3 +431,21 @@ def test_the_primary_metric_comes_from_the_kept_suite_from_any_working_directory
     (run / "suite.toml").write_text("not = [toml")
     with pytest.warns(UserWarning, match="does not read"):
         assert _suite_metric(run / "results.jsonl", rows) == "ndcg@10"
+
+
+def test_protocol_card_counts_from_finished_rows_ranges_and_filtering(tmp_path):
+    """A failed row first left the dataset's counts empty; a user_split's counts differ by seed and
+    only one seed's were shown; seen-item filtering read 'off' whatever the retrievers did (audit)."""
+    from bench.leaderboard import protocol_card
+
+    failed = _row(tmp_path, "a", 0, np.ones(3))
+    failed.update(status="FAILED", data={})
+    r0, r1 = _row(tmp_path, "b", 0, np.ones(3), n_items=90), _row(tmp_path, "b", 1, np.ones(3), n_items=95)
+    card = protocol_card([failed, r0, r1])
+    assert "- **d**: synthetic {}; n_items 90..95 (varies by seed)" in card
+    assert "seen-item filtering: off" in card
+    r1["cell"]["retriever"]["params"] = {"exclude_history": True}
+    card = protocol_card([r0, r1])
+    assert "seen-item filtering: on for b (exclude_history), off for the rest" in card
+    assert "- **d**: synthetic {}; n_items 90..95" in card
+    assert "no finished cell" in protocol_card([failed])

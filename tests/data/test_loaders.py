@@ -147,6 +147,54 @@ def test_users_spanning_comirec_files(tmp_path):
         load_comirec(tmp_path)
 
 
+def test_spanning_users_are_reported_at_their_first_line_in_the_file(tmp_path):
+    """Blank lines count (the line number was the count of non-blank lines before)."""
+    (tmp_path / "a_train.csv").write_text("1,10,1\n2,11,1\n")
+    (tmp_path / "b_test.csv").write_text("\n\n\n3,12,1\n\n2,13,2\n")
+    with pytest.raises(DataError, match=r"b_test.csv:6: user 2 also appears in a_train.csv"):
+        load_comirec(tmp_path)
+
+
+def test_comirec_directory_reads_its_splits_not_the_id_maps(tmp_path):
+    """ComiRec's preprocessing writes ``orig,new`` id maps beside the splits; they were read as
+    interactions (users 500017, ... and an item 0 from the map; audit)."""
+    (tmp_path / "taobao_train.txt").write_text("1,10,1\n1,11,2\n2,10,1\n")
+    (tmp_path / "taobao_test.txt").write_text("3,12,5\n3,10,6\n")
+    (tmp_path / "taobao_user_map.txt").write_text("500017,1\n700023,2\n900031,3\n")
+    (tmp_path / "taobao_item_map.txt").write_text("99,10\n98,11\n97,12\n")
+    expected = {1: [10, 11], 2: [10], 3: [12, 10]}
+    assert _seqs(load_dataset(tmp_path)) == expected
+    (tmp_path / "taobao_train.txt").rename(tmp_path / "log.csv")  # no split files: all but the maps
+    (tmp_path / "taobao_test.txt").rename(tmp_path / "log2.csv")
+    (tmp_path / "taobao_item_cate.txt").write_text("10,1\n")
+    assert _seqs(load_comirec(tmp_path)) == expected
+
+
+def test_comirec_log_in_bulk_equals_line_by_line(tmp_path):
+    """The bulk parse against a plain reading of the same log, spacing variants included."""
+    rng = np.random.default_rng(0)
+    rows = [(int(u), int(i), int(t)) for u, i, t in zip(rng.integers(0, 50, 2000), rng.integers(0, 300, 2000), rng.integers(0, 40, 2000))]
+    lines = [f"{u},{i},{t}" if n % 7 != 3 else f" {u} , {i}  ,{t} " for n, (u, i, t) in enumerate(rows)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    expected: dict[int, list[tuple[int, int]]] = {}
+    for u, i, t in rows:
+        expected.setdefault(u, []).append((t, i))
+    want = {u: [i for _, i in sorted(v, key=lambda ti: ti[0])] for u, v in expected.items()}  # sorted() is stable
+    inter = load_comirec(tmp_path / "log.csv")
+    assert _seqs(inter) == want
+    assert inter.user_ids.tolist() == sorted(want)
+
+
+def test_seater_rows_refuse_an_item_lost_between_commas(tmp_path):
+    f = tmp_path / "rows.tsv"
+    f.write_text("1\t2,3\t4\n2\t2, ,3\t4\n")
+    with pytest.raises(DataError, match=r"rows.tsv:2: empty entry between commas in history items: '2, ,3'"):
+        load_comirec(f)
+    f.write_text("1\t10\t1000\n1\t11\t1001\n")  # a tab-separated log read as rows
+    with pytest.raises(DataError, match=r"rows.tsv:2: user 1 already has a row .*ComiRec logs are comma-separated"):
+        load_comirec(f)
+
+
 def test_lightgcn_bad_input(tmp_path):
     (tmp_path / "train.txt").write_text("0 1\n")
     (tmp_path / "test.txt").write_text("0 1\n1 z\n")
