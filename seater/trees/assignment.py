@@ -490,12 +490,19 @@ def balanced_assignment_batched(
     Returns ``(labels (G, M) int64, prices (G, k), info)``: labels optimal for `cost` up to the
     rounding of its move costs (`_move_weights`), prices a dual for them (Bellman-Ford distances
     of the certificate; zeros for k = 2 median splits), info = {"rounds": repair rounds}.
-    Padding rows get label 0.
+    Padding rows get label 0. Real rows must be finite (not checked here: a check costs a pass and,
+    on a GPU, a host sync per call; the builder checks its embeddings once).
     """
+    if not isinstance(cost, torch.Tensor) or cost.ndim != 3 or not cost.is_floating_point() or cost.shape[2] < 2:
+        raise ConfigError(f"cost must be a float tensor (nodes, items, k) with k >= 2, got "
+                          f"{tuple(cost.shape) if isinstance(cost, torch.Tensor) else type(cost).__name__}"
+                          f"{' ' + str(cost.dtype) if isinstance(cost, torch.Tensor) else ''}")
     g, m, k = cost.shape
     dev = cost.device
     if mask is None:
         mask = torch.ones((g, m), dtype=torch.bool, device=dev)
+    elif mask.dtype != torch.bool or tuple(mask.shape) != (g, m):
+        raise ConfigError(f"mask must be a bool tensor of shape {(g, m)}, got {mask.dtype} {tuple(mask.shape)}")
     n = mask.sum(1)
     if bool((n <= k).any()):
         raise ConfigError(f"every node passed to the balanced assignment needs more than k={k} items")
@@ -574,19 +581,28 @@ def balanced_assignment_batched(
 
 # --------------------------------------------------------------------------- single problem API
 def _as_cost(cost) -> torch.Tensor:
+    """`cost` as a float64 tensor (on its device), checked: the single-problem API solves in float64
+    whatever it is given (a float32 tensor's repair tolerance left gaps of up to ~3e-6 x max|c|
+    beside far outlier groups, where the same values as numpy were exact)."""
     if isinstance(cost, torch.Tensor):
         t = cost.detach()
-        if not t.is_floating_point():
-            t = t.to(torch.float64)
+        if t.is_complex() or t.dtype == torch.bool:
+            raise DataError(f"cost must be real numbers, got dtype {t.dtype}")
+        t = t.to(torch.float64)
     else:
-        arr = np.asarray(cost)
-        if not np.issubdtype(arr.dtype, np.number):
-            raise DataError(f"cost must be numeric, got dtype {arr.dtype}")
+        try:
+            arr = np.asarray(cost)
+        except ValueError as e:  # a ragged list
+            raise DataError(f"cost must be a 2-D array (n_items, k): {e}") from None
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise DataError(f"cost must be real numbers, got dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64))
     if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] < 2:
         raise DataError(f"cost must be a 2-D array (n_items, k) with k >= 2 and n_items >= 1, got shape {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
         raise DataError("cost contains NaN or inf")
+    if float(t.max() - t.min()) * 4.0 > 1.0e308:  # the solvers add multiples of the spread
+        raise DataError(f"cost spread {float(t.max() - t.min()):.3g} too large (at most ~1e307)")
     return t
 
 
@@ -651,34 +667,46 @@ def slot_assignment(cost: np.ndarray) -> np.ndarray:
 def sizes_ok(labels: np.ndarray, k: int) -> bool:
     """True when the cluster sizes of `labels` are all floor(n/k) or floor(n/k)+1."""
     labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= k)):
+        return False
     n = len(labels)
     sizes = np.bincount(labels, minlength=k)
-    return len(sizes) == k and bool(np.isin(sizes, (n // k, n // k + 1)).all())
+    return bool(np.isin(sizes, (n // k, n // k + 1)).all())
 
 
 def is_optimal(cost, labels, tol: float = 1e-9) -> bool:
     """Certificate: sizes feasible and no negative cycle in the contracted residual graph.
 
-    Independent of the solver above: plain numpy, float64, Floyd-Warshall on k+1 nodes.
-    ``tol`` is relative to the largest |cost|.
+    Independent of the solver above: plain numpy, float64, Floyd-Warshall on k+1 nodes. Each move's
+    cost is raised by `tol` times the size of the two entries it subtracts (what their rounding can
+    reach), so a cycle still negative is a real gain and one within rounding of 0 is not: a tolerance
+    on the largest |cost| passed a labelling 2.0 worse beside entries of 1e10. The search stops at
+    the first negative cycle; past one, Floyd-Warshall's sums compound (tiny rounding cycles grew to
+    -1e9 and failed optimal labels).
     """
-    c = _as_cost(cost).cpu().to(torch.float64).numpy()
-    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels).astype(np.int64)
+    c = _as_cost(cost).cpu().numpy()
+    labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     n, k = c.shape
-    if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k or not sizes_ok(labels, k):
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= k:
+        return False
+    labels = labels.astype(np.int64)
+    if not sizes_ok(labels, k):
         return False
     q = n // k
     sizes = np.bincount(labels, minlength=k)
-    delta = c - c[np.arange(n), labels][:, None]
+    own = c[np.arange(n), labels][:, None]
+    move = c - own + tol * (np.abs(c) + np.abs(own))  # item i from its cluster to each other one
     g = np.full((k + 1, k + 1), np.inf)
     for a in range(k):
         rows = labels == a
         if rows.any():
-            g[a, :k] = delta[rows].min(axis=0)
+            g[a, :k] = move[rows].min(axis=0)
         g[a, a] = np.inf
-    g[k, :k] = np.where(sizes == q + 1, 0.0, np.inf)
+    g[k, :k] = np.where(sizes == q + 1, 0.0, np.inf)  # slot node: which clusters hold q + 1
     g[:k, k] = np.where(sizes == q, 0.0, np.inf)
     dist = g.copy()
     for m in range(k + 1):
         dist = np.minimum(dist, dist[:, m : m + 1] + dist[m : m + 1, :])
-    return bool((np.diag(dist) >= -tol * max(np.abs(c).max(), 1e-300)).all())
+        if (np.diag(dist) < 0).any():
+            return False
+    return True

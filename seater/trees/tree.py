@@ -234,8 +234,8 @@ class Tree:
                 bad.append(f"node {node} (level {self.node_level[node]}, {n} items) has child sizes {sorted(sizes.tolist())}")
             elif n <= self.k and is_node[node].any():  # its items fit as its children: a deeper level is waste
                 bad.append(f"node {node} (level {self.node_level[node]}, {n} items) holds a node, not only its {n} items")
-                if len(bad) >= limit:
-                    break
+            if len(bad) >= limit:
+                break
         return bad
 
     def is_balanced(self) -> bool:

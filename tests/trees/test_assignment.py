@@ -199,6 +199,52 @@ def test_bad_input_raises_clear_errors():
         balanced_assignment(np.zeros((6, 2)), method="hungarian")
 
 
+def test_more_bad_input_is_one_clear_error():
+    with pytest.raises(DataError, match="real numbers"):
+        balanced_assignment(np.ones((6, 2), dtype=complex))  # the imaginary part was dropped with a warning
+    with pytest.raises(DataError, match="real numbers"):
+        balanced_assignment(torch.ones((6, 2), dtype=torch.complex64))
+    with pytest.raises(DataError, match="2-D array"):
+        balanced_assignment([[0.0, 1.0], [2.0]])  # ragged: numpy's own ValueError before
+    with pytest.raises(DataError, match="spread .* too large"):
+        balanced_assignment(np.array([[1e308, -1e308], [0.0, 1.0], [2.0, 3.0]]))
+    assert sizes_ok(balanced_assignment(torch.ones((300, 4), dtype=torch.float16)), 4)  # LU had no Half kernel
+    with pytest.raises(ConfigError, match=r"cost must be a float tensor \(nodes, items, k\)"):
+        balanced_assignment_batched(torch.zeros(6, 2))
+    with pytest.raises(ConfigError, match="float tensor"):
+        balanced_assignment_batched(torch.zeros(1, 6, 2, dtype=torch.int64))
+    with pytest.raises(ConfigError, match="mask must be a bool tensor of shape"):
+        balanced_assignment_batched(torch.zeros(1, 6, 2), mask=torch.ones(1, 6))
+    assert not sizes_ok(np.array([0, 1, -1]), 2)  # raised inside np.bincount
+    assert not sizes_ok(np.array([0, 1, 2]), 2)
+
+
+def test_float32_tensors_are_solved_in_float64():
+    """A float32 tensor was repaired in float32: beside a far group (costs ~3e8) its labels were ~150
+    above the optimum of the same float32 values, which numpy input (promoted) solved exactly."""
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.normal(size=(285, 3)), 1e4 + rng.normal(size=(15, 3))]
+    cost = sq_costs(x, x[rng.choice(300, 32, replace=False)]).astype(np.float32)
+    best = slot_reference(cost.astype(np.float64))
+    for given in (torch.from_numpy(cost), cost):
+        lab = balanced_assignment(given)
+        assert total(cost.astype(np.float64), lab) == pytest.approx(best, rel=1e-12)
+
+
+def test_certificate_is_neither_fooled_by_scale_nor_by_rounding_cycles():
+    """is_optimal scaled its tolerance by the largest |cost| (a labelling 2.0 worse beside entries of
+    1e10 passed) and let Floyd-Warshall compound rounding-level cycles (an exact optimum failed)."""
+    cost = np.array([[0.0, 1.0], [1.0, 0.0], [1e10, 1e10], [1e10, 1e10]])
+    assert is_optimal(cost, [0, 1, 0, 1]) and not is_optimal(cost, [1, 0, 0, 1])
+    rng = np.random.default_rng(57)
+    x = np.round(rng.normal(size=(200, 2)))  # many exact ties
+    cost = sq_costs(x, rng.normal(size=(64, 2)))
+    lab = balanced_assignment(cost)
+    assert total(cost, lab) == pytest.approx(slot_reference(cost), rel=1e-12)
+    assert is_optimal(cost, lab)
+    assert not is_optimal(cost, [1.5] * 200) and not is_optimal(cost, lab[:-1])
+
+
 def test_warm_prices_and_early_newton_stop_stay_exact():
     """Warm-started prices (the last exact duals of a nearby problem) and Newton's early stop only
     change the starting point: the result is still certified and equals the exact optimum."""

@@ -108,3 +108,12 @@ def test_build_seconds_prefers_the_harness_wall_clock():
 def test_bad_codes_or_k_are_one_clear_error(codes, k, match):
     with pytest.raises(TreeBuildError, match=match):
         Tree(codes, k)
+
+
+def test_balance_violations_stop_at_the_limit():
+    """Wrong child sizes were all listed whatever the limit (only the "holds a node" case stopped), so
+    is_balanced() on a large unbalanced tree formatted a message per node."""
+    codes = [[c, 0, j] for c in range(3) for j in range(3)] + [[c, 1, -1] for c in range(3)]
+    tree = Tree(np.array(codes), k=3)  # every level-1 node splits its 4 items 3 / 1
+    assert len(tree.balance_violations(limit=10)) == 3
+    assert len(tree.balance_violations(limit=2)) == 2 and not tree.is_balanced()
