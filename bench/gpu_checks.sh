@@ -49,9 +49,9 @@ step 30 trees-slow-prices "${sb[@]}" speed trees --device "$device" --sizes "${T
     --compare-constrained-at 0 --param newton_fast=0 --out "$out/balanced_speed_gpu_newton_fast0.md" --note "bench/gpu_checks.sh"
 step 60 retrieval "${sb[@]}" speed retrieval --device "$device" --sizes "${RETRIEVAL_SIZES:-12101,361000,1000000}" \
     --batch 1024 --users "${USERS:-8192}" --users-large "${USERS:-8192}" --train-batch 2048 --threads 16 \
-    --attention default,auto,math --out "$out" --note "bench/gpu_checks.sh"
+    --attention default,auto,math --repeats 1 --out "$out" --note "bench/gpu_checks.sh"  # 1 run: the step's 60 s fit
 step 100 train-compile "${sb[@]}" speed retrieval --device "$device" --sizes "${COMPILE_SIZES:-12101}" --beams 50 \
-    --batch 1024 --users 1024 --train-batch 2048 --threads 16 --compile reduce-overhead,default --out "$(mktemp -d)"
+    --batch 1024 --users 1024 --train-batch 2048 --threads 16 --compile reduce-overhead,default --repeats 1 --out "$(mktemp -d)"
 step 130 trees-10m "${sb[@]}" speed trees --device "$device" --sizes "${BIG_SIZES:-10000000}" --repeats 1 \
     --compare-constrained-at 0 --out "$out/balanced_speed_gpu_10m.md" --note "bench/gpu_checks.sh"
 step 30 profile python3 -m bench.speed.profile --device "$device" --train-items "${PROFILE_TRAIN:-12101}" \

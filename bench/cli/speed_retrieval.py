@@ -23,6 +23,7 @@ def retrieval(
     batch: int = typer.Option(256, min=1, help="users per beam-search / top-K call"),
     train_batch: int = typer.Option(256, min=1, help="training batch size"),
     train_steps: int = typer.Option(10, min=1, help="timed training steps"),
+    repeats: int = typer.Option(3, min=1, help="timed runs of every measurement after a warm-up (the median is reported)"),
     device: str = typer.Option("cpu", help="cpu, cuda or auto"),
     threads: int = typer.Option(1, min=1, help="torch CPU threads"),
     attention: str = typer.Option("default", help="attention kernels, comma-separated: default (what a run uses: decoding math on CUDA, torch's choice on CPU), auto (torch's choice) and/or math (plain matmuls + softmax); the first is used throughout, the others are timed beside it"),
@@ -41,10 +42,17 @@ def retrieval(
     fits_in_memory(max(size_list) * RetrievalSpeedConfig.d_model * 4, f"--sizes {max(size_list):,} items' d = {RetrievalSpeedConfig.d_model} tables")
     if beam < topk:
         raise ConfigError(f"--beam {beam} is below --topk {topk}: a beam of W returns W items, so the size curve would not be top-{topk}")
+    if min(size_list) < topk:  # the rows would be labelled top-K over padded lists
+        raise ConfigError(f"--sizes {min(size_list):,}: a catalog below --topk {topk} items")
+    beam_list = int_list(beams, "beams", minimum=1)
+    if max(beam_list) > size_list[0]:  # nothing pruned: not a point of the beam curve
+        raise ConfigError(f"--beams {max(beam_list)}: wider than the first size's catalog ({size_list[0]:,} items)")
+    if beam > min(size_list):
+        raise ConfigError(f"--beam {beam}: wider than the catalog of --sizes {min(size_list):,}")
     dev = resolve_device(device)
     cfg = RetrievalSpeedConfig(
-        sizes=size_list, k=k, beam=beam, topk=topk, beams=int_list(beams, "beams", minimum=1), users=users, users_large=users_large,
-        batch=batch, train_batch=train_batch, train_steps=train_steps, device=str(dev), threads=threads, notes=list(note),
+        sizes=size_list, k=k, beam=beam, topk=topk, beams=beam_list, users=users, users_large=users_large,
+        batch=batch, train_batch=train_batch, train_steps=train_steps, repeats=repeats, device=str(dev), threads=threads, notes=list(note),
         attentions=_attentions(attention), compile=_compile_modes(compile),
     )
     measure(lambda on_rows: run_retrieval_speed(cfg, log=typer.echo, on_rows=on_rows),

@@ -46,6 +46,11 @@ def check_retrievers(cfg: EpochSpeedConfig) -> None:
     for label, params in cfg.params.items():
         if own := sorted({"epochs", "patience"} & set(params)):  # the command sets them: the table would misreport
             raise ConfigError(f"--param {label}:{own[0]}: set by the command (--epochs; patience = epochs), not per retriever")
+        # a checkpoint folder resumes a finished run (nothing trained, its old times reported); a progress
+        # bar syncs the device inside the timed epochs
+        if own := sorted({"checkpoint_dir", "progress"} & set(params)):
+            raise ConfigError(f"--param {label}:{own[0]}: not allowed in a timing run (it would "
+                              f"{'resume an earlier run instead of training' if own[0] == 'checkpoint_dir' else 'time a progress bar'})")
     for label in cfg.retrievers:
         name = label.partition("@")[0]
         if "epochs" not in retrievers().get(name).defaults:
@@ -89,18 +94,20 @@ def run_epoch_speed(cfg: EpochSpeedConfig, log=print, on_rows=None) -> dict[str,
         log(f"{label}: training {cfg.epochs} epoch(s)")
         model.fit(split, tracker=rec, **extra)
         epochs = [c["metrics"] for c in rec.curves if "time/epoch_s" in c["metrics"]]
-        sps = float(model.fit_info_["samples_per_second"])
+        sps = float(model.fit_info_["samples_per_second"])  # over all epochs
         epoch_s = [e["time/epoch_s"] for e in epochs]
+        per_epoch = round(sps * sum(epoch_s) / len(epoch_s))
+        steady = epoch_s[1:] or epoch_s  # the first epoch warms up (allocations, kernel choice): left out when others ran
         row = {
             "retriever": label, "params": cfg.params.get(label, {}), "epochs": len(epochs),
-            "samples_per_epoch": round(sps * sum(epoch_s) / len(epoch_s)),
+            "samples_per_epoch": per_epoch, "first_epoch_s": epoch_s[0], "steady_epochs": len(steady),
             "epoch_s": epoch_s, "batches_s": [e["time/batches_s"] for e in epochs], "valid_s": [e["time/valid_s"] for e in epochs],
-            "median_epoch_s": statistics.median(epoch_s), "samples_per_s": sps,
+            "median_epoch_s": statistics.median(steady), "samples_per_s": per_epoch * len(steady) / sum(steady),
         }
         if extra:
             row["tree"] = {"k": cfg.k, "depth": tree.depth}
         rows.append(row)
-        log(f"{label}: epochs {', '.join(f'{s:.1f}' for s in epoch_s)} s; {sps:,.0f} samples/s; "
+        log(f"{label}: epochs {', '.join(f'{s:.1f}' for s in epoch_s)} s; {row['samples_per_s']:,.0f} samples/s; "
             f"making batches {sum(row['batches_s']) / sum(epoch_s):.2%} of the epochs")
     return rows.result()
 
@@ -126,8 +133,9 @@ def write_results(result: dict[str, Any], out: Path, info: dict[str, Any]) -> li
         batches = sum(r["batches_s"]) / sum(r["epoch_s"])
         lines.append(f"| {r['retriever']} | {over} | {r['samples_per_epoch']:,} | {', '.join(f'{s:.1f}' for s in r['epoch_s'])} "
                      f"| {r['median_epoch_s']:.1f} | {r['samples_per_s']:,.0f} | {batches:.2%} |")
-    lines += ["", "samples/s: the retriever's own training samples (next-item pairs for SEATER, windows for the dual "
-              "encoders) over the training seconds of all epochs; making batches: the share of those seconds spent in "
+    lines += ["", "samples/s and median epoch s: the retriever's own training samples (next-item pairs for SEATER, windows "
+              "for the dual encoders) over the training seconds of the epochs after the first (the warm-up; all epochs "
+              "when only one ran); making batches: the share of all epochs' seconds spent in "
               "the batch iterator (`time/batches_s` of the training loop)."]
     out.write_text("\n".join(lines) + "\n")
     return [out, js]

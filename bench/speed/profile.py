@@ -15,7 +15,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench.speed.retrieval import balanced_random_tree
+from bench.speed.retrieval import seater_default, balanced_random_tree
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
 from seater.training import bf16_autocast
@@ -28,6 +28,8 @@ def _table(prof, device: torch.device, rows: int) -> str:
 
 def _profiled(fn, device: torch.device):
     fn()  # warm-up: CUDA context, kernel loading, allocator
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # its kernels must not land in the profile
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         fn()
@@ -45,7 +47,18 @@ def main(argv=None) -> None:
     ap.add_argument("--users", type=int, default=1024)
     ap.add_argument("--rows", type=int, default=25)
     args = ap.parse_args(argv)
-    dev = torch.device(args.device)
+    for name in ("train_items", "train_batch", "beam_items", "users", "rows"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if min(args.train_items, args.beam_items) < 50:
+        ap.error("--train-items and --beam-items must be >= 50 (beam 50, top-50)")
+    from seater.device import resolve_device
+    from seater.errors import ConfigError
+
+    try:
+        dev = resolve_device(args.device)
+    except ConfigError as e:  # "gpu", or cuda without CUDA
+        ap.error(str(e))
 
     tree = balanced_random_tree(args.beam_items, 16, seed=0)
     conf = SEATERConfig(n_items=args.beam_items, n_tokens=tree.n_tokens, depth=tree.depth, d_model=64)
@@ -59,7 +72,8 @@ def main(argv=None) -> None:
     train_tree = balanced_random_tree(args.train_items, 16, seed=0)
     conf = SEATERConfig(n_items=args.train_items, n_tokens=train_tree.n_tokens, depth=train_tree.depth, d_model=64)
     model = SEATER(conf, train_tree).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=seater_default("weight_decay"))
+    clip = seater_default("grad_clip")
     gen = torch.Generator().manual_seed(1)
     th = torch.randint(1, args.train_items + 1, (args.train_batch, 20), generator=gen).to(dev)
     tt = torch.randint(1, args.train_items + 1, (args.train_batch,), generator=gen).to(dev)
@@ -69,6 +83,8 @@ def main(argv=None) -> None:
             loss = model.loss(th, tt)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
 
     prof = _profiled(train_step, dev)

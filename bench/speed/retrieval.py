@@ -14,6 +14,7 @@ Every timing runs the same code as training/inference, after one warm-up call.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,10 +83,11 @@ class RetrievalSpeedConfig:
     topk: int = 50  # items returned per user
     beams: tuple[int, ...] = (10, 20, 50, 100)  # beam widths for the beam curve (at sizes[0])
     users: int = 512  # users timed per size (fewer at large sizes on CPU: see users_large)
-    users_large: int = 256  # users for sizes above 100K
+    users_large: int = 128  # users for sizes above 100K (the CLI's default)
     batch: int = 256  # users per beam-search / top-K call
     train_batch: int = 256  # training batch size
     train_steps: int = 10  # timed training steps
+    repeats: int = 3  # timed runs of every measurement (after one warm-up); rows report the median
     history: int = 20  # history length
     d_model: int = 64
     device: str = "cpu"
@@ -104,16 +106,19 @@ class RetrievalSpeedConfig:
     notes: list[str] = field(default_factory=list)
 
 
-def _time(fn, device: torch.device, repeat: int = 1) -> float:
-    """Seconds per call after one warm-up; waits for the GPU, whose kernels run asynchronously."""
+def _time(fn, device: torch.device, repeats: int = 1) -> dict[str, Any]:
+    """``{"seconds": median, "seconds_min", "seconds_each"}`` of `repeats` timed calls after one
+    warm-up; waits for the GPU, whose kernels run asynchronously."""
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     fn()  # warm-up
     sync()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
+    each = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
         fn()
-    sync()
-    return (time.perf_counter() - t0) / repeat
+        sync()
+        each.append(time.perf_counter() - t0)
+    return {"seconds": statistics.median(each), "seconds_min": min(each), "seconds_each": each}
 
 
 def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> dict[str, Any]:
@@ -133,6 +138,7 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> d
         conf = SEATERConfig(n_items=n, n_tokens=tree.n_tokens, depth=tree.depth, d_model=cfg.d_model)
         model = SEATER(conf, tree).to(dev).eval()
         n_users = cfg.users if n <= 100_000 else cfg.users_large
+        batch = min(cfg.batch, n_users)  # the users per call, as recorded
         hist = torch.randint(1, n + 1, (n_users, cfg.history), generator=gen).to(dev)
         beams = sorted({*cfg.beams, cfg.beam}) if n == cfg.sizes[0] else (cfg.beam,)  # the size curve needs W = beam everywhere
 
@@ -142,27 +148,29 @@ def run_retrieval_speed(cfg: RetrievalSpeedConfig, log=print, on_rows=None) -> d
         runs = [(beam, cfg.attentions[0]) for beam in beams] + [(cfg.beam, a) for a in others]
         for beam, att in runs:
             def decode():
-                for s in range(0, n_users, cfg.batch):
-                    model.recommend(hist[s : s + cfg.batch], beam_size=beam, topk=min(cfg.topk, beam), attention=kernels(att, "decode", dev))
-            sec = _time(decode, dev)
+                for s in range(0, n_users, batch):
+                    model.recommend(hist[s : s + batch], beam_size=beam, topk=min(cfg.topk, beam), attention=kernels(att, "decode", dev))
+            t = _time(decode, dev, cfg.repeats)
+            sec = t["seconds"]
             rows.append({"kind": "beam", "n_items": n, "k": cfg.k, "depth": tree.depth, "beam": beam, "topk": min(cfg.topk, beam),
-                         "attention": att, "users": n_users, "batch": cfg.batch, "seconds": sec, "users_per_s": n_users / sec})
+                         "attention": att, "users": n_users, "batch": batch, **t, "users_per_s": n_users / sec})
             log(f"beam  n={n:>9} W={beam:>3} depth={tree.depth} attention={att}: {n_users / sec:10.1f} users/s")
 
         items = torch.randn(n, cfg.d_model, generator=gen).to(dev)
         queries = torch.randn(n_users, cfg.d_model, generator=gen).to(dev)
 
         def exact():
-            for s in range(0, n_users, cfg.batch):
-                topk_inner_product(queries[s : s + cfg.batch], items, cfg.topk)
-        sec = _time(exact, dev)
-        rows.append({"kind": "exact", "n_items": n, "topk": cfg.topk, "users": n_users, "batch": cfg.batch, "d": cfg.d_model,
-                     "seconds": sec, "users_per_s": n_users / sec})
+            for s in range(0, n_users, batch):
+                topk_inner_product(queries[s : s + batch], items, cfg.topk)
+        t = _time(exact, dev, cfg.repeats)
+        sec = t["seconds"]
+        rows.append({"kind": "exact", "n_items": n, "topk": cfg.topk, "users": n_users, "batch": batch, "d": cfg.d_model,
+                     **t, "users_per_s": n_users / sec})
         log(f"exact n={n:>9}: {n_users / sec:10.1f} users/s   (tree build {build_s:.1f}s)")
 
         if n == cfg.sizes[0] or dev.type == "cuda":  # training is cheap to time on a GPU: every size
             model.train()
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=seater_default("weight_decay"))
             th = torch.randint(1, n + 1, (cfg.train_batch, cfg.history), generator=gen).to(dev)
             tt = torch.randint(1, n + 1, (cfg.train_batch,), generator=gen).to(dev)
 
@@ -205,11 +213,16 @@ def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig
     from seater.model.seater import attention_kernels
     from seater.training import bf16_autocast
 
-    def step():
+    clip = seater_default("grad_clip")
+    params = [p for g in opt.param_groups for p in g["params"]]
+
+    def step():  # the training loop's step: the loss, backward, gradient clipping, AdamW
         with bf16_autocast(dev), attention_kernels(kernels(att, "train", dev)):
             loss = loss_fn(th, tt)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         opt.step()
 
     extra: dict[str, Any] = {}
@@ -224,13 +237,21 @@ def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig
     def train():
         for _ in range(cfg.train_steps):
             step()
-    sec = _time(train, dev)
+    t = _time(train, dev, cfg.repeats)
+    sec = t["seconds"]
     sps = cfg.train_batch * cfg.train_steps / sec
     how = f" torch.compile({compiled})" if compiled else ""
     tail = f"(compile {extra['compile_s']:.1f}s)" if compiled else "(all three losses)"
     log(f"train n={n:>9} batch={cfg.train_batch} attention={att}{how}: {sps:10.1f} samples/s {tail}")
     return {"kind": "train", "n_items": n, "k": cfg.k, "batch": cfg.train_batch, "steps": cfg.train_steps,
-            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, **extra, "seconds": sec, "samples_per_s": sps}
+            "amp": "bf16" if dev.type == "cuda" else "fp32", "attention": att, **extra, **t, "samples_per_s": sps}
+
+
+def seater_default(name: str) -> Any:
+    """A training default of the registered `seater` retriever (what a run's steps use)."""
+    from bench.registry import retrievers
+
+    return retrievers().get("seater").defaults[name]
 
 
 def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], png: bool = True) -> list[Path]:
@@ -243,7 +264,9 @@ def write_results(result: dict[str, Any], out_dir: Path, info: dict[str, Any], p
     js.write_text(json.dumps({"provenance": info, **result}, indent=2))
     cfg = result["config"]
     lines = ["# SEATER beam search vs exact inner-product top-K", "", markdown_header(info, data="synthetic balanced trees over random item permutations, untrained network"), ""]
-    lines += [f"Device {cfg['device']}, {cfg['threads']} torch thread(s); top-{cfg['topk']}, batch {cfg['batch']} users, k = {cfg['k']}, d = {cfg['d_model']}. "
+    lines += [f"Device {cfg['device']}, {cfg['threads']} torch thread(s); top-{cfg['topk']}, batch up to {cfg['batch']} users "
+              f"(each row's `batch` in the JSON), k = {cfg['k']}, d = {cfg['d_model']}; every figure is the median of "
+              f"{cfg.get('repeats', 1)} timed run(s) after a warm-up (all runs in the JSON). "
               "Beam search decodes from item histories (the encoder timed with it); exact top-K scores the item table "
               "against given user vectors (a dual encoder's history encoder is not timed).", ""]
     for note in cfg.get("notes", []):

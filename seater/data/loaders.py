@@ -18,7 +18,8 @@ Formats accepted, exactly:
         otherwise be counted twice), and a repeat is reported with both line numbers.
 ``lightgcn``: a directory with ``train.txt`` and optionally ``test.txt``, lines
     ``user item item ...`` (a bare ``user`` line is allowed, as LightGCN writes them); a
-    user's sequence is their train items then their test items.
+    user's sequence is their train items then their test items (a user with no item in either
+    file is left out, as Yambda users without a positive event are).
 ``yambda``: a Yambda parquet file (``likes.parquet``, ``listens.parquet``,
     ``multi_event.parquet``, ...) or a directory holding ``likes.parquet``; the flat layout
     (one row per event: ``uid``, ``timestamp``, ``item_id``, ...) or the sequential one (one

@@ -15,7 +15,7 @@ _register()
 runner = CliRunner()
 
 BASE = ["speed", "retrieval", "--sizes", "40", "--beams", "4", "--users", "8", "--batch", "8", "--train-batch", "8",
-        "--train-steps", "1", "--beam", "4", "--topk", "4", "--k", "4"]
+        "--train-steps", "1", "--beam", "4", "--topk", "4", "--k", "4", "--repeats", "1"]
 
 
 def _flat(text: str) -> str:
@@ -120,6 +120,10 @@ def test_a_run_that_dies_mid_way_keeps_the_rows_it_measured(tmp_path, monkeypatc
     (["--sizes", "40,40"], "--sizes lists a value twice"),
     (["--sizes", "1e13"], "more than this machine's"),
     (["--out", "r.md"], "a folder (speed_retrieval.md, .json and .png are written in it)"),
+    # rows labelled top-K over padded lists, beam points where nothing is pruned (audit)
+    (["--sizes", "3,40"], "--sizes 3: a catalog below --topk 4 items"),
+    (["--beams", "4,41"], "--beams 41: wider than the first size's catalog (40 items)"),
+    (["--sizes", "40,6", "--topk", "4", "--beam", "8", "--beams", "4"], "--beam 8: wider than the catalog of --sizes 6"),
 ])
 def test_options_that_would_mislead_the_tables_are_refused(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from bench.speed.retrieval import RetrievalSpeedConfig, balanced_codes, balanced_random_tree, run_retrieval_speed, write_results
 
@@ -35,6 +36,22 @@ def test_tiny_speed_run_writes_markdown_and_json(tmp_path):
     assert {p.suffix for p in paths} == {".md", ".json"}
     assert json.loads((tmp_path / "speed_retrieval.json").read_text())["rows"] == result["rows"]
     assert "| 120 |" in (tmp_path / "speed_retrieval.md").read_text()
+
+
+def test_speed_rows_record_their_real_batch_and_every_timed_run(monkeypatch):
+    """A batch above the users timed was recorded as given (the curve mixed batch sizes unlabelled);
+    every figure was one timed run; the training step left out the loop's gradient clipping."""
+    clipped = []
+    real_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, c: clipped.append(c) or real_clip(params, c))
+    cfg = RetrievalSpeedConfig(sizes=(60,), k=4, beam=5, topk=5, beams=(5,), users=4, batch=8, train_batch=4, train_steps=2,
+                               d_model=16, repeats=3)
+    rows = run_retrieval_speed(cfg, log=lambda *_: None)["rows"]
+    for r in rows:
+        assert len(r["seconds_each"]) == 3 and r["seconds"] == sorted(r["seconds_each"])[1] and r["seconds_min"] == min(r["seconds_each"])
+    assert all(r["batch"] == 4 for r in rows if r["kind"] in ("beam", "exact"))
+    assert clipped and set(clipped) == {5.0}  # seater's grad_clip, every step (warm-up and 3 runs of 2 steps)
+    assert len(clipped) == 4 * 2
 
 
 def test_speed_run_times_a_second_attention_beside_the_first(tmp_path):
