@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.speed import ReportedRows
 from seater.errors import ConfigError
+from seater.trees.checks import MAX_K, check_int
 
 
 @dataclass
@@ -42,6 +43,7 @@ def check_retrievers(cfg: EpochSpeedConfig) -> None:
 
     if cfg.epochs < 1:
         raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
+    check_int("k", cfg.k, 2, MAX_K)  # before the dataset loads, not after
     retrievers().check_variants(list(cfg.retrievers), cfg.params, "retrievers")
     for label, params in cfg.params.items():
         if own := sorted({"epochs", "patience"} & set(params)):  # the command sets them: the table would misreport

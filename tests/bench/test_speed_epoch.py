@@ -63,6 +63,7 @@ def test_epochs_of_each_retriever_are_timed_and_written(dataset, tmp_path):
     # a checkpoint folder resumed a finished run and reported its old times (audit)
     (["--retrievers", "sasrec", "--param", "sasrec:checkpoint_dir=ck"], ConfigError, "resume an earlier run instead of training"),
     (["--retrievers", "sasrec", "--param", "sasrec:progress=true"], ConfigError, "time a progress bar"),
+    (["--retrievers", "seater", "--k", "100000"], ConfigError, "k must be at most 65,536"),
 ])
 def test_bad_options_fail_before_any_training(dataset, tmp_path, args, error, message):
     res = runner.invoke(app, ["speed", "epoch", "--data", str(dataset[0]), *args, "--out", str(tmp_path / "ep.md")])
