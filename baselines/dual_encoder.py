@@ -285,6 +285,8 @@ class DualEncoder(EmbeddingModel):
         self.device_ = dev
         data = {k: torch.from_numpy(v).to(dev) for k, v in self.training_tensors(split).items()}
         n_rows = len(next(iter(data.values())))
+        if n_rows == 0:  # e.g. leave-one-out of 3-item users: 1-item training sequences, nothing to predict
+            raise DataError(f"{split.dataset}: no training window for {self.name} (its training sequences are too short)")
         counts = np.bincount(np.concatenate(split.train_sequences), minlength=split.n_items + 1).astype(np.float64)
         counts[0] = 0
         self.log_q_ = None

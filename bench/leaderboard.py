@@ -283,11 +283,9 @@ def protocol_card(rows: list[dict[str, Any]]) -> str:
     protocols = sorted({r["cell"]["dataset"]["protocol"] for r in rows})
     hist = sorted({r["cell"]["dataset"]["max_history"] for r in rows})
     seeds = sorted({r["cell"]["seed"] for r in rows})
-    filtering = sorted({ret["name"] for r in rows if (ret := r["cell"].get("retriever")) and ret.get("params", {}).get("exclude_history")})
     lines += [
         f"- split: {', '.join(protocols)}; history: last {', '.join(map(str, hist))} items, left-padded",
-        f"- seen-item filtering: on for {', '.join(filtering)} (exclude_history), off for the rest" if filtering else
-        "- seen-item filtering: off (items already in the history may be recommended and count when they are in the truth set)",
+        f"- seen-item filtering: {seen_item_filtering(rows)}",
         f"- Ks: {', '.join(map(str, c0['ks']))}; full ranking over all items (no sampled negatives); NDCG with ideal DCG over min(|truth|, K) positives",
         f"- seeds: {', '.join(map(str, seeds))} (mean ± std over seeds; 95% CI = Student t over seeds)",
         "",
@@ -295,12 +293,21 @@ def protocol_card(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def seen_item_filtering(rows: list[dict[str, Any]]) -> str:
+    """Whether recommendations skip history items: per cell, its retriever's ``exclude_history``."""
+    on = [r for r in rows if (ret := r["cell"].get("retriever")) and ret.get("params", {}).get("exclude_history")]
+    if not on:
+        return "off (items already in the history may be recommended and count when they are in the truth set)"
+    names = sorted({r["cell"]["retriever"]["name"] for r in on})
+    return f"on in {len(on)} of {len(rows)} cells ({', '.join(names)} with exclude_history), off in the others"
+
+
 def _span(values: set) -> str:
     """One value as is, several as their range (numbers) or list."""
     if len(values) == 1:
         return str(next(iter(values)))
     try:
-        return f"{min(values)}..{max(values)} (varies by seed)"
+        return f"{min(values)}..{max(values)} (varies across cells)"
     except TypeError:
         return " / ".join(sorted(map(str, values)))
 
@@ -476,7 +483,7 @@ def write_leaderboard(runfile: str | Path | list[str | Path], results_dir: str |
         for line in markdown_header(info, data=data_desc).splitlines():
             fh.write(f"# {line.lstrip('- ')}\n")
         fh.write(f"# protocol: {', '.join(sorted({r['cell']['dataset']['protocol'] for r in latest}))}; "
-                 f"history {sorted({r['cell']['dataset']['max_history'] for r in latest})}; seen-item filtering off; "
+                 f"history {sorted({r['cell']['dataset']['max_history'] for r in latest})}; seen-item filtering {seen_item_filtering(latest)}; "
                  f"Ks {ks}; full ranking\n")
         fields: list[str] = []
         for r in csv_rows:

@@ -76,8 +76,14 @@ def provenance(command: str | None = None) -> dict[str, Any]:
         pass
     if os.environ.get("OMP_WAIT_POLICY"):  # set by the user or by the CLI on a busy machine: it changes timings
         info["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
+    if os.environ.get(PATCH_ENV):  # a diagnostic patch loaded at start-up: its rows are not the code's own
+        info["patch"] = os.environ[PATCH_ENV]
     info["libraries"] = library_versions()
     return info
+
+
+# set by a start-up patch (e.g. results/baselines/scripts/torch_dropout/sitecustomize.py) to its name
+PATCH_ENV = "SEATER_BENCH_PATCH"
 
 
 # the libraries whose versions move the numbers: the tree builders' (faiss, k-means-constrained and its
@@ -110,6 +116,8 @@ def markdown_header(info: dict[str, Any], data: str | None = None) -> str:
         lines.append(f"- other work on the machine: {load_text(info['machine_load'])}")
     if info.get("omp_wait_policy"):
         lines.append(f"- OMP_WAIT_POLICY={info['omp_wait_policy']}")
+    if info.get("patch"):
+        lines.append(f"- **patched**: {info['patch']} (a start-up patch changed the code this ran)")
     if info.get("incomplete"):
         lines.append("- **incomplete**: written while the run went on; it stopped, or is still going, after the rows below")
     return "\n".join(lines) + "\n"

@@ -550,7 +550,8 @@ def make_row(cell: Cell, status: str, started: float, ended: float, provenance: 
         "lineage": result.get("lineage", {}),
         "artifacts": result.get("artifacts", {}),
         "data": result.get("data", {}),
-        "provenance": {k: provenance.get(k) for k in ("commit", "hardware", "command", "python", "torch")},
+        "provenance": {k: provenance.get(k) for k in ("commit", "hardware", "command", "python", "torch")}
+                      | ({"patch": provenance["patch"]} if provenance.get("patch") else {}),
     }
 
 

@@ -50,8 +50,10 @@ def main(argv=None) -> None:
     for name in ("train_items", "train_batch", "beam_items", "users", "rows"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if min(args.train_items, args.beam_items) < 50:
-        ap.error("--train-items and --beam-items must be >= 50 (beam 50, top-50)")
+    if args.beam_items < 50:
+        ap.error(f"--beam-items must be >= 50 (beam 50, top-50), got {args.beam_items}")
+    if args.train_items < 2:
+        ap.error(f"--train-items must be >= 2, got {args.train_items}")
     from seater.device import resolve_device
     from seater.errors import ConfigError
 

@@ -54,8 +54,10 @@ from seater.errors import ConfigError, DataError
 FORMATS = ("s3rec", "comirec", "lightgcn", "yambda")
 YAMBDA_MIN_PLAYED = 50  # percent of a track played for a listen to count as an interaction
 _INTS = re.compile(r"-?[0-9]+(?:[ \t]+-?[0-9]+)*")
-_INT = re.compile(r"-?[0-9]+")
-_LOG = re.compile(r"[0-9]+,[0-9]+(?:,[0-9]+)?")  # the usual ComiRec log line (others are checked one by one)  # ASCII digits only: int() would also take Arabic-Indic and other digits
+_INT = re.compile(r"-?[0-9]+")  # ASCII digits only: int() would also take Arabic-Indic and other digits
+# the usual ComiRec log line; at most 18 digits a field, so no id it passes overflows int64 (other lines
+# are checked one by one, in file order)
+_LOG = re.compile(r"[0-9]{1,18},[0-9]{1,18}(?:,[0-9]{1,18})?")
 MAX_ID = 2**63 - 1  # ids and timestamps are stored as int64
 
 
@@ -248,7 +250,8 @@ def _s3rec_files(path: Path) -> list[Path]:
 
 # --------------------------------------------------------------------------- comirec / seater
 def _split_items(field: str, path: Path, lineno: int, what: str) -> list[int]:
-    if ",," in field.replace(" ", "").replace("\t", ""):  # an item lost between two commas
+    # an item lost between two commas; a leading or trailing comma is tolerated (a writer's join artefact)
+    if ",," in field.replace(" ", "").replace("\t", ""):
         raise DataError(f"{path}:{lineno}: empty entry between commas in {what}: {field.strip()!r}")
     return _int_tokens(field.replace(",", " "), path, lineno, what)
 
@@ -270,7 +273,7 @@ def _read_comirec_file(path: Path, users: list[int], seqs: list[list[int]], wher
             if not items:
                 raise DataError(f"{path}:{lineno}: user {user[0]} has no items")
             if user[0] in where:
-                hint = ("; a tab-separated user / item / timestamp log is not read as one: ComiRec logs are comma-separated"
+                hint = ("; if this is a tab-separated user / item / timestamp log: ComiRec logs are comma-separated"
                         if all(_INT.fullmatch(f.strip()) for f in parts) else "")
                 raise DataError(f"{path}:{lineno}: user {user[0]} already has a row ({where[user[0]]}); one row per user is accepted{hint}")
             where[user[0]] = f"{path.name}:{lineno}"
@@ -293,30 +296,27 @@ def _log_fields(text: str, path: Path, lineno: int) -> list[int]:
 
 def _read_comirec_log(path: Path, lines: list[str], users: list[int], seqs: list[list[int]], where: dict[int, str]) -> None:
     """ComiRec interaction log ``user,item[,timestamp]``, parsed in bulk: one regex check per line and
-    one integer conversion for the file (a line that fails the check is re-parsed alone to name the
-    problem). Users come out in increasing id order, each one's items by timestamp (stable)."""
+    one integer conversion for the file (a line that fails the check is re-parsed alone, so the first
+    bad line in the file is the one named). Users come out in increasing id order, each one's items by
+    timestamp (stable)."""
     rows, linenos = [], []
+    commas = None  # the first line decides: every line has a timestamp, or none has
     for lineno, line in enumerate(lines, start=1):
         text = line.strip()
         if not text:
             continue
         if not _LOG.fullmatch(text):
-            _log_fields(text, path, lineno)  # raises, or accepts an unusual spacing
+            _log_fields(text, path, lineno)  # raises, or accepts an unusual spacing or a long id
+        if commas is None:
+            commas = text.count(",")
+        elif text.count(",") != commas:
+            timed = commas == 2
+            raise DataError(f"{path}:{lineno}: {'no timestamp' if timed else 'a timestamp'} on this line, while the "
+                            f"first line {'has one' if timed else 'has none'}; give every line a timestamp or none")
         rows.append(text)
         linenos.append(lineno)
-    n_fields = np.fromiter((t.count(",") + 1 for t in rows), dtype=np.int64, count=len(rows))
-    other = np.flatnonzero(n_fields != n_fields[0])  # the first line decides: every line has a timestamp, or none has
-    if other.size:
-        timed = n_fields[0] == 3
-        raise DataError(f"{path}:{linenos[other[0]]}: {'no timestamp' if timed else 'a timestamp'} on this line, while the "
-                        f"first line {'has one' if timed else 'has none'}; give every line a timestamp or none")
-    tokens = " ".join(rows).replace(",", " ").split()
-    try:
-        values = np.fromiter(map(int, tokens), dtype=np.int64, count=len(tokens)).reshape(len(rows), -1)
-    except OverflowError:  # an id outside int64: re-parse line by line to name it
-        for lineno, text in zip(linenos, rows):
-            _log_fields(text, path, lineno)
-        raise
+    tokens = " ".join(rows).replace(",", " ").split()  # every field one integer in 0..2^63-1 (checked above)
+    values = np.fromiter(map(int, tokens), dtype=np.int64, count=len(tokens)).reshape(len(rows), -1)
     u = values[:, 0]
     order = np.lexsort((values[:, 2], u) if values.shape[1] == 3 else (u,))  # by user, then time; stable on ties
     su, si = u[order], values[order, 1]

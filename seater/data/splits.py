@@ -192,13 +192,11 @@ def make_split(inter: Interactions, protocol: str, seed: int = 0, max_history: i
         raise ConfigError(f"unknown protocol {protocol!r}; known: {', '.join(sorted(PROTOCOLS))}") from None
     split = fn(inter, seed, max_history)
     split.seed = int(seed)  # recorded even for leave_one_out, which uses no randomness
-    no_train = len(split.train) == 0  # no (history -> next item) pair: every training sequence has < 2 items
+    no_train = not any(len(s) for s in split.train_sequences)
     if no_train or len(split.test.users) == 0:
-        # a training pair needs 2 items in the training part: 4 per user under leave_one_out (the
-        # last two are valid / test), 2 under user_split
-        need = (4 if no_train else 3) if protocol == "leave_one_out" else 2
+        need = 3 if protocol == "leave_one_out" else 2
         short = sum(len(s) < need for s in inter.sequences)
-        what = "no training samples" if no_train else "no test users"
+        what = "no training interactions" if no_train else "no test users"
         raise DataError(
             f"{inter.name or 'dataset'}: the {protocol} split has {what}: {protocol} needs users with at least "
             f"{need} items and enough of them ({len(inter.sequences)} users, {short} with fewer than {need} items)"

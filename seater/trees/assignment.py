@@ -615,7 +615,7 @@ SLOTS_MAX_ITEMS = 256
 def balanced_assignment(cost, init=None, newton_steps: int = 30, method: str = "auto") -> np.ndarray:
     """Optimal labels ``(n,)`` for cost ``(n, k)`` with every cluster size floor(n/k) or floor(n/k)+1.
 
-    ``cost`` may be numpy or torch (CPU or CUDA); numpy input is solved in float64. ``init``:
+    ``cost`` may be numpy or torch (CPU or CUDA); every input is solved in float64. ``init``:
     any starting labels (e.g. a greedy assignment); the repair turns them into the optimum, one
     negative cycle per round, so labels far from optimal take many rounds: solving from prices
     (no init) reaches the same optimum faster (20K items, k = 16, greedy's labels: 0.35 s
@@ -638,7 +638,7 @@ def balanced_assignment(cost, init=None, newton_steps: int = 30, method: str = "
             raise DataError(f"init labels must lie in [0, {k})")
         init_t = torch.as_tensor(init_np, dtype=torch.long, device=t.device)[None]
     if n <= k or method == "slots" or (method == "auto" and init is None and n <= SLOTS_MAX_ITEMS):
-        return slot_assignment(t.cpu().to(torch.float64).numpy())
+        return slot_assignment(t.cpu().numpy())
     lab, _, _ = balanced_assignment_batched(t[None], init=init_t, newton_steps=newton_steps)
     return lab[0].cpu().numpy()
 
@@ -674,16 +674,18 @@ def sizes_ok(labels: np.ndarray, k: int) -> bool:
     return bool(np.isin(sizes, (n // k, n // k + 1)).all())
 
 
-def is_optimal(cost, labels, tol: float = 1e-9) -> bool:
+def is_optimal(cost, labels, tol: float | None = None) -> bool:
     """Certificate: sizes feasible and no negative cycle in the contracted residual graph.
 
     Independent of the solver above: plain numpy, float64, Floyd-Warshall on k+1 nodes. Each move's
-    cost is raised by `tol` times the size of the two entries it subtracts (what their rounding can
-    reach), so a cycle still negative is a real gain and one within rounding of 0 is not: a tolerance
-    on the largest |cost| passed a labelling 2.0 worse beside entries of 1e10. The search stops at
-    the first negative cycle; past one, Floyd-Warshall's sums compound (tiny rounding cycles grew to
-    -1e9 and failed optimal labels).
+    cost is raised by `tol` times the size of the two entries it subtracts, the most their rounding can
+    move it, so a cycle still negative is a real gain and one within rounding of 0 is not. Default
+    `tol`: 1e-12 for float64 costs (~4,500 ulps), 2(k+1) float32 ulps for float32 ones (the solver's own
+    per-move allowance: a float32 cost resolves no finer). A tolerance on the largest |cost| passed a
+    labelling 2.0 worse beside entries of 1e10. The search stops at the first negative cycle; past
+    one, Floyd-Warshall's sums compound (rounding-level cycles grew to -1e9 and failed exact optima).
     """
+    single = getattr(cost, "dtype", None) in (torch.float32, np.float32)
     c = _as_cost(cost).cpu().numpy()
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     n, k = c.shape
@@ -694,6 +696,8 @@ def is_optimal(cost, labels, tol: float = 1e-9) -> bool:
         return False
     q = n // k
     sizes = np.bincount(labels, minlength=k)
+    if tol is None:
+        tol = 2 * (k + 1) * float(np.finfo(np.float32).eps) if single else 1e-12
     own = c[np.arange(n), labels][:, None]
     move = c - own + tol * (np.abs(c) + np.abs(own))  # item i from its cluster to each other one
     g = np.full((k + 1, k + 1), np.inf)

@@ -193,3 +193,21 @@ def test_values_of_the_wrong_kind_and_right_padded_histories_are_named():
     assert model.user_embeddings(np.zeros((0, 4), np.int64)).shape == (0, 16)
     with pytest.raises(DataError, match="no training sequences"):
         MostPopular().fit(replace(split, train_sequences=[]))
+
+
+def test_three_item_users_under_leave_one_out_are_one_clear_error_for_pair_models():
+    """Their training sequences hold one item: SASRec / GRU4Rec have no window to predict (SASRec failed
+    inside torch.cat), while BERT4Rec's Cloze windows and most-popular counts still train (audit)."""
+    from seater.data import Interactions
+    from seater.data.splits import make_split
+    from seater.errors import DataError
+
+    seqs = [np.array([1, 2, 3]), np.array([2, 3, 1]), np.array([3, 1, 2])]
+    inter = Interactions(sequences=seqs, n_items=3, user_ids=np.arange(3), item_ids=np.arange(-1, 3), name="tiny")
+    split = make_split(inter, "leave_one_out")
+    assert len(split.train) == 0
+    for model in (SASRec(device="cpu", dim=8, n_heads=1, max_len=4, epochs=1), GRU4Rec(device="cpu", dim=8, max_len=4, epochs=1)):
+        with pytest.raises(DataError, match=f"tiny: no training window for {model.name}"):
+            model.fit(split)
+    BERT4Rec(device="cpu", dim=8, n_heads=1, max_len=4, epochs=1).fit(split)
+    MostPopular().fit(split)

@@ -442,10 +442,14 @@ def test_protocol_card_counts_from_finished_rows_ranges_and_filtering(tmp_path):
     failed.update(status="FAILED", data={})
     r0, r1 = _row(tmp_path, "b", 0, np.ones(3), n_items=90), _row(tmp_path, "b", 1, np.ones(3), n_items=95)
     card = protocol_card([failed, r0, r1])
-    assert "- **d**: synthetic {}; n_items 90..95 (varies by seed)" in card
+    assert "- **d**: synthetic {}; n_items 90..95 (varies across cells)" in card
     assert "seen-item filtering: off" in card
     r1["cell"]["retriever"]["params"] = {"exclude_history": True}
     card = protocol_card([r0, r1])
-    assert "seen-item filtering: on for b (exclude_history), off for the rest" in card
+    assert "seen-item filtering: on in 1 of 2 cells (b with exclude_history), off in the others" in card
     assert "- **d**: synthetic {}; n_items 90..95" in card
     assert "no finished cell" in protocol_card([failed])
+    runfile = tmp_path / "results.jsonl"  # the CSV's protocol line says the same (it said "off" whatever the cells did)
+    runfile.write_text("".join(json.dumps(r) + "\n" for r in (r0, r1)))
+    csv_text = write_leaderboard(runfile, results_dir=tmp_path / "res").csv_path.read_text()
+    assert "seen-item filtering on in 1 of 2 cells (b with exclude_history)" in csv_text

@@ -91,3 +91,15 @@ def test_the_builders_library_versions_are_recorded():
     info = prov.provenance("x")
     assert info["libraries"]["numpy"] == version("numpy") and info["libraries"]["k-means-constrained"] == version("k-means-constrained")
     assert f"- libraries: numpy {version('numpy')}, " in prov.markdown_header(info)
+
+
+def test_a_start_up_patch_marks_the_provenance(monkeypatch):
+    """Rows of a patched run (results/baselines/scripts/torch_dropout) share cell ids with the code's own:
+    the patch's name in the provenance is what tells them apart."""
+    from bench.provenance import PATCH_ENV, markdown_header, provenance
+
+    monkeypatch.delenv(PATCH_ENV, raising=False)
+    assert "patch" not in provenance("x")
+    monkeypatch.setenv(PATCH_ENV, "torch_dropout")
+    info = provenance("x")
+    assert info["patch"] == "torch_dropout" and "- **patched**: torch_dropout" in markdown_header(info)

@@ -236,6 +236,8 @@ def test_certificate_is_neither_fooled_by_scale_nor_by_rounding_cycles():
     1e10 passed) and let Floyd-Warshall compound rounding-level cycles (an exact optimum failed)."""
     cost = np.array([[0.0, 1.0], [1.0, 0.0], [1e10, 1e10], [1e10, 1e10]])
     assert is_optimal(cost, [0, 1, 0, 1]) and not is_optimal(cost, [1, 0, 0, 1])
+    near = np.array([[1e9, 1e9 + 1.5], [1e9 + 1.5, 1e9]])  # every entry large: 3.0 worse must still fail
+    assert is_optimal(near, [0, 1]) and not is_optimal(near, [1, 0])
     rng = np.random.default_rng(57)
     x = np.round(rng.normal(size=(200, 2)))  # many exact ties
     cost = sq_costs(x, rng.normal(size=(64, 2)))

@@ -6,9 +6,12 @@ of `cpu_dropout`'s 16-bit slices. Same keep probability, another random stream: 
 `beauty_bert4rec_dropout_rng` suite uses it to tell a code change from seed noise.
 """
 
+import os
+
 import torch.nn.functional as F
 
 import seater.dropout
 
 seater.dropout.Dropout.forward = lambda self, x: F.dropout(x, self.p, self.training, self.inplace)
+os.environ["SEATER_BENCH_PATCH"] = "torch_dropout"  # recorded in every row's and file's provenance (bench.provenance)
 print("[sitecustomize] seater.dropout.Dropout uses torch's F.dropout", flush=True)
