@@ -15,7 +15,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench.speed.retrieval import seater_default, balanced_random_tree
+from bench.speed.retrieval import balanced_random_tree, seater_default
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
 from seater.training import bf16_autocast
