@@ -236,6 +236,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params, grad_clip: float | None) -> None:
+    """One update from `loss`: clear the gradients, backward, clip their norm to `grad_clip` (None: no
+    clipping), step. The training loop's update, and what the speed benchmarks time as a step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
 def _timed(batches: Iterable[Any], waited: list[float]) -> Iterator[Any]:
     """`batches`, adding the seconds spent making each batch to ``waited[0]``: how much of an
     epoch the host spends on data rather than on steps (on CUDA, steps queue asynchronously, so
@@ -333,11 +343,7 @@ def train_loop(
             with autocast():
                 out = step_loss(batch)
             loss = out["loss"] if isinstance(out, dict) else out
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            backward_step(loss, optimizer, model.parameters(), cfg.grad_clip)
             if ema is not None:
                 ema.update_parameters(model)
             loss_sum += loss.detach().float()

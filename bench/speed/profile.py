@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 from bench.speed.retrieval import balanced_random_tree, seater_default
 from seater.model.config import SEATERConfig
 from seater.model.seater import SEATER
-from seater.training import bf16_autocast
+from seater.training import backward_step, bf16_autocast
 
 
 def _table(prof, device: torch.device, rows: int) -> str:
@@ -83,11 +83,7 @@ def main(argv=None) -> None:
     def train_step():
         with bf16_autocast(dev):
             loss = model.loss(th, tt)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        backward_step(loss, opt, model.parameters(), clip)
 
     prof = _profiled(train_step, dev)
     print(f"### training step, {args.train_items:,} items, batch {args.train_batch}, all three losses, {dev}")

@@ -211,19 +211,15 @@ def _train_row(loss_fn, opt, th, tt, n: int, att: str, cfg: RetrievalSpeedConfig
     steps. `compiled`: the torch.compile mode of `loss_fn`; its first two steps (the compile, then
     "reduce-overhead"'s CUDA-graph recording) are timed apart, as ``compile_s``."""
     from seater.model.seater import attention_kernels
-    from seater.training import bf16_autocast
+    from seater.training import backward_step, bf16_autocast
 
     clip = seater_default("grad_clip")
     params = [p for g in opt.param_groups for p in g["params"]]
 
-    def step():  # the training loop's step: the loss, backward, gradient clipping, AdamW
+    def step():  # the training loop's step: the loss, then its update (backward, gradient clipping, AdamW)
         with bf16_autocast(dev), attention_kernels(kernels(att, "train", dev)):
             loss = loss_fn(th, tt)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
+        backward_step(loss, opt, params, clip)
 
     extra: dict[str, Any] = {}
     if compiled:
